@@ -1,0 +1,1 @@
+"""Benchmarks (never timed assertions in tests). `make bench` runs them all."""

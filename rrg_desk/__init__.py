@@ -1,0 +1,3 @@
+"""RRG Desk: chest X-ray reporting workstation."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+import sys
+
+from rrg_desk.cli import main
+
+sys.exit(main())

@@ -1,0 +1,55 @@
+"""Typed refusals of the readers, each with a sentence a radiologist understands."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class ImageReadError(Exception):
+    """Base class: the file cannot be shown. `user_message` is for the UI and the CLI."""
+
+    reason = "The file cannot be opened as a chest X-ray."
+
+    def __init__(self, path: str | Path | None = None, detail: str = "") -> None:
+        self.path = Path(path) if path is not None else None
+        self.detail = detail
+        super().__init__(self.user_message)
+
+    @property
+    def user_message(self) -> str:
+        name = self.path.name if self.path is not None else "The file"
+        msg = f"{name}: {self.reason}"
+        if self.detail:
+            msg += f" ({self.detail})"
+        return msg
+
+
+class NotAnImageError(ImageReadError):
+    reason = "this is not a DICOM, PNG or JPEG image."
+
+
+class EmptyImageError(ImageReadError):
+    reason = "the image has no pixels (zero width or height)."
+
+
+class MissingPixelDataError(ImageReadError):
+    reason = "the DICOM file holds no image (no Pixel Data); it may be a report or a structured document."
+
+
+class CorruptPixelDataError(ImageReadError):
+    reason = "the image data is damaged or incomplete (the file may be truncated)."
+
+
+class MultiFrameError(ImageReadError):
+    reason = "multi-frame images (cine, tomosynthesis) are not supported; open a single-frame radiograph."
+
+
+class ColorImageError(ImageReadError):
+    reason = "colour images are not supported; chest radiographs must be greyscale."
+
+
+class UnsupportedTransferSyntaxError(ImageReadError):
+    reason = "the image is compressed in a format this workstation cannot decode."
+
+
+class UnsupportedImageError(ImageReadError):
+    reason = "this kind of image is not supported."

@@ -1,0 +1,1 @@
+"""RRG Desk reports layer."""
