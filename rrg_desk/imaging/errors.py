@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# Images above this many pixels are refused before decoding, to keep memory bounded
+# (a 43 x 43 cm detector at 0.1 mm is ~18 megapixels).
+MAX_PIXELS = 100_000_000
+
 
 class ImageReadError(Exception):
     """Base class: the file cannot be shown. `user_message` is for the UI and the CLI."""
@@ -53,3 +57,20 @@ class UnsupportedTransferSyntaxError(ImageReadError):
 
 class UnsupportedImageError(ImageReadError):
     reason = "this kind of image is not supported."
+
+
+class DecoderFailedError(UnsupportedTransferSyntaxError, CorruptPixelDataError):
+    """A compressed image whose decoder failed: damaged data or an unreadable codec variant.
+
+    Deriving from both lets callers treat it as either kind of refusal.
+    """
+
+    reason = "the compressed image data could not be decoded (damaged, or a codec variant this workstation cannot read)."
+
+
+class ImageTooLargeError(UnsupportedImageError):
+    reason = "the image is implausibly large for a radiograph and was not loaded (memory safety)."
+
+
+class UnreadableFileError(ImageReadError):
+    reason = "the file does not exist or cannot be read (check the path and permissions)."

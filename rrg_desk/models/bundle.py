@@ -1,0 +1,402 @@
+"""The model bundle: a folder with card.json, one <component>.safetensors per model, tokenizer.json.
+
+The card alone rebuilds the models (their configs), names the vocabularies they were trained
+on, carries the preprocessing constants, thresholds and generation settings, and the sha256
+of every file. Loading verifies every hash before reading weights, never unpickles
+(safetensors only) and refuses anything inconsistent with a `BundleError` whose
+`user_message` can be shown as is.
+
+Image tokens for the generator come from the component named in card["generation"]
+["image_tokens_from"] ("detector": RegionDetections.image_tokens; "classifier": CLIP patch
+tokens); the loader checks the generator's input sizes against that source.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_model, save_model
+from torch import nn
+
+from rrg_desk.models.regions import REGION_NAMES
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+CARD_FILE = "card.json"
+TOKENIZER_FILE = "tokenizer.json"
+COMPONENTS: tuple[str, ...] = ("detector", "classifier", "generator")
+# component -> (module, config class, model class); imported lazily so that reading a card
+# never pulls in open_clip / transformers.
+_REGISTRY: dict[str, tuple[str, str, str]] = {
+    "detector": ("rrg_desk.models.detector", "DetectorConfig", "RegionDetector"),
+    "classifier": ("rrg_desk.models.clip_classifier", "ClipClassifierConfig", "ClipClassifier"),
+    "generator": ("rrg_desk.models.generator", "GeneratorConfig", "RegionSentenceGenerator"),
+}
+_RESERVED_CARD_KEYS = {"format_version", "created", "components", "region_names", "finding_names", "tokenizer"}
+
+
+class BundleError(Exception):
+    """A bundle cannot be used. `user_message` is written for the person at the workstation."""
+
+    def __init__(self, user_message: str, detail: str = ""):
+        super().__init__(f"{user_message} ({detail})" if detail else user_message)
+        self.user_message = user_message
+        self.detail = detail
+
+
+class BundleNotFoundError(BundleError):
+    """No folder or no card.json."""
+
+
+class BundleFileMissingError(BundleError):
+    """A file the card lists is absent."""
+
+
+class BundleCorruptError(BundleError):
+    """card.json is not valid JSON / lacks fields, or a file cannot be parsed."""
+
+
+class BundleHashMismatchError(BundleError):
+    """A file's sha256 differs from the card's."""
+
+
+class BundleVersionError(BundleError):
+    """Unknown card format_version."""
+
+
+class BundleIncompatibleError(BundleError):
+    """Weights, configs, vocabularies or sizes do not fit this version of RRG Desk or each other."""
+
+
+@dataclass
+class ModelBundle:
+    card: dict
+    detector: nn.Module
+    classifier: nn.Module
+    generator: nn.Module
+    tokenizer: Any  # rrg_desk.models.tokenizer.ReportTokenizer
+    device: torch.device
+    folder: Path
+
+    @property
+    def bundle_id(self) -> str:
+        return self.card["bundle_id"]
+
+    @property
+    def preprocessing(self) -> dict:
+        return self.card["preprocessing"]
+
+    @property
+    def region_names(self) -> list[str]:
+        return self.card["region_names"]
+
+    @property
+    def finding_names(self) -> list[str]:
+        return self.card["finding_names"]
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return self.card["thresholds"]
+
+    @property
+    def generation(self) -> dict:
+        return self.card["generation"]
+
+
+def component_classes(component: str) -> tuple[type, type]:
+    """(ConfigClass, ModelClass) registered for "detector" / "classifier" / "generator"."""
+    module_name, config_name, model_name = _REGISTRY[component]
+    module = importlib.import_module(module_name)
+    return getattr(module, config_name), getattr(module, model_name)
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --- saving -----------------------------------------------------------------------------------
+def save_bundle(folder: str | Path, *, detector: nn.Module, classifier: nn.Module, generator: nn.Module,
+                tokenizer: Any, card_extra: dict | None = None) -> Path:
+    """Write the bundle atomically (temp folder, then rename) and return its path.
+
+    card_extra must hold "preprocessing" {"image_size", "mean", "std"}; it may hold bundle_id,
+    thresholds (default 0.5 per finding), generation (default max_len/beam_size/
+    image_tokens_from="detector"), training, metrics and other free-form keys.
+    """
+    folder = Path(folder)
+    extra = dict(card_extra or {})
+    reserved = _RESERVED_CARD_KEYS & set(extra)
+    if reserved:
+        raise ValueError(f"card_extra may not set {sorted(reserved)}")
+    preprocessing = extra.pop("preprocessing", None)
+    if not isinstance(preprocessing, dict) or not {"image_size", "mean", "std"} <= set(preprocessing):
+        raise ValueError("card_extra['preprocessing'] with image_size, mean and std is required")
+    finding_names = list(classifier.config.finding_names)
+    thresholds = {name: 0.5 for name in finding_names} | dict(extra.pop("thresholds", {}))
+    unknown = set(thresholds) - set(finding_names)
+    if unknown:
+        raise ValueError(f"thresholds for unknown findings: {sorted(unknown)}")
+    generation = {"max_len": min(40, generator.config.n_positions), "beam_size": 1,
+                  "image_tokens_from": "detector"} | dict(extra.pop("generation", {}))
+
+    if folder.exists() and any(folder.iterdir()) and not (folder / CARD_FILE).exists():
+        raise ValueError(f"{folder} exists and is not a model bundle; refusing to replace it")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        components = {}
+        for name, model in (("detector", detector), ("classifier", classifier), ("generator", generator)):
+            file_name = f"{name}.safetensors"
+            # save_model (not save_file) drops tied duplicates such as GPT-2's lm_head/wte.
+            save_model(model, str(staging / file_name), metadata={"component": name})
+            components[name] = {"config": model.config.to_dict(), "file": file_name,
+                                "sha256": sha256_file(staging / file_name)}
+        (staging / TOKENIZER_FILE).write_text(tokenizer.to_json(), encoding="utf-8")
+        card = {
+            "format_version": FORMAT_VERSION,
+            "bundle_id": extra.pop("bundle_id", None) or f"rrg-{uuid.uuid4().hex[:12]}",
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "components": components,
+            "region_names": list(detector.config.region_names),
+            "finding_names": finding_names,
+            "thresholds": {k: float(v) for k, v in thresholds.items()},
+            "preprocessing": {"image_size": int(preprocessing["image_size"]),
+                              "mean": float(preprocessing["mean"]), "std": float(preprocessing["std"])},
+            "tokenizer": {"file": TOKENIZER_FILE, "sha256": sha256_file(staging / TOKENIZER_FILE),
+                          "vocab_size": tokenizer.vocab_size},
+            "generation": generation,
+            "training": extra.pop("training", {}),
+            "metrics": extra.pop("metrics", {}),
+            **extra,
+        }
+        (staging / CARD_FILE).write_text(json.dumps(card, indent=2), encoding="utf-8")
+        _swap_into_place(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    logger.info("saved model bundle %s to %s", card["bundle_id"], folder)
+    return folder
+
+
+def _swap_into_place(staging: Path, folder: Path) -> None:
+    """Replace `folder` by `staging` so a reader never sees a half-written bundle."""
+    if not folder.exists():
+        os.replace(staging, folder)
+        return
+    retired = folder.with_name(f".{folder.name}.old-{uuid.uuid4().hex[:8]}")
+    os.replace(folder, retired)
+    os.replace(staging, folder)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+# --- loading ----------------------------------------------------------------------------------
+def _safe_file_name(value: Any, what: str) -> str:
+    """A plain file name inside the bundle: no folders, no '..' (a card must not point outside)."""
+    if not isinstance(value, str) or not value or Path(value).name != value or value in (".", ".."):
+        raise BundleCorruptError("The model bundle's card is damaged.", f"bad file name for {what}: {value!r}")
+    return value
+
+
+def read_card(folder: str | Path) -> dict:
+    """Parse and structurally check card.json (no weights are read)."""
+    folder = Path(folder)
+    card_path = folder / CARD_FILE
+    if not card_path.is_file():
+        raise BundleNotFoundError(f"No model bundle was found at {folder}.", f"missing {CARD_FILE}")
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleCorruptError("The model bundle's card is damaged (not valid JSON).", str(exc)) from exc
+    if not isinstance(card, dict):
+        raise BundleCorruptError("The model bundle's card is damaged.", "card.json is not an object")
+    if card.get("format_version") != FORMAT_VERSION:
+        raise BundleVersionError(
+            "This model bundle was made for a different version of RRG Desk.",
+            f"format_version {card.get('format_version')!r}, expected {FORMAT_VERSION}")
+    required = ["bundle_id", "components", "region_names", "finding_names", "thresholds",
+                "preprocessing", "tokenizer", "generation"]
+    missing = [key for key in required if key not in card]
+    components = card.get("components")
+    if isinstance(components, dict):
+        missing += [f"components.{c}" for c in COMPONENTS if not isinstance(components.get(c), dict)
+                    or not {"config", "file", "sha256"} <= set(components[c])]
+    if not isinstance(card.get("preprocessing"), dict) or \
+            not {"image_size", "mean", "std"} <= set(card.get("preprocessing", {})):
+        missing.append("preprocessing.image_size/mean/std")
+    if missing:
+        raise BundleCorruptError("The model bundle's card is incomplete.", f"missing {missing}")
+    return card
+
+
+def verify_bundle(folder: str | Path) -> dict:
+    """read_card + every listed file present with the card's sha256. Returns the card."""
+    folder = Path(folder)
+    card = read_card(folder)
+    listed = [(c, card["components"][c]["file"], card["components"][c]["sha256"]) for c in COMPONENTS]
+    listed.append(("tokenizer", card["tokenizer"].get("file"), card["tokenizer"].get("sha256")))
+    for what, file_name, expected in listed:
+        path = folder / _safe_file_name(file_name, what)
+        if not path.is_file():
+            raise BundleFileMissingError(f"The model bundle is incomplete: {file_name} is missing.",
+                                         str(path))
+        if sha256_file(path) != expected:
+            raise BundleHashMismatchError(
+                f"The model bundle is damaged: {file_name} does not match its checksum. "
+                "Reinstall or retrain the models.", f"{path}")
+    return card
+
+
+def _check_vocabularies(card: dict, configs: dict[str, Any]) -> None:
+    from rrg_desk.models.findings import FINDING_NAMES
+
+    problems = []
+    if list(card["region_names"]) != list(REGION_NAMES):
+        problems.append("the card's region names differ from this version's region vocabulary")
+    if list(configs["detector"].region_names) != list(card["region_names"]):
+        problems.append("the detector's region names differ from the card's")
+    if list(card["finding_names"]) != list(FINDING_NAMES):
+        problems.append("the card's finding names differ from this version's findings")
+    if list(configs["classifier"].finding_names) != list(card["finding_names"]):
+        problems.append("the classifier's finding names differ from the card's")
+    if configs["generator"].num_findings != len(card["finding_names"]):
+        problems.append("the generator's number of findings differs from the card's")
+    if configs["generator"].num_region_types != len(card["region_names"]):
+        problems.append("the generator's number of region types differs from the card's")
+    unknown = set(card["thresholds"]) - set(card["finding_names"])
+    if unknown:
+        problems.append(f"thresholds for unknown findings {sorted(unknown)}")
+    if problems:
+        raise BundleIncompatibleError("This model bundle does not fit this version of RRG Desk.",
+                                      "; ".join(problems))
+
+
+def _check_sizes(card: dict, configs: dict[str, Any], vocab_size: int) -> None:
+    detector, classifier, generator = configs["detector"], configs["classifier"], configs["generator"]
+    source = card["generation"].get("image_tokens_from", "detector")
+    if source == "detector":
+        token_dim, token_count = detector.image_token_dim, detector.num_image_tokens
+    elif source == "classifier":
+        token_dim, token_count = classifier.vision_width, classifier.grid_size ** 2
+    else:
+        raise BundleIncompatibleError("The model bundle's card is inconsistent.",
+                                      f"unknown generation.image_tokens_from {source!r}")
+    problems = []
+    if generator.region_feature_dim != detector.feature_dim:
+        problems.append(f"generator region_feature_dim {generator.region_feature_dim} != detector "
+                        f"feature_dim {detector.feature_dim}")
+    if generator.image_token_dim != token_dim or generator.max_image_tokens < token_count:
+        problems.append(f"generator image tokens ({generator.image_token_dim}-d, <= {generator.max_image_tokens}) "
+                        f"do not fit the {source}'s ({token_dim}-d, {token_count})")
+    for name, config in (("classifier", classifier), ("generator", generator)):
+        if config.vocab_size != vocab_size:
+            problems.append(f"{name} vocab_size {config.vocab_size} != tokenizer's {vocab_size}")
+    if problems:
+        raise BundleIncompatibleError("The models in this bundle do not fit together.", "; ".join(problems))
+
+
+def load_bundle(folder: str | Path, device: str | torch.device = "cpu") -> ModelBundle:
+    """Verify and load a bundle; models are in eval mode on `device`. Raises BundleError."""
+    from rrg_desk.models.tokenizer import ReportTokenizer, TokenizerError
+
+    folder = Path(folder)
+    card = verify_bundle(folder)
+    configs = {}
+    for component in COMPONENTS:
+        config_class, _ = component_classes(component)
+        try:
+            configs[component] = config_class.from_dict(card["components"][component]["config"])
+        except (TypeError, ValueError, KeyError) as exc:
+            raise BundleIncompatibleError(
+                f"The {component} in this model bundle cannot be built by this version of RRG Desk.",
+                repr(exc)) from exc
+    _check_vocabularies(card, configs)
+    try:
+        tokenizer = ReportTokenizer.from_json((folder / card["tokenizer"]["file"]).read_text(encoding="utf-8"))
+    except (TokenizerError, UnicodeDecodeError) as exc:
+        raise BundleCorruptError("The model bundle's tokenizer is damaged.", repr(exc)) from exc
+    _check_sizes(card, configs, tokenizer.vocab_size)
+
+    models = {}
+    for component in COMPONENTS:
+        _, model_class = component_classes(component)
+        model = model_class(configs[component])
+        path = folder / card["components"][component]["file"]
+        try:
+            load_model(model, str(path), strict=True)
+        except SafetensorError as exc:
+            raise BundleCorruptError(f"The {component} weights in this model bundle are unreadable.",
+                                     repr(exc)) from exc
+        except RuntimeError as exc:  # missing/unexpected keys, shape mismatches
+            raise BundleIncompatibleError(
+                f"The {component} weights in this model bundle do not match its configuration.",
+                str(exc)[:500]) from exc
+        models[component] = model.to(device).eval()
+    logger.info("loaded model bundle %s from %s on %s", card["bundle_id"], folder, device)
+    return ModelBundle(card=card, detector=models["detector"], classifier=models["classifier"],
+                       generator=models["generator"], tokenizer=tokenizer, device=torch.device(device),
+                       folder=folder)
+
+
+# --- a random bundle (tests; the trainer's starting point) -------------------------------------
+_STARTER_TEXTS = (
+    "The heart size is normal. The lungs are clear. No pneumothorax or pleural effusion.",
+    "There is a small left pleural effusion. Mild cardiomegaly. No focal consolidation.",
+    "Right lower lobe opacity consistent with pneumonia. The mediastinum is unremarkable.",
+)
+
+
+def build_random_bundle(folder: str | Path, size: str = "tiny", tokenizer_texts: list[str] | None = None,
+                        seed: int = 0, card_extra: dict | None = None) -> Path:
+    """Randomly initialised models of the `size` ("tiny" or "default") configs, saved as a bundle.
+
+    The tokenizer is trained on `tokenizer_texts` (default: a few starter sentences plus the
+    findings' prompts). Preprocessing defaults to the detector's image size with mean 0.5,
+    std 0.25: placeholders until the trainer measures its data. The global RNG is untouched.
+    """
+    from rrg_desk.models.detector import DetectorConfig, RegionDetector
+    from rrg_desk.models.clip_classifier import ClipClassifier, ClipClassifierConfig
+    from rrg_desk.models.findings import DEFAULT_PROMPTS
+    from rrg_desk.models.generator import GeneratorConfig, RegionSentenceGenerator
+    from rrg_desk.models.tokenizer import ReportTokenizer
+
+    if size not in ("tiny", "default"):
+        raise ValueError(f"size must be 'tiny' or 'default', got {size!r}")
+    texts = list(tokenizer_texts) if tokenizer_texts else \
+        list(_STARTER_TEXTS) + [p for pair in DEFAULT_PROMPTS.values() for p in pair]
+    tokenizer = ReportTokenizer.train_from_texts(texts, vocab_size=2000, min_frequency=1)
+    special = dict(pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id)
+    tiny = size == "tiny"
+    detector_config = DetectorConfig.tiny() if tiny else DetectorConfig()
+    classifier_config = (ClipClassifierConfig.tiny(vocab_size=tokenizer.vocab_size, **special) if tiny
+                         else ClipClassifierConfig(vocab_size=tokenizer.vocab_size, **special))
+    generator_dims = dict(vocab_size=tokenizer.vocab_size, bos_id=tokenizer.bos_id,
+                          region_feature_dim=detector_config.feature_dim,
+                          image_token_dim=detector_config.image_token_dim,
+                          max_image_tokens=detector_config.num_image_tokens, **special)
+    generator_config = GeneratorConfig.tiny(**generator_dims) if tiny else GeneratorConfig(**generator_dims)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        detector = RegionDetector(detector_config)
+        classifier = ClipClassifier(classifier_config)
+        generator = RegionSentenceGenerator(generator_config)
+    extra = {"preprocessing": {"image_size": detector_config.image_size, "mean": 0.5, "std": 0.25},
+             "training": {"note": f"random initialisation ({size}), seed {seed}"}} | dict(card_extra or {})
+    return save_bundle(folder, detector=detector, classifier=classifier, generator=generator,
+                       tokenizer=tokenizer, card_extra=extra)

@@ -1,0 +1,274 @@
+"""Anatomical region detector: torchvision Faster R-CNN on a small from-scratch backbone.
+
+Input convention: images are *normalised* single-channel float tensors [B, 1, H, W]
+(``(pixel/255 - mean) / std`` with mean/std from the bundle card's preprocessing section);
+the caller normalises, the detector does not (its internal transform has mean 0, std 1).
+The caller also resizes so the longest side is ``config.image_size``; the internal transform
+then keeps the size (min_size = max_size = image_size never upscales such an image).
+
+Classes: one per anatomical region in ``region_names[:-1]`` plus background; the last name,
+``whole_image``, is not learned but is always the full frame (score 1).
+
+``detect()`` follows RGRG: for every image and region class, the single best box, its score,
+and a region feature vector pooled (MultiScaleRoIAlign + the box head) from the FPN on the
+*returned* box; regions the detector did not find get score 0 and a prior box (the mean
+training box relative to the frame, a buffer the trainer sets with ``set_prior_boxes``).
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field, fields
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models import mobilenet_v3_small
+from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import BackboneWithFPN
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.transform import resize_boxes
+from torchvision.ops import MultiScaleRoIAlign, boxes as box_ops
+from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+
+from rrg_desk.models.region_heads import RegionHeads, RegionHeadsConfig
+from rrg_desk.models.regions import REGION_NAMES, TYPICAL_RELATIVE_BOXES, WHOLE_IMAGE
+
+
+@dataclass
+class DetectorConfig:
+    region_names: list[str] = field(default_factory=lambda: list(REGION_NAMES))
+    image_size: int = 512  # longest side the caller resizes to
+    width_mult: float = 1.0  # MobileNetV3-small width multiplier
+    bn_momentum: float = 0.1  # torchvision's MobileNet uses 0.01, too slow for short from-scratch runs
+    fpn_channels: int = 64
+    roi_output_size: int = 7
+    representation_size: int = 256  # box-head width = region feature dim
+    anchor_sizes: list[int] = field(default_factory=lambda: [32, 64, 128, 256])  # per FPN level
+    aspect_ratios: list[float] = field(default_factory=lambda: [0.33, 0.5, 1.0, 2.0, 3.0])  # h / w
+    rpn_pre_nms_top_n_train: int = 1000
+    rpn_post_nms_top_n_train: int = 500
+    rpn_pre_nms_top_n_test: int = 500
+    rpn_post_nms_top_n_test: int = 150
+    box_batch_size_per_image: int = 256
+    min_detection_score: float = 0.25  # below: "not detected", the prior box is used
+    grid_size: int = 8  # global image tokens = grid_size**2 pooled cells of the top FPN level
+    heads_hidden: int = 128
+    heads_dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not self.region_names or self.region_names[-1] != WHOLE_IMAGE:
+            raise ValueError(f"region_names must end with {WHOLE_IMAGE!r}")
+        if len(self.anchor_sizes) != 4:
+            raise ValueError("anchor_sizes needs one size per FPN level (4: strides 8, 16, 32, 64)")
+
+    @classmethod
+    def tiny(cls) -> "DetectorConfig":
+        """Milliseconds per forward: for tests only."""
+        return cls(image_size=64, width_mult=0.25, fpn_channels=16, roi_output_size=3,
+                   representation_size=32, anchor_sizes=[8, 16, 32, 64], aspect_ratios=[0.5, 1.0, 2.0],
+                   rpn_pre_nms_top_n_train=100, rpn_post_nms_top_n_train=50,
+                   rpn_pre_nms_top_n_test=100, rpn_post_nms_top_n_test=50,
+                   box_batch_size_per_image=64, grid_size=2, heads_hidden=16, heads_dropout=0.0)
+
+    @property
+    def num_regions(self) -> int:
+        return len(self.region_names)
+
+    @property
+    def num_classes(self) -> int:
+        """Faster R-CNN classes: background + every region except whole_image."""
+        return len(self.region_names)
+
+    @property
+    def feature_dim(self) -> int:
+        return self.representation_size
+
+    @property
+    def image_token_dim(self) -> int:
+        return self.fpn_channels
+
+    @property
+    def num_image_tokens(self) -> int:
+        return self.grid_size ** 2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DetectorConfig":
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown DetectorConfig keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass
+class RegionDetections:
+    """detect() output; R = len(region_names) in that order, boxes in input pixel coordinates."""
+    boxes: torch.Tensor  # [B, R, 4] x0, y0, x1, y1
+    scores: torch.Tensor  # [B, R] 0 when not detected (prior box used); 1 for whole_image
+    detected: torch.Tensor  # [B, R] bool
+    features: torch.Tensor  # [B, R, D] region features (D = representation_size)
+    image_tokens: torch.Tensor  # [B, G, C] global tokens (G = grid_size**2, C = fpn_channels)
+    selector_logits: torch.Tensor  # [B, R] "this region gets a sentence"
+    abnormal_logits: torch.Tensor  # [B, R] "this region is abnormal"
+
+
+def _build_backbone(config: DetectorConfig) -> BackboneWithFPN:
+    """MobileNetV3-small features (random init, 1-channel stem) + FPN on strides 8, 16, 32."""
+    norm_layer = partial(nn.BatchNorm2d, eps=0.001, momentum=config.bn_momentum)
+    features = mobilenet_v3_small(weights=None, width_mult=config.width_mult, norm_layer=norm_layer).features
+    features = features[:-1]  # drop the final 1x1 expansion conv (576 ch): FPN does not need it
+    stem = features[0][0]
+    features[0][0] = nn.Conv2d(1, stem.out_channels, stem.kernel_size, stem.stride, stem.padding, bias=False)
+    # Each stage ends just before the next stride-2 block (torchvision marks those `_is_cn`).
+    downsamplers = [i for i, block in enumerate(features) if getattr(block, "_is_cn", False)]
+    stage_ends = [i - 1 for i in downsamplers] + [len(features) - 1]
+    # downsamplers: strides 4, 8, 16, 32 -> stage ends at strides 2, 4, 8, 16, 32; keep the last 3.
+    chosen = stage_ends[-3:]
+    return_layers = {str(index): str(level) for level, index in enumerate(chosen)}
+    in_channels = [features[i].out_channels for i in chosen]
+    return BackboneWithFPN(features, return_layers, in_channels, config.fpn_channels,
+                           extra_blocks=LastLevelMaxPool())
+
+
+class RegionDetector(nn.Module):
+    def __init__(self, config: DetectorConfig):
+        super().__init__()
+        self.config = config
+        backbone = _build_backbone(config)
+        anchors = AnchorGenerator(sizes=tuple((s,) for s in config.anchor_sizes),
+                                  aspect_ratios=(tuple(config.aspect_ratios),) * len(config.anchor_sizes))
+        roi_pool = MultiScaleRoIAlign(featmap_names=["0", "1", "2"], output_size=config.roi_output_size,
+                                      sampling_ratio=2)
+        box_head = TwoMLPHead(config.fpn_channels * config.roi_output_size ** 2, config.representation_size)
+        self.rcnn = FasterRCNN(
+            backbone, num_classes=None, min_size=config.image_size, max_size=config.image_size,
+            image_mean=[0.0], image_std=[1.0],  # inputs arrive normalised
+            rpn_anchor_generator=anchors,
+            rpn_pre_nms_top_n_train=config.rpn_pre_nms_top_n_train,
+            rpn_post_nms_top_n_train=config.rpn_post_nms_top_n_train,
+            rpn_pre_nms_top_n_test=config.rpn_pre_nms_top_n_test,
+            rpn_post_nms_top_n_test=config.rpn_post_nms_top_n_test,
+            box_roi_pool=roi_pool, box_head=box_head,
+            box_predictor=FastRCNNPredictor(config.representation_size, config.num_classes),
+            box_batch_size_per_image=config.box_batch_size_per_image,
+        )
+        self.heads = RegionHeads(RegionHeadsConfig(feature_dim=config.representation_size,
+                                                   num_regions=config.num_regions,
+                                                   hidden_dim=config.heads_hidden,
+                                                   dropout=config.heads_dropout))
+        priors = torch.tensor([TYPICAL_RELATIVE_BOXES.get(name, (0.0, 0.0, 1.0, 1.0))
+                               for name in config.region_names], dtype=torch.float32)
+        self.register_buffer("prior_boxes", priors)  # [R, 4] relative to the frame
+
+    # --- training -------------------------------------------------------------------------
+    def forward(self, images: torch.Tensor, targets: list[dict[str, torch.Tensor]] | None = None):
+        """Train mode: images [B, 1, H, W] + targets (torchvision style: "boxes" [N, 4] in input
+        pixels, "labels" [N] int64 = region index + 1) -> loss dict. Eval mode: detect(images)."""
+        if self.training:
+            if targets is None:
+                raise ValueError("training mode needs targets")
+            return self.rcnn(list(images), targets)
+        return self.detect(images)
+
+    def region_targets(self, boxes_by_name: dict[str, tuple[float, float, float, float]],
+                       device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+        """One training target from {region name: box}; whole_image and unknown names are skipped."""
+        names = [n for n in self.config.region_names[:-1] if n in boxes_by_name]
+        boxes = torch.tensor([boxes_by_name[n] for n in names], dtype=torch.float32, device=device)
+        labels = torch.tensor([self.config.region_names.index(n) + 1 for n in names],
+                              dtype=torch.int64, device=device)
+        return {"boxes": boxes.reshape(-1, 4), "labels": labels}
+
+    @torch.no_grad()
+    def set_prior_boxes(self, relative_boxes: torch.Tensor) -> None:
+        """relative_boxes [R, 4] in [0, 1] (the mean training box per region)."""
+        if relative_boxes.shape != self.prior_boxes.shape:
+            raise ValueError(f"expected {tuple(self.prior_boxes.shape)}, got {tuple(relative_boxes.shape)}")
+        self.prior_boxes.copy_(relative_boxes.clamp(0.0, 1.0))
+
+    def region_features(self, images: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        """Features for given boxes (e.g. ground truth, to train the heads or the generator):
+        images [B, 1, H, W], boxes [B, R, 4] in input pixels -> [B, R, D]."""
+        image_list, _ = self.rcnn.transform(list(images))
+        features = self.rcnn.backbone(image_list.tensors)
+        scaled = [resize_boxes(b, images.shape[-2:], size) for b, size in zip(boxes, image_list.image_sizes)]
+        return self._pool(features, scaled, image_list.image_sizes)
+
+    # --- inference ------------------------------------------------------------------------
+    def detect(self, images: torch.Tensor) -> RegionDetections:
+        """images [B, 1, H, W] normalised -> RegionDetections (see the class docstring)."""
+        original_size = images.shape[-2:]
+        image_list, _ = self.rcnn.transform(list(images))
+        features = self.rcnn.backbone(image_list.tensors)  # OrderedDict of [B, C, h, w]
+        proposals, _ = self.rcnn.rpn(image_list, features)  # list of [N_i, 4]
+        best_boxes, best_scores = self._best_box_per_class(features, proposals, image_list.image_sizes)
+        boxes, scores, detected = [], [], []
+        for b_boxes, b_scores, size in zip(best_boxes, best_scores, image_list.image_sizes):
+            height, width = size
+            scale = b_boxes.new_tensor([width, height, width, height])
+            found = b_scores >= self.config.min_detection_score  # [R-1]
+            prior = self.prior_boxes[:-1] * scale
+            region_boxes = torch.where(found[:, None], b_boxes, prior)
+            frame = b_boxes.new_tensor([[0.0, 0.0, width, height]])  # whole_image
+            boxes.append(torch.cat([region_boxes, frame]))  # [R, 4]
+            scores.append(torch.cat([torch.where(found, b_scores, torch.zeros_like(b_scores)),
+                                     b_scores.new_ones(1)]))
+            detected.append(torch.cat([found, found.new_ones(1)]))
+        region_features = self._pool(features, boxes, image_list.image_sizes)  # [B, R, D]
+        selector_logits, abnormal_logits = self.heads(region_features)
+        out_boxes = torch.stack([resize_boxes(b, size, original_size)
+                                 for b, size in zip(boxes, image_list.image_sizes)])
+        return RegionDetections(boxes=out_boxes, scores=torch.stack(scores), detected=torch.stack(detected),
+                                features=region_features, image_tokens=self._image_tokens(features),
+                                selector_logits=selector_logits, abnormal_logits=abnormal_logits)
+
+    def _best_box_per_class(self, features, proposals, image_sizes):
+        """RGRG's selection: per image and class, the proposal scoring highest for that class,
+        regressed with that class's deltas. Returns lists of [R-1, 4] boxes and [R-1] scores."""
+        roi_heads = self.rcnn.roi_heads
+        pooled = roi_heads.box_head(roi_heads.box_roi_pool(features, proposals, image_sizes))
+        class_logits, box_regression = roi_heads.box_predictor(pooled)  # [N, C], [N, C*4]
+        decoded = roi_heads.box_coder.decode(box_regression, proposals)  # [N, C, 4]
+        probabilities = F.softmax(class_logits, dim=-1)
+        counts = [len(p) for p in proposals]
+        best_boxes, best_scores = [], []
+        for boxes, probs, size in zip(decoded.split(counts), probabilities.split(counts), image_sizes):
+            boxes = box_ops.clip_boxes_to_image(boxes, size)[:, 1:]  # drop background: [N, R-1, 4]
+            probs = probs[:, 1:]  # [N, R-1]
+            classes = torch.arange(probs.shape[1], device=probs.device)
+            if probs.shape[0] == 0:  # no proposals at all
+                best_boxes.append(boxes.new_zeros(len(classes), 4))
+                best_scores.append(probs.new_zeros(len(classes)))
+                continue
+            best = probs.argmax(dim=0)  # [R-1]
+            best_boxes.append(boxes[best, classes])
+            best_scores.append(probs[best, classes])
+        return best_boxes, best_scores
+
+    def _pool(self, features, boxes: list[torch.Tensor], image_sizes) -> torch.Tensor:
+        """RoIAlign + box head on boxes (transformed-image pixels) -> [B, R, D]."""
+        roi_heads = self.rcnn.roi_heads
+        pooled = roi_heads.box_head(roi_heads.box_roi_pool(features, boxes, image_sizes))  # [B*R, D]
+        return pooled.reshape(len(boxes), -1, pooled.shape[-1])
+
+    def _image_tokens(self, features: "OrderedDict[str, torch.Tensor]") -> torch.Tensor:
+        """Top FPN level (stride 32) pooled to grid_size x grid_size -> [B, G, C]."""
+        grid = F.adaptive_avg_pool2d(features["2"], self.config.grid_size)  # [B, C, g, g]
+        return grid.flatten(2).transpose(1, 2)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def describe_size(module: nn.Module) -> str:
+    """'2.61M params, 10.4 MB fp32' (for logs and the model card)."""
+    n = count_parameters(module)
+    return f"{n / 1e6:.2f}M params, {n * 4 / 2 ** 20:.1f} MB fp32"
+
+
+__all__ = ["DetectorConfig", "RegionDetector", "RegionDetections", "count_parameters", "describe_size"]

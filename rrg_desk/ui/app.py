@@ -1,0 +1,104 @@
+"""GUI entry point: `rrg-desk [PATH ...] [--screenshot OUT.png]`.
+
+Only Qt, numpy and the imaging readers are imported here; the models load later, on
+demand, so the window shows up fast.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from rrg_desk import __version__
+from rrg_desk.ui.main_window import MainWindow
+from rrg_desk.ui.theme import apply_dark_theme
+
+log = logging.getLogger(__name__)
+
+SCREENSHOT_SIZE = (1600, 1000)
+HEADLESS_TIMEOUT_MS = 120_000  # --screenshot / --benchmark-startup never hang a script
+SHOWN_MARKER = "RRG_DESK_SHOWN"  # --benchmark-startup prints "<marker> <unix time>"
+
+
+def build_arg_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rrg-desk", description="Chest X-ray reporting workstation.")
+    parser.add_argument("paths", nargs="*", type=Path, help="image files and/or study folders to open")
+    parser.add_argument("--screenshot", type=Path, metavar="OUT.png",
+                        help="render the window once the study is shown, save it as PNG and exit")
+    parser.add_argument("--benchmark-startup", action="store_true",
+                        help=f"print '{SHOWN_MARKER} <unix time>' once the study is shown, then exit")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def create_application(argv0: str = "rrg-desk") -> QApplication:
+    app = QApplication.instance() or QApplication([argv0])
+    app.setApplicationName("RRG Desk")
+    app.setApplicationVersion(__version__)
+    apply_dark_theme(app)
+    return app
+
+
+class HeadlessRun:
+    """Drives --screenshot / --benchmark-startup: wait for the study, act, exit."""
+
+    def __init__(self, app: QApplication, window: MainWindow, args: argparse.Namespace) -> None:
+        self.app, self.window, self.args = app, window, args
+        QTimer.singleShot(HEADLESS_TIMEOUT_MS, self._timed_out)
+
+    def start(self) -> None:
+        if self.args.paths:
+            self.window.loadHandled.connect(self._on_load_handled)
+        else:
+            QTimer.singleShot(0, self._finish)
+
+    def _on_load_handled(self, _request_id: int) -> None:
+        if self.window.current_study is None:
+            box = self.window.last_error_box
+            detail = f"{box.text()}\n{box.informativeText()}" if box is not None else "no study loaded"
+            self._fail(2, f"rrg-desk: could not open {', '.join(map(str, self.args.paths))}:\n{detail}")
+            return
+        QTimer.singleShot(0, self._finish)  # let the layout settle (fit-to-pane) first
+
+    def _finish(self) -> None:
+        self.app.processEvents()
+        if self.args.benchmark_startup:
+            print(f"{SHOWN_MARKER} {time.time():.6f}", flush=True)
+        if self.args.screenshot is not None:
+            out = self.args.screenshot
+            out.parent.mkdir(parents=True, exist_ok=True)
+            if not self.window.grab().save(str(out), "PNG"):
+                self._fail(1, f"rrg-desk: could not write the screenshot to {out}")
+                return
+        self.window.close()
+        self.app.exit(0)
+
+    def _timed_out(self) -> None:
+        self._fail(3, f"rrg-desk: timed out after {HEADLESS_TIMEOUT_MS // 1000} s waiting for the study")
+
+    def _fail(self, code: int, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+        self.window.close()
+        self.app.exit(code)
+
+
+def run_gui(argv: list[str] | None = None) -> int:
+    args = build_arg_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    app = create_application()
+    window = MainWindow()
+    headless = args.screenshot is not None or args.benchmark_startup
+    if headless:
+        window.resize(*SCREENSHOT_SIZE)
+        runner = HeadlessRun(app, window, args)
+        runner.start()
+    window.show()
+    if args.paths:
+        window.open_paths(args.paths)
+    code = app.exec()
+    window.loader.wait_for_done(5_000)
+    return int(code)

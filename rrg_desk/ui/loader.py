@@ -1,0 +1,97 @@
+"""Reads files off the GUI thread; only the newest request's result is delivered.
+
+A request is frozen (its id and paths) when made; a worker runs `load_studies` in the
+thread pool and reports back through typed signals. If the user opened something else in
+the meantime, the older result is dropped, so a slow folder never replaces a newer study.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+from rrg_desk.imaging import ImageReadError, Study, load_studies
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadResult:
+    request_id: int
+    paths: list[Path]
+    studies: list[Study] = field(default_factory=list)
+    errors: list[ImageReadError] = field(default_factory=list)
+
+
+class LoadSignals(QObject):
+    finished = Signal(int, object)  # request id, LoadResult
+    failed = Signal(int, str)  # request id, message (an unexpected exception, not a bad file)
+
+
+class LoadTask(QRunnable):
+    def __init__(self, request_id: int, paths: list[Path]) -> None:
+        super().__init__()
+        self.request_id = request_id
+        self.paths = paths
+        self.signals = LoadSignals()
+
+    def run(self) -> None:
+        try:
+            studies, errors = load_studies(self.paths)
+        except Exception as exc:  # a bug or an OS error: report it instead of losing the thread
+            log.exception("loading %s failed", self.paths)
+            self.signals.failed.emit(self.request_id, f"{type(exc).__name__}: {exc}")
+            return
+        self.signals.finished.emit(self.request_id, LoadResult(self.request_id, self.paths, studies, errors))
+
+
+class StudyLoader(QObject):
+    loaded = Signal(object)  # LoadResult of the current request
+    failed = Signal(int, str)  # request id, message
+    busyChanged = Signal(bool)
+
+    def __init__(self, pool: QThreadPool | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._pool = pool or QThreadPool.globalInstance()
+        self._current_id = 0
+        # The pool deletes a task after run(); its signal object must live until delivered.
+        self._pending: dict[int, LoadSignals] = {}
+
+    @property
+    def current_request_id(self) -> int:
+        return self._current_id
+
+    def is_busy(self) -> bool:
+        return self._current_id in self._pending
+
+    def request(self, paths: list[str | Path]) -> int:
+        self._current_id += 1
+        task = LoadTask(self._current_id, [Path(p) for p in paths])
+        task.signals.finished.connect(self._on_finished)
+        task.signals.failed.connect(self._on_failed)
+        self._pending[task.request_id] = task.signals
+        self.busyChanged.emit(True)
+        self._pool.start(task)
+        return task.request_id
+
+    def wait_for_done(self, msecs: int = -1) -> bool:
+        return self._pool.waitForDone(msecs)
+
+    def _on_finished(self, request_id: int, result: LoadResult) -> None:
+        if self._settle(request_id):
+            self.loaded.emit(result)
+
+    def _on_failed(self, request_id: int, message: str) -> None:
+        if self._settle(request_id):
+            self.failed.emit(request_id, message)
+
+    def _settle(self, request_id: int) -> bool:
+        """Forget the task; True if its result is still wanted."""
+        self._pending.pop(request_id, None)
+        if request_id != self._current_id:
+            log.info("dropping result of outdated load request %d", request_id)
+            return False
+        self.busyChanged.emit(False)
+        return True

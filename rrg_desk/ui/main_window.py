@@ -1,0 +1,242 @@
+"""The workstation window: wiring only. Each piece lives in its own module.
+
+Later panels (findings, report editor, worklist) plug in with add_panel() as docks around
+the StudyViewer; the ImageViews take overlays through ImageView.add_overlay().
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QWidget
+
+from rrg_desk.imaging import ImageReadError, Study
+from rrg_desk.ui.actions import create_actions, preset_name
+from rrg_desk.ui.error_dialog import create_error_box
+from rrg_desk.ui.loader import LoadResult, StudyLoader
+from rrg_desk.ui.metadata_strip import format_dicom_date, format_person_name
+from rrg_desk.ui.recent_files import RecentFiles, RecentFilesMenu
+from rrg_desk.ui.settings import open_settings
+from rrg_desk.ui.shortcuts_dialog import ShortcutsDialog
+from rrg_desk.ui.study_viewer import StudyViewer
+
+log = logging.getLogger(__name__)
+
+APP_TITLE = "RRG Desk"
+IMAGE_FILTER = "Images (*.dcm *.dicom *.DCM *.png *.jpg *.jpeg *.PNG *.JPG *.JPEG);;All files (*)"
+ZOOM_STEP = 1.25
+
+
+def local_paths_from_urls(urls) -> list[str]:
+    return [url.toLocalFile() for url in urls if url.isLocalFile()]
+
+
+class MainWindow(QMainWindow):
+    studyShown = Signal(object)  # Study
+    loadHandled = Signal(int)  # request id, after the study or the errors were shown
+
+    def __init__(self, settings: QSettings | None = None, loader: StudyLoader | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(APP_TITLE)
+        self.setAcceptDrops(True)
+        self.resize(1400, 900)
+        self._settings = settings or open_settings()
+        self.recent = RecentFiles(self._settings, parent=self)
+        self.loader = loader or StudyLoader(parent=self)
+        self.viewer = StudyViewer(self)
+        self.setCentralWidget(self.viewer)
+        self.commands = create_actions(self)
+        self.addActions(list(self.commands.values()))  # shortcuts work whatever menus show
+        self.last_error_box: QMessageBox | None = None
+        self._shortcuts_dialog: ShortcutsDialog | None = None
+        self._build_menus()
+        self._build_toolbar()
+        self._connect()
+        self._update_enabled()
+        self.statusBar().showMessage("Open a study to begin (Ctrl+O).")
+
+    # ----- construction -------------------------------------------------------------
+    def _build_menus(self) -> None:
+        a = self.commands
+        file_menu = self.menuBar().addMenu("&File")
+        file_menu.addActions([a["open_file"], a["open_folder"]])
+        self.recent_menu = RecentFilesMenu(self.recent, file_menu)
+        file_menu.addMenu(self.recent_menu)
+        file_menu.addSeparator()
+        file_menu.addAction(a["quit"])
+        view_menu = self.menuBar().addMenu("&View")
+        view_menu.addActions([a["fit"], a["one_to_one"], a["zoom_in"], a["zoom_out"]])
+        view_menu.addSeparator()
+        view_menu.addActions([a["invert"], a["reset"]])
+        window_menu = view_menu.addMenu("&Window presets")
+        window_menu.addActions([action for key, action in a.items() if preset_name(key)])
+        view_menu.addSeparator()
+        self.panels_menu = view_menu.addMenu("&Panels")
+        self.panels_menu.setEnabled(False)
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(a["shortcuts"])
+
+    def _build_toolbar(self) -> None:
+        a = self.commands
+        toolbar = self.addToolBar("Viewer")
+        toolbar.setObjectName("viewer-toolbar")  # saveState() needs names
+        toolbar.setMovable(False)
+        toolbar.addActions([a["open_file"], a["open_folder"]])
+        toolbar.addSeparator()
+        toolbar.addActions([a["fit"], a["one_to_one"], a["invert"], a["reset"]])
+        toolbar.addSeparator()
+        toolbar.addActions([action for key, action in a.items() if preset_name(key)])
+
+    def _connect(self) -> None:
+        a = self.commands
+        a["open_file"].triggered.connect(self.open_file_dialog)
+        a["open_folder"].triggered.connect(self.open_folder_dialog)
+        a["quit"].triggered.connect(self.close)
+        a["fit"].triggered.connect(self.viewer.fit)
+        a["one_to_one"].triggered.connect(self.viewer.one_to_one)
+        a["zoom_in"].triggered.connect(lambda: self.viewer.zoom_by(ZOOM_STEP))
+        a["zoom_out"].triggered.connect(lambda: self.viewer.zoom_by(1 / ZOOM_STEP))
+        a["invert"].triggered.connect(self.viewer.toggle_invert)
+        a["reset"].triggered.connect(self.viewer.reset)
+        a["shortcuts"].triggered.connect(self.show_shortcuts)
+        for key, action in a.items():
+            name = preset_name(key)
+            if name:
+                action.triggered.connect(lambda _checked=False, n=name: self.viewer.apply_preset(n))
+        self.recent_menu.pathChosen.connect(lambda path: self.open_paths([path]))
+        self.loader.loaded.connect(self._on_loaded)
+        self.loader.failed.connect(self._on_load_failed)
+        self.loader.busyChanged.connect(self._on_busy_changed)
+
+    def _update_enabled(self) -> None:
+        has_study = self.viewer.study is not None
+        for key in ("fit", "one_to_one", "zoom_in", "zoom_out", "invert", "reset"):
+            self.commands[key].setEnabled(has_study)
+        for key, action in self.commands.items():
+            if preset_name(key):
+                action.setEnabled(has_study)
+
+    # ----- extension point ----------------------------------------------------------
+    def add_panel(self, title: str, widget: QWidget,
+                  area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
+        """Dock a panel (findings, report editor, worklist); View ▸ Panels toggles it."""
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"dock-{title.lower().replace(' ', '-')}")
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        self.panels_menu.addAction(dock.toggleViewAction())
+        self.panels_menu.setEnabled(True)
+        return dock
+
+    # ----- opening ------------------------------------------------------------------
+    @property
+    def current_study(self) -> Study | None:
+        return self.viewer.study
+
+    def open_paths(self, paths: list[str | Path]) -> int:
+        """Start reading files/folders in the background; returns the request id."""
+        paths = [Path(p) for p in paths]
+        self.statusBar().showMessage(f"Opening {', '.join(p.name or str(p) for p in paths)}…")
+        return self.loader.request(paths)
+
+    def open_file_dialog(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Open image files", self._last_dir(), IMAGE_FILTER)
+        if files:
+            self.open_paths(files)
+
+    def open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a study folder", self._last_dir())
+        if folder:
+            self.open_paths([folder])
+
+    def _last_dir(self) -> str:
+        recent = self.recent.paths()
+        if not recent:
+            return str(Path.home())
+        path = Path(recent[0])
+        return str(path if path.is_dir() else path.parent)
+
+    def show_shortcuts(self) -> ShortcutsDialog:
+        if self._shortcuts_dialog is None:
+            self._shortcuts_dialog = ShortcutsDialog(self)
+        self._shortcuts_dialog.show()
+        self._shortcuts_dialog.raise_()
+        return self._shortcuts_dialog
+
+    # ----- drag and drop ------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if local_paths_from_urls(event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:
+        if local_paths_from_urls(event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = local_paths_from_urls(event.mimeData().urls())
+        if paths:
+            event.acceptProposedAction()
+            self.open_paths(paths)
+        else:
+            event.ignore()
+
+    # ----- results ------------------------------------------------------------------
+    def _on_loaded(self, result: LoadResult) -> None:
+        if result.studies:
+            self._show_study(result.studies[0], others=len(result.studies) - 1)
+            self._remember(result.paths, result.errors)
+        if result.errors:
+            self._show_error_box(create_error_box(self, result.errors, opened_something=bool(result.studies)))
+        elif not result.studies:
+            names = ", ".join(str(p) for p in result.paths)
+            self._show_error_box(QMessageBox(QMessageBox.Icon.Information, "Nothing to open",
+                                             f"No images were found in {names}.",
+                                             QMessageBox.StandardButton.Ok, self))
+        self.loadHandled.emit(result.request_id)
+
+    def _on_load_failed(self, request_id: int, message: str) -> None:
+        self.statusBar().showMessage("Opening failed.")
+        self._show_error_box(QMessageBox(QMessageBox.Icon.Critical, "Opening failed",
+                                         f"An unexpected error stopped the reading:\n{message}",
+                                         QMessageBox.StandardButton.Ok, self))
+        self.loadHandled.emit(request_id)
+
+    def _show_study(self, study: Study, others: int = 0) -> None:
+        self.viewer.set_study(study)
+        self._update_enabled()
+        name = format_person_name(study.patient.name) or "Unnamed patient"
+        parts = [APP_TITLE, name, format_dicom_date(study.study_date), study.description]
+        self.setWindowTitle(" — ".join(part for part in parts if part))
+        message = f"Opened {len(study.images)} image(s) of {name}."
+        if others:
+            message += f" {others} more stud{'ies' if others > 1 else 'y'} found; showing the first."
+        self.statusBar().showMessage(message)
+        self.studyShown.emit(study)
+
+    def _remember(self, paths: list[Path], errors: list[ImageReadError]) -> None:
+        failed = {error.path.resolve() for error in errors if error.path is not None}
+        for path in reversed(paths):  # the first path ends up on top
+            if path.resolve() not in failed:
+                self.recent.add(path)
+
+    def _show_error_box(self, box: QMessageBox) -> None:
+        if self.last_error_box is not None:
+            self.last_error_box.close()
+            self.last_error_box.deleteLater()
+        self.last_error_box = box
+        box.open()  # non-blocking: the viewer keeps working behind it
+
+    def _on_busy_changed(self, busy: bool) -> None:
+        if busy:
+            self.setCursor(Qt.CursorShape.BusyCursor)
+        else:
+            self.unsetCursor()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self._settings.sync()
+        super().closeEvent(event)
