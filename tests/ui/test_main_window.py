@@ -248,3 +248,19 @@ def test_dark_theme_palette_is_dark():
     window_color = palette.color(QPalette.ColorRole.Window)
     text_color = palette.color(QPalette.ColorRole.WindowText)
     assert window_color.lightness() < 60 < 180 < text_color.lightness()
+
+
+def test_an_unexpected_reader_crash_is_reported_not_lost(window, qtbot, study_dir, monkeypatch):
+    import rrg_desk.ui.loader as loader_module
+
+    open_and_wait(qtbot, window, [study_dir])
+
+    def crash(paths):
+        raise OSError("disk went away")
+
+    monkeypatch.setattr(loader_module, "load_studies", crash)
+    with qtbot.waitSignal(window.loader.failed, timeout=10_000) as blocker:
+        request_id = window.open_paths([study_dir])
+    assert blocker.args[0] == request_id
+    assert "disk went away" in window.last_error_box.text()
+    assert window.current_study is not None and window.isVisible()
