@@ -64,6 +64,7 @@ def write_dicom(
     truncate: bool = False,
     preamble: bool = True,
     extra: dict | None = None,
+    encoding_options: dict | None = None,
 ) -> Path:
     """Write `pixels` as a DICOM file and return its path.
 
@@ -76,6 +77,7 @@ def write_dicom(
     - transfer_syntax: uncompressed, or RLE / JPEG-LS / JPEG 2000 (pydicom encoders),
       JPEG Baseline 8-bit (Pillow), or any other UID (the raw bytes get encapsulated, for
       "unsupported transfer syntax" tests).
+    - encoding_options: passed to pydicom's compress (e.g. {"j2k_psnr": [80]} for lossy J2K).
     - rows/columns override the header after the pixels are set (zero-size, absurd sizes).
     - drop_pixel_data omits Pixel Data; truncate cuts the file inside Pixel Data;
       preamble=False writes a bare data set without preamble and file meta.
@@ -139,7 +141,7 @@ def write_dicom(
         setattr(ds, keyword, value)
 
     if not drop_pixel_data:
-        _set_pixel_data(ds, pixels, UID(transfer_syntax))
+        _set_pixel_data(ds, pixels, UID(transfer_syntax), encoding_options or {})
     ds.file_meta = _file_meta(ds, UID(transfer_syntax))
     if rows is not None:
         ds.Rows = rows
@@ -168,7 +170,7 @@ def _file_meta(ds: Dataset, transfer_syntax: UID) -> FileMetaDataset:
     return meta
 
 
-def _set_pixel_data(ds: Dataset, pixels: np.ndarray, transfer_syntax: UID) -> None:
+def _set_pixel_data(ds: Dataset, pixels: np.ndarray, transfer_syntax: UID, options: dict) -> None:
     if transfer_syntax in _UNCOMPRESSED:
         ds.PixelData = pixels.tobytes()
         ds["PixelData"].VR = "OB" if pixels.dtype.itemsize == 1 else "OW"
@@ -178,7 +180,7 @@ def _set_pixel_data(ds: Dataset, pixels: np.ndarray, transfer_syntax: UID) -> No
         ds.LossyImageCompression = "01"
     elif transfer_syntax.is_transfer_syntax and transfer_syntax.is_compressed and _has_encoder(transfer_syntax):
         ds.file_meta = _file_meta(ds, ExplicitVRLittleEndian)
-        ds.compress(transfer_syntax, pixels, generate_instance_uid=False)
+        ds.compress(transfer_syntax, pixels, generate_instance_uid=False, **options)
     else:  # no encoder: wrap raw bytes so the file declares the syntax but nothing can read it
         ds.PixelData = encapsulate([pixels.tobytes()])
         ds["PixelData"].VR = "OB"

@@ -43,6 +43,7 @@ from rrg_desk.imaging.views import view_from_codes, view_from_position_value, vi
 log = logging.getLogger(__name__)
 
 _GREYSCALE = ("MONOCHROME1", "MONOCHROME2")
+_DEFER_BYTES = 1 << 20
 _SUPPORTED_BITS_ALLOCATED = (1, 8, 16, 32)
 _METADATA_KEYWORDS = (
     "Manufacturer", "ManufacturerModelName", "InstitutionName", "BodyPartExamined",
@@ -102,9 +103,10 @@ def _read_dicom(path: Path) -> XrayImage:
 
 
 def _read_dataset(path: Path) -> Dataset:
-    ds = pydicom.dcmread(path, force=True)
+    # large values (Pixel Data) are read only when accessed, i.e. after the header checks
+    ds = pydicom.dcmread(path, force=True, defer_size=_DEFER_BYTES)
     if len(ds) == 0:
-        raise NotAnImageError(path, "no DICOM elements found")
+        raise CorruptPixelDataError(path, "no readable DICOM elements")
     return ds
 
 
@@ -122,7 +124,8 @@ def _check_displayable(ds: Dataset, path: Path) -> None:
     samples = _int_or_none(_optional(ds, "SamplesPerPixel"))
     photometric = _text(ds, "PhotometricInterpretation").upper()
     if (samples is not None and samples != 1) or (photometric and photometric not in _GREYSCALE):
-        raise ColorImageError(path, photometric or f"{samples} samples per pixel")
+        detail = f"{samples} samples per pixel" if samples not in (None, 1) else photometric
+        raise ColorImageError(path, detail)
     rows, columns = _int_or_none(_optional(ds, "Rows")), _int_or_none(_optional(ds, "Columns"))
     if rows is None or columns is None:
         raise CorruptPixelDataError(path, "image size (Rows/Columns) missing")

@@ -77,7 +77,7 @@ def _greyscale_values(image: Image.Image, path: Path) -> tuple[np.ndarray, int]:
             raise CorruptPixelDataError(path, f"unexpected array shape {values.shape}")
         return values.astype(np.float32), 16
     if mode == "F":
-        return np.asarray(image, dtype=np.float32), 32
+        return np.nan_to_num(np.asarray(image, dtype=np.float32)), 32
     if mode in _COLOUR_MODES:
         rgb = np.asarray(image.convert("RGB"))
         if _channels_equal(rgb):

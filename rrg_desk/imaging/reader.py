@@ -29,6 +29,9 @@ def read_image(path: str | Path) -> XrayImage:
     path = Path(path)
     if path.is_dir():
         raise NotAnImageError(path, "this is a folder")
+    if path.exists() and not path.is_file():
+        # a FIFO or device would block the read forever
+        raise NotAnImageError(path, "not a regular file")
     try:
         file_format = sniff_format(path)
     except OSError as exc:

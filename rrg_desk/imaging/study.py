@@ -2,11 +2,10 @@
 one study. Unreadable files are returned as errors, never raised."""
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-
-from pydicom.uid import generate_uid
 
 from rrg_desk.imaging.errors import ImageReadError, UnreadableFileError
 from rrg_desk.imaging.reader import read_image
@@ -61,7 +60,9 @@ def load_studies(paths: Iterable[str | Path]) -> tuple[list[Study], list[ImageRe
 
 def folder_study_uid(folder: Path) -> str:
     """A stable DICOM-style UID for a folder of PNG/JPEG files (same folder -> same UID)."""
-    return generate_uid(prefix=None, entropy_srcs=["rrg-desk-folder-study", str(folder.resolve())])
+    # "2.25." + a 128-bit integer is the UUID-derived UID form of PS3.5 B.2
+    digest = hashlib.sha256(f"rrg-desk-folder-study:{folder.resolve()}".encode()).digest()
+    return "2.25." + str(int.from_bytes(digest[:16], "big"))
 
 
 def _candidate_files(paths: Iterable[str | Path], errors: list[ImageReadError]) -> Iterator[Path]:

@@ -46,7 +46,9 @@ class XrayImage:
     `pixels` is float32 HxW in display orientation: brighter = denser (bone white),
     i.e. MONOCHROME1 already inverted, Modality LUT (rescale) applied. The VOI window
     read from the file is kept separately in `default_window` so the viewer can
-    re-window the full dynamic range.
+    re-window the full dynamic range. Exception: a VOI LUT Sequence (often non-linear,
+    not expressible as a window) is applied to `pixels`, and `default_window` then spans
+    the LUT's output range (metadata["VOILUTApplied"] == "yes"); see imaging/dicom.py.
     """
 
     pixels: np.ndarray

@@ -46,9 +46,12 @@ def test_jpeg_baseline_8bit_decodes_close_to_source(tmp_path):
 
 
 def test_jpeg2000_lossy_syntax_is_readable(tmp_path):
-    # pylibjpeg-openjpeg encodes J2K (lossy UID) losslessly unless asked otherwise
-    image = read_image(write_dicom(tmp_path / "j2k.dcm", RAW12, bits_stored=12, transfer_syntax=JPEG2000))
-    assert np.abs(image.pixels - RAW12).max() <= 8
+    path = write_dicom(
+        tmp_path / "j2k.dcm", RAW12, bits_stored=12, transfer_syntax=JPEG2000, encoding_options={"j2k_psnr": [70]}
+    )
+    image = read_image(path)
+    assert image.pixels.shape == RAW12.shape
+    assert np.abs(image.pixels - RAW12).mean() < 16  # lossy at ~70 dB PSNR: close, not exact
 
 
 def test_syntax_without_decoder_is_refused(tmp_path):

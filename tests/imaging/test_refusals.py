@@ -56,7 +56,7 @@ def test_multi_frame(tmp_path):
 
 
 def test_rgb_dicom(tmp_path):
-    with pytest.raises(ColorImageError, match="RGB"):
+    with pytest.raises(ColorImageError, match="3 samples per pixel"):
         read_image(write_dicom(tmp_path / "rgb.dcm", np.zeros((8, 8, 3), np.uint8)))
 
 
@@ -117,3 +117,12 @@ def test_every_refusal_message_is_plain_language():
         message = cls("study/img.dcm", "detail").user_message
         assert message.startswith("img.dcm: ") and message.endswith("(detail)")
         assert "Traceback" not in message and "Error" not in message
+
+
+def test_named_pipe_is_refused_without_blocking(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe.dcm"
+    os.mkfifo(fifo)
+    with pytest.raises(NotAnImageError, match="regular file"):
+        read_image(fifo)
