@@ -120,6 +120,8 @@ class Draft:
     device: str = "cpu"
     settings: dict = field(default_factory=dict)  # generation settings (beam size, max_len, ...)
     timings_ms: dict = field(default_factory=dict)  # stage name -> milliseconds
+    # finding name -> [h, w] float32 heatmap in [0, 1] (Grad-CAM), for findings above threshold
+    finding_heatmaps: dict[str, np.ndarray] = field(default_factory=dict)
 
     def sentences_for_region(self, name: str) -> list[Sentence]:
         return [s for s in self.sentences if s.region == name]
@@ -137,7 +139,9 @@ class Draft:
                 "sentences": [s.to_dict() for s in self.sentences],
                 "findings_text": self.findings_text, "impression_text": self.impression_text,
                 "bundle_id": self.bundle_id, "device": self.device,
-                "settings": dict(self.settings), "timings_ms": dict(self.timings_ms)}
+                "settings": dict(self.settings), "timings_ms": dict(self.timings_ms),
+                "finding_heatmaps": {k: np.asarray(v, dtype=np.float32).tolist()
+                                     for k, v in self.finding_heatmaps.items()}}
 
     @classmethod
     def from_dict(cls, d: dict) -> "Draft":
@@ -153,7 +157,9 @@ class Draft:
                        impression_text=str(d.get("impression_text", "")),
                        bundle_id=str(d.get("bundle_id", "")), device=str(d.get("device", "cpu")),
                        settings=dict(d.get("settings", {})),
-                       timings_ms={str(k): float(v) for k, v in d.get("timings_ms", {}).items()})
+                       timings_ms={str(k): float(v) for k, v in d.get("timings_ms", {}).items()},
+                       finding_heatmaps={str(k): np.asarray(v, dtype=np.float32)
+                                         for k, v in d.get("finding_heatmaps", {}).items()})
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, DraftFormatError):
                 raise

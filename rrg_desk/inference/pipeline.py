@@ -1,0 +1,318 @@
+"""Study -> Draft: preprocess, detect regions, classify findings, write one sentence per
+selected region, heatmaps, assemble FINDINGS and IMPRESSION. No Qt; models loaded once.
+
+The frontal view drives regions and sentences; every view contributes to classification.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from rrg_desk.imaging.types import Study, XrayImage
+from rrg_desk.inference.assemble import assemble_report, merge_duplicate_sentences, report_order
+from rrg_desk.inference.device import choose_device
+from rrg_desk.models.bundle import ModelBundle, load_bundle
+from rrg_desk.models.preprocess import Preprocessing, prepare_image, window_to_unit
+from rrg_desk.models.regions import WHOLE_IMAGE
+from rrg_desk.reports.draft import Draft, FindingResult, RegionResult, Sentence
+
+log = logging.getLogger(__name__)
+
+STAGES = ("load_models", "preprocess", "detect", "classify", "generate", "heatmaps", "assemble")
+ProgressCallback = Callable[[str, int, int], None]  # (stage, index, total)
+
+
+class DraftError(Exception):
+    def __init__(self, user_message: str) -> None:
+        super().__init__(user_message)
+        self.user_message = user_message
+
+
+class DraftCancelled(Exception):
+    """The request was cancelled between two stages."""
+
+
+class CancelToken:
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass(frozen=True)
+class DraftSettings:
+    beam_size: int | None = None  # None: the card's generation settings
+    max_len: int | None = None
+    selector_threshold: float | None = None  # None: the card's, else 0.5
+    finding_heatmaps: bool = True  # Grad-CAM for findings above threshold
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+_BUNDLE_CACHE: dict[tuple[str, str, float], ModelBundle] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def cached_bundle(folder: Path, device: torch.device) -> ModelBundle:
+    """Load a bundle once per (folder, device, card mtime) and reuse it."""
+    folder = Path(folder).resolve()
+    card = folder / "card.json"
+    key = (str(folder), str(device), card.stat().st_mtime if card.exists() else 0.0)
+    with _CACHE_LOCK:
+        if key not in _BUNDLE_CACHE:
+            for old in [k for k in _BUNDLE_CACHE if k[:2] == key[:2]]:
+                del _BUNDLE_CACHE[old]
+            _BUNDLE_CACHE[key] = load_bundle(folder, device=device)
+        return _BUNDLE_CACHE[key]
+
+
+@dataclass
+class _Prepared:
+    tensor: torch.Tensor  # [1, 1, h, w] normalised
+    scale: float  # model pixels per original pixel
+
+
+@dataclass
+class _Context:
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class DraftPipeline:
+    def __init__(self, bundle_dir: str | Path, device: str = "auto") -> None:
+        self.bundle_dir = Path(bundle_dir)
+        self.device = choose_device(device)
+        self._bundle: ModelBundle | None = None
+        self._prompt_cache: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    # -- models -----------------------------------------------------------------------
+    @property
+    def bundle(self) -> ModelBundle:
+        if self._bundle is None:
+            self._bundle = cached_bundle(self.bundle_dir, self.device)
+        return self._bundle
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return Preprocessing.from_card(self.bundle.preprocessing)
+
+    def _prompt_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._prompt_cache is None:
+            from rrg_desk.models.findings import DEFAULT_PROMPTS
+
+            bundle = self.bundle
+            prompts = bundle.card.get("prompts") or {n: list(DEFAULT_PROMPTS[n]) for n in bundle.finding_names}
+            length = bundle.classifier.config.context_length
+            tok = bundle.tokenizer
+            pos = [tok.encode(prompts[n][0], max_len=length) for n in bundle.finding_names]
+            neg = [tok.encode(prompts[n][1], max_len=length) for n in bundle.finding_names]
+            pos_ids = torch.tensor(tok.pad(pos, length)[0], device=self.device)
+            neg_ids = torch.tensor(tok.pad(neg, length)[0], device=self.device)
+            self._prompt_cache = bundle.classifier.prompt_embeddings(pos_ids, neg_ids)
+        return self._prompt_cache
+
+    # -- stages -----------------------------------------------------------------------
+    def _prepare(self, image: XrayImage) -> _Prepared:
+        window = image.display_window()
+        unit = window_to_unit(image.pixels, window.center, window.width)
+        tensor, scale = prepare_image(unit, self.preprocessing)
+        return _Prepared(tensor[None].to(self.device), scale)
+
+    def _classify(self, prepared: list[_Prepared]) -> torch.Tensor:
+        """[F] probabilities, the mean over the study's views."""
+        classifier = self.bundle.classifier
+        mode = self.bundle.card.get("classification", {}).get("mode", "zero_shot")
+        per_view = []
+        for p in prepared:
+            if mode == "head" and classifier.finding_head is not None:
+                per_view.append(classifier.head_probabilities(p.tensor)[0])
+                continue
+            pos, neg = self._prompt_embeddings()
+            zero_shot = classifier.zero_shot_probabilities(classifier.encode_image(p.tensor), pos, neg)[0]
+            if mode == "ensemble" and classifier.finding_head is not None:
+                zero_shot = 0.5 * (zero_shot + classifier.head_probabilities(p.tensor)[0])
+            per_view.append(zero_shot)
+        return classifier.combine_views(torch.stack(per_view))
+
+    def _image_tokens(self, detections, prepared: _Prepared) -> torch.Tensor:
+        source = self.bundle.card.get("generation", {}).get("image_tokens_from", "detector")
+        if source == "classifier":
+            return self.bundle.classifier.encode_image_tokens(prepared.tensor)[1]
+        return detections.image_tokens
+
+    def _generation(self, settings: DraftSettings) -> tuple[int, int]:
+        card = self.bundle.generation
+        beam = settings.beam_size or int(card.get("beam_size", 1))
+        max_len = settings.max_len or int(card.get("max_len", self.bundle.generator.config.n_positions - 1))
+        return max(1, beam), max_len
+
+    # -- the draft ----------------------------------------------------------------------
+    def draft(self, study: Study, settings: DraftSettings = DraftSettings(), cancel: CancelToken | None = None,
+              progress: ProgressCallback | None = None) -> Draft:
+        frontal = study.frontal or (study.images[0] if study.images else None)
+        if frontal is None:
+            raise DraftError("The study has no image to draft from.")
+        timings: dict[str, float] = {}
+        total_start = time.perf_counter()
+
+        def stage(name: str):
+            if cancel is not None and cancel.cancelled:
+                raise DraftCancelled(name)
+            if progress is not None:
+                progress(name, STAGES.index(name), len(STAGES))
+            return _Timer(timings, name)
+
+        with stage("load_models"):
+            bundle = self.bundle
+        with torch.inference_mode():
+            with stage("preprocess"):
+                views = [frontal] + [im for im in study.images if im is not frontal]
+                prepared = [self._prepare(im) for im in views]
+            with stage("detect"):
+                detections = bundle.detector.detect(prepared[0].tensor)
+            with stage("classify"):
+                probs = self._classify(prepared)
+                finding_probs = probs[None]
+                findings = [FindingResult(name, float(p), float(bundle.thresholds.get(name, 0.5)))
+                            for name, p in zip(bundle.finding_names, probs.tolist())]
+            with stage("generate"):
+                sentences_ids, chosen, region_ids = self._generate(detections, prepared[0], finding_probs, settings)
+            with stage("heatmaps"):
+                maps = self._sentence_heatmaps(sentences_ids, detections, prepared[0], region_ids, finding_probs)
+                finding_maps = self._finding_heatmaps(prepared[0], findings) if settings.finding_heatmaps else {}
+        with stage("assemble"):
+            regions = self._regions(detections, prepared[0].scale, chosen, (frontal.height, frontal.width))
+            sentences = [Sentence(text=bundle.tokenizer.decode(ids), region=bundle.region_names[r],
+                                  heatmap=heat, image_index=0)
+                         for ids, r, heat in zip(sentences_ids, chosen, maps)]
+            sentences = [s for s in sentences if s.text.strip()]
+            sentences = report_order(merge_duplicate_sentences(sentences))
+            findings_text, impression_text = assemble_report(sentences, findings)
+        timings["total"] = (time.perf_counter() - total_start) * 1000.0
+        beam, max_len = self._generation(settings)
+        return Draft(study_uid=study.study_uid, regions=regions, findings=findings, sentences=sentences,
+                     findings_text=findings_text, impression_text=impression_text, bundle_id=bundle.bundle_id,
+                     device=str(self.device), settings={**settings.to_dict(), "beam_size": beam, "max_len": max_len},
+                     timings_ms=timings, finding_heatmaps=finding_maps)
+
+    def _selected_regions(self, detections, settings: DraftSettings) -> list[int]:
+        threshold = settings.selector_threshold
+        if threshold is None:
+            threshold = float(self.bundle.card.get("region_selection", {}).get("threshold", 0.5))
+        probs = torch.sigmoid(detections.selector_logits[0])
+        chosen = [i for i, p in enumerate(probs.tolist()) if p >= threshold]
+        if not chosen:  # a report always says something: fall back to the whole image
+            chosen = [self.bundle.region_names.index(WHOLE_IMAGE)]
+        return chosen
+
+    def _generate(self, detections, prepared: _Prepared, finding_probs: torch.Tensor, settings: DraftSettings):
+        chosen = self._selected_regions(detections, settings)
+        region_ids = torch.tensor(chosen, device=self.device)
+        beam, max_len = self._generation(settings)
+        ids = self.bundle.generator.generate_sentences(
+            region_features=detections.features[0, region_ids], region_ids=region_ids,
+            image_tokens=self._image_tokens(detections, prepared), finding_probs=finding_probs,
+            max_len=max_len, beam_size=beam)
+        return ids, chosen, region_ids
+
+    def _grid_maps(self, weights: torch.Tensor) -> list[np.ndarray]:
+        """[N, G] attention over image tokens -> N heatmaps [g, g] in [0, 1]."""
+        grid = int(round(weights.shape[1] ** 0.5))
+        maps = weights.reshape(-1, grid, grid)
+        maps = maps / maps.amax(dim=(1, 2), keepdim=True).clamp(min=1e-12)
+        return [m.float().cpu().numpy() for m in maps]
+
+    def _sentence_heatmaps(self, sentences_ids, detections, prepared, region_ids, finding_probs):
+        if not sentences_ids:
+            return []
+        weights = self.bundle.generator.cross_attention_map(
+            sentences_ids, detections.features[0, region_ids], region_ids,
+            self._image_tokens(detections, prepared), finding_probs)
+        return self._grid_maps(weights)
+
+    def _finding_heatmaps(self, prepared: _Prepared, findings: list[FindingResult]) -> dict[str, np.ndarray]:
+        out = {}
+        positive = [f for f in findings if f.positive and f.name != "No Finding"]
+        if not positive:
+            return out
+        pos, neg = self._prompt_embeddings()
+        names = self.bundle.finding_names
+        for finding in positive:
+            cam = self.bundle.classifier.finding_heatmaps(prepared.tensor, names.index(finding.name), pos, neg)
+            out[finding.name] = cam[0].float().cpu().numpy()
+        return out
+
+    def finding_heatmap(self, image: XrayImage, finding: str) -> np.ndarray:
+        """Grad-CAM of one finding on an image, on demand (the UI asks when one is selected)."""
+        prepared = self._prepare(image)
+        pos, neg = self._prompt_embeddings()
+        index = self.bundle.finding_names.index(finding)
+        return self.bundle.classifier.finding_heatmaps(prepared.tensor, index, pos, neg)[0].float().cpu().numpy()
+
+    def _regions(self, detections, scale: float, chosen: list[int], size: tuple[int, int]) -> list[RegionResult]:
+        height, width = size
+        boxes = (detections.boxes[0] / scale)  # back to original pixels, inside the frame
+        boxes = torch.stack([boxes[:, 0].clamp(0, width), boxes[:, 1].clamp(0, height),
+                             boxes[:, 2].clamp(0, width), boxes[:, 3].clamp(0, height)], dim=1).tolist()
+        abnormal = torch.sigmoid(detections.abnormal_logits[0]).tolist()
+        return [RegionResult(name=name, box=tuple(float(v) for v in boxes[i]), score=float(detections.scores[0, i]),
+                             selected=i in chosen, abnormal_score=float(abnormal[i]), image_index=0)
+                for i, name in enumerate(self.bundle.region_names)]
+
+    def describe_region(self, study: Study, box: tuple[float, float, float, float],
+                        settings: DraftSettings = DraftSettings()) -> Sentence:
+        """RGRG's region-selection mode: one sentence about a box the radiologist drew on the
+        frontal image (original pixels). The region type is the detected region it overlaps most."""
+        frontal = study.frontal or study.images[0]
+        bundle = self.bundle
+        with torch.inference_mode():
+            prepared = self._prepare(frontal)
+            detections = bundle.detector.detect(prepared.tensor)
+            probs = self._classify([prepared] + [self._prepare(im) for im in study.images if im is not frontal])
+            model_box = torch.tensor([box], dtype=torch.float32, device=self.device) * prepared.scale
+            features = bundle.detector.region_features(prepared.tensor, model_box[None])[0]  # [1, D]
+            region_index = _best_overlap(detections.boxes[0], model_box[0], bundle.region_names)
+            region_ids = torch.tensor([region_index], device=self.device)
+            beam, max_len = self._generation(settings)
+            tokens = self._image_tokens(detections, prepared)
+            ids = bundle.generator.generate_sentences(region_features=features, region_ids=region_ids,
+                                                      image_tokens=tokens, finding_probs=probs[None],
+                                                      max_len=max_len, beam_size=beam)
+            heat = self._grid_maps(bundle.generator.cross_attention_map(ids, features, region_ids, tokens,
+                                                                        probs[None]))
+        return Sentence(text=bundle.tokenizer.decode(ids[0]), region=bundle.region_names[region_index],
+                        heatmap=heat[0], image_index=0)
+
+
+def _best_overlap(boxes: torch.Tensor, box: torch.Tensor, names: list[str]) -> int:
+    from torchvision.ops import box_iou
+
+    iou = box_iou(box[None], boxes)[0]
+    iou[names.index(WHOLE_IMAGE)] = -1.0  # only if nothing else overlaps at all
+    best = int(iou.argmax())
+    return best if float(iou[best]) > 0.0 else names.index(WHOLE_IMAGE)
+
+
+class _Timer:
+    def __init__(self, timings: dict[str, float], name: str) -> None:
+        self.timings, self.name = timings, name
+
+    def __enter__(self) -> "_Timer":
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        elapsed = (time.perf_counter() - self.start) * 1000.0
+        self.timings[self.name] = self.timings.get(self.name, 0.0) + elapsed

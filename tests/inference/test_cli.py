@@ -1,0 +1,54 @@
+import json
+import shutil
+
+from rrg_desk.inference.cli import EXIT_BAD_BUNDLE, EXIT_BAD_INPUT, main
+from rrg_desk.paths import samples_dir
+
+
+def test_cli_writes_the_documented_json(tiny_bundle, tmp_path, capsys):
+    out = tmp_path / "draft.json"
+    code = main([str(samples_dir() / "study1"), "--bundle", str(tiny_bundle), "--device", "cpu",
+                 "--json", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "FINDINGS:" in printed and "IMPRESSION:" in printed
+    data = json.loads(out.read_text())
+    assert isinstance(data["bundle"], str) and data["device"] == "cpu"
+    for image in data["images"]:
+        assert set(image) >= {"path", "view", "width", "height"}
+        assert isinstance(image["width"], int) and isinstance(image["height"], int)
+    for region in data["regions"]:
+        assert set(region) >= {"name", "box", "score", "selected", "image"}
+        assert len(region["box"]) == 4 and isinstance(region["selected"], bool)
+        x0, y0, x1, y1 = region["box"]
+        image = data["images"][region["image"]]
+        assert x1 <= image["width"] + 1 and y1 <= image["height"] + 1
+    assert len(data["findings"]) == 14
+    assert all(0 <= f["probability"] <= 1 for f in data["findings"])
+    assert all(set(s) >= {"text", "region"} for s in data["sentences"])
+    assert set(data["report"]) == {"findings", "impression"}
+    assert all(isinstance(v, float) for v in data["timings_ms"].values())
+
+
+def test_cli_refuses_bad_input_in_one_line(tiny_bundle, tmp_path, capsys):
+    junk = tmp_path / "junk.dcm"
+    junk.write_bytes(b"\x00" * 128 + b"DICM" + b"\x01\x02" * 50)
+    assert main([str(junk), "--bundle", str(tiny_bundle)]) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rrg-desk draft:") and "\n" not in err
+    assert main([str(tmp_path / "missing.dcm"), "--bundle", str(tiny_bundle)]) == EXIT_BAD_INPUT
+
+
+def test_cli_refuses_a_missing_or_tampered_bundle(tiny_bundle, tmp_path, capsys):
+    study = str(samples_dir() / "study1")
+    assert main([study, "--bundle", str(tmp_path / "nothing")]) == EXIT_BAD_BUNDLE
+    assert "no model bundle" in capsys.readouterr().err
+    tampered = tmp_path / "tampered"
+    shutil.copytree(tiny_bundle, tampered)
+    weights = tampered / "generator.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    assert main([study, "--bundle", str(tampered)]) == EXIT_BAD_BUNDLE
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("rrg-desk draft:") and "\n" not in err

@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+
+from rrg_desk.imaging import load_studies
+from rrg_desk.inference.pipeline import STAGES, CancelToken, DraftCancelled, DraftPipeline, DraftSettings
+from rrg_desk.models.findings import FINDING_NAMES
+from rrg_desk.models.regions import REGION_NAMES
+from rrg_desk.paths import samples_dir
+
+
+@pytest.fixture(scope="module")
+def study():
+    studies, errors = load_studies([samples_dir() / "study1"])
+    assert not errors
+    return studies[0]
+
+
+def _scripted_generator(pipeline, monkeypatch):
+    """A random tiny generator may stop at once; script its tokens to test the plumbing."""
+    generator = pipeline.bundle.generator
+    tok = pipeline.bundle.tokenizer
+    words = [tok.token_to_id(w) for w in ("the", "lungs", "are", "clear", ".")]
+    assert None not in words
+
+    def generate_sentences(region_features=None, region_ids=None, **kwargs):
+        return [list(words) + [tok.eos_id] for _ in range(len(region_ids))]
+
+    monkeypatch.setattr(generator, "generate_sentences", generate_sentences)
+
+
+def test_draft_ties_every_sentence_to_a_region_and_heatmap(tiny_bundle, study, monkeypatch):
+    pipeline = DraftPipeline(tiny_bundle, device="cpu")
+    _scripted_generator(pipeline, monkeypatch)
+    draft = pipeline.draft(study)
+    frontal = study.frontal
+    assert [r.name for r in draft.regions] == list(REGION_NAMES)
+    for region in draft.regions:
+        x0, y0, x1, y1 = region.box
+        assert -1 <= x0 <= x1 <= frontal.width + 1 and -1 <= y0 <= y1 <= frontal.height + 1
+    whole = draft.region("whole_image")
+    assert whole.box == pytest.approx((0, 0, frontal.width, frontal.height), abs=1.0)
+    assert [f.name for f in draft.findings] == list(FINDING_NAMES)
+    assert all(0.0 <= f.probability <= 1.0 for f in draft.findings)
+    assert [s.text for s in draft.sentences] == ["The lungs are clear."]  # duplicates merged
+    selected = {r.name for r in draft.regions if r.selected}
+    for sentence in draft.sentences:
+        assert sentence.region in selected
+        assert sentence.heatmap is not None and sentence.heatmap.ndim == 2
+        assert np.isfinite(sentence.heatmap).all() and sentence.heatmap.max() == pytest.approx(1.0)
+    assert draft.impression_text
+    assert set(STAGES) - {"heatmaps"} <= set(draft.timings_ms)
+
+
+def test_draft_is_deterministic(tiny_bundle, study):
+    pipeline = DraftPipeline(tiny_bundle, device="cpu")
+    a, b = pipeline.draft(study), pipeline.draft(study)
+    assert [s.text for s in a.sentences] == [s.text for s in b.sentences]
+    assert [f.probability for f in a.findings] == [f.probability for f in b.findings]
+
+
+def test_progress_reports_stages_in_order(tiny_bundle, study):
+    seen = []
+    DraftPipeline(tiny_bundle, device="cpu").draft(study, progress=lambda stage, i, n: seen.append(stage))
+    order = [s for s in STAGES if s in seen]
+    assert seen[: len(order)] == order and seen[0] == "load_models"
+
+
+def test_cancel_between_stages(tiny_bundle, study):
+    token = CancelToken()
+    calls = []
+
+    def progress(stage, index, total):
+        calls.append(stage)
+        if stage == "detect":
+            token.cancel()
+
+    with pytest.raises(DraftCancelled):
+        DraftPipeline(tiny_bundle, device="cpu").draft(study, cancel=token, progress=progress)
+    assert "generate" not in calls
+
+
+def test_describe_a_drawn_box(tiny_bundle, study):
+    frontal = study.frontal
+    box = (frontal.width * 0.1, frontal.height * 0.2, frontal.width * 0.45, frontal.height * 0.6)
+    sentence = DraftPipeline(tiny_bundle, device="cpu").describe_region(study, box)
+    assert sentence.region in REGION_NAMES
+    assert sentence.heatmap is not None
+
+
+def test_selector_threshold_above_one_falls_back_to_whole_image(tiny_bundle, study):
+    draft = DraftPipeline(tiny_bundle, device="cpu").draft(study, DraftSettings(selector_threshold=1.1))
+    assert {s.region for s in draft.sentences} <= {"whole_image"}
+    assert [r.name for r in draft.regions if r.selected] == ["whole_image"]
