@@ -19,6 +19,7 @@ from rrg_desk.imaging.types import Study, XrayImage
 from rrg_desk.inference.assemble import assemble_report, merge_duplicate_sentences, report_order
 from rrg_desk.inference.device import choose_device
 from rrg_desk.models.bundle import ModelBundle, load_bundle
+from rrg_desk.models.classify import prompt_token_ids, view_probabilities
 from rrg_desk.models.preprocess import Preprocessing, prepare_image, window_to_unit
 from rrg_desk.models.regions import WHOLE_IMAGE
 from rrg_desk.reports.draft import Draft, FindingResult, RegionResult, Sentence
@@ -82,7 +83,7 @@ def cached_bundle(folder: Path, device: torch.device) -> ModelBundle:
 @dataclass
 class _Prepared:
     tensor: torch.Tensor  # [1, 1, h, w] normalised
-    scale: float  # model pixels per original pixel
+    scale: tuple[float, float]  # (sx, sy) model pixels per original pixel
 
 
 @dataclass
@@ -110,16 +111,8 @@ class DraftPipeline:
 
     def _prompt_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._prompt_cache is None:
-            from rrg_desk.models.findings import DEFAULT_PROMPTS
-
             bundle = self.bundle
-            prompts = bundle.card.get("prompts") or {n: list(DEFAULT_PROMPTS[n]) for n in bundle.finding_names}
-            length = bundle.classifier.config.context_length
-            tok = bundle.tokenizer
-            pos = [tok.encode(prompts[n][0], max_len=length) for n in bundle.finding_names]
-            neg = [tok.encode(prompts[n][1], max_len=length) for n in bundle.finding_names]
-            pos_ids = torch.tensor(tok.pad(pos, length)[0], device=self.device)
-            neg_ids = torch.tensor(tok.pad(neg, length)[0], device=self.device)
+            pos_ids, neg_ids = prompt_token_ids(bundle.classifier, bundle.tokenizer, self.device)
             self._prompt_cache = bundle.classifier.prompt_embeddings(pos_ids, neg_ids)
         return self._prompt_cache
 
@@ -134,17 +127,8 @@ class DraftPipeline:
         """[F] probabilities, the mean over the study's views."""
         classifier = self.bundle.classifier
         mode = self.bundle.card.get("classification", {}).get("mode", "zero_shot")
-        per_view = []
-        for p in prepared:
-            if mode == "head" and classifier.finding_head is not None:
-                per_view.append(classifier.head_probabilities(p.tensor)[0])
-                continue
-            pos, neg = self._prompt_embeddings()
-            zero_shot = classifier.zero_shot_probabilities(classifier.encode_image(p.tensor), pos, neg)[0]
-            if mode == "ensemble" and classifier.finding_head is not None:
-                zero_shot = 0.5 * (zero_shot + classifier.head_probabilities(p.tensor)[0])
-            per_view.append(zero_shot)
-        return classifier.combine_views(torch.stack(per_view))
+        images = torch.cat([p.tensor for p in prepared])  # [V, 1, S, S]
+        return classifier.combine_views(view_probabilities(classifier, images, mode, self._prompt_embeddings()))
 
     def _image_tokens(self, detections, prepared: _Prepared) -> torch.Tensor:
         source = self.bundle.card.get("generation", {}).get("image_tokens_from", "detector")
@@ -261,9 +245,11 @@ class DraftPipeline:
         index = self.bundle.finding_names.index(finding)
         return self.bundle.classifier.finding_heatmaps(prepared.tensor, index, pos, neg)[0].float().cpu().numpy()
 
-    def _regions(self, detections, scale: float, chosen: list[int], size: tuple[int, int]) -> list[RegionResult]:
+    def _regions(self, detections, scale: tuple[float, float], chosen: list[int], size: tuple[int, int]
+                 ) -> list[RegionResult]:
         height, width = size
-        boxes = (detections.boxes[0] / scale)  # back to original pixels, inside the frame
+        sx, sy = scale
+        boxes = detections.boxes[0] / detections.boxes.new_tensor([sx, sy, sx, sy])  # back to original pixels
         boxes = torch.stack([boxes[:, 0].clamp(0, width), boxes[:, 1].clamp(0, height),
                              boxes[:, 2].clamp(0, width), boxes[:, 3].clamp(0, height)], dim=1).tolist()
         abnormal = torch.sigmoid(detections.abnormal_logits[0]).tolist()
@@ -281,7 +267,9 @@ class DraftPipeline:
             prepared = self._prepare(frontal)
             detections = bundle.detector.detect(prepared.tensor)
             probs = self._classify([prepared] + [self._prepare(im) for im in study.images if im is not frontal])
-            model_box = torch.tensor([box], dtype=torch.float32, device=self.device) * prepared.scale
+            sx, sy = prepared.scale
+            model_box = torch.tensor([box], dtype=torch.float32, device=self.device) * torch.tensor(
+                [sx, sy, sx, sy], device=self.device)
             features = bundle.detector.region_features(prepared.tensor, model_box[None])[0]  # [1, D]
             region_index = _best_overlap(detections.boxes[0], model_box[0], bundle.region_names)
             region_ids = torch.tensor([region_index], device=self.device)

@@ -63,7 +63,7 @@ def clean_report_r2gen(report: str) -> str:
        regex class ``[.,?;*!%^&_+():-\\[\\]{}]``. Note that ``:-\\[`` in that class is a
        *range* (":" to "["), so ; < = > ? @ and A-Z are deleted too, while "-" and digits
        survive (R2Gen's quirk, kept on purpose);
-    5. strip and lower-case each sentence, join with " . " and append " ." - empty
+    5. (the strip and lower-case happen before the deletion of step 4) join with " . " and append " ." - empty
        sentences are kept (R2Gen's filter compares a string with [] and never drops any).
 
     Example: "The heart is normal. 2. No effusion.." -> "the heart is normal . no effusion ."
@@ -97,13 +97,13 @@ _TIMES_ARTEFACT = re.compile(r"(?<=\d)\?(?=10\d)")
 _QUOTE_ARTEFACT = re.compile(r"(?<![\w?])\?([\w][\w\s'-]{0,40}?)\?(?![\w?])")
 _FIGURE_POINTERS = re.compile(r"\s*\((?:arrows?|arrowheads?|asterisks?|circles?|stars?)[^)]*\)", re.I)
 _URL = re.compile(r"https?://\S+")
-_MISSING_SPACE = re.compile(r"(?<=[a-z)])\.(?=[A-Z])")
+_MISSING_SPACE = re.compile(r"(?<=[A-Za-z)])\.(?=[A-Z][a-z])")
 
 _IMAGING_TERMS = re.compile(
     r"radiograph|x-?ray|\bcxr\b|\bxr\b|\bfilm\b|\bimag|\bview\b|\bchest\b.*\bshow|"
     r"opacit|opacif|consolidat|effusion|pneumothorax|infiltrat|atelecta|nodul|cardiomegaly|"
     r"ground[- ]glass|reticul|interstitial|air[- ]?space|airspace|lung fields?|hilar|lobe|"
-    r"costophrenic|hemidiaphragm|silhouette|\bbilateral\b.*\b(?:pattern|shadow)",
+    r"costophrenic|hemidiaphragm|silhouette|parenchym|\bbilateral\b.*\b(?:pattern|shadow)",
     re.I,
 )
 

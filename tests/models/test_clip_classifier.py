@@ -15,6 +15,15 @@ VOCAB = 60
 EOS = 2
 
 
+@pytest.fixture(autouse=True)
+def single_torch_thread():
+    """Tiny models run faster on one thread, and 2 threads on 2 shared, busy cores thrash (25x)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def _texts(batch: int, length: int = 9, seed: int = 0) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     ids = torch.randint(4, VOCAB, (batch, length), generator=generator)
@@ -139,11 +148,12 @@ def test_heatmaps_shape_range_and_inference_mode(model):
     assert not any(p.grad is not None for p in model.parameters())  # no training side effect
 
 
-def test_gradcam_points_at_the_evidence():
-    """A head trained to detect a bright square: its Grad-CAM peaks on the square's patch."""
-    torch.manual_seed(0)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_heatmap_points_at_the_evidence(seed):
+    """A head trained to detect a bright square: its heatmap peaks on the square's patch."""
+    torch.manual_seed(seed)
     model = ClipClassifier(ClipClassifierConfig.tiny(VOCAB, vision_layers=2))
-    generator = torch.Generator().manual_seed(1)
+    generator = torch.Generator().manual_seed(seed + 1)
 
     def batch(size):
         images = torch.randn(size, 1, 32, 32, generator=generator) * 0.3
@@ -167,7 +177,7 @@ def test_gradcam_points_at_the_evidence():
     heatmaps = model.finding_heatmaps(images, 3)
     peaks = heatmaps.reshape(64, -1).argmax(dim=1)
     hit_rate = (peaks == cells)[labels == 1].float().mean().item()
-    assert hit_rate > 0.5  # chance is 1/16
+    assert hit_rate > 0.8  # chance is 1/16
 
 
 def test_default_config_fits_the_budget():
