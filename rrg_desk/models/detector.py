@@ -123,6 +123,7 @@ def _build_backbone(config: DetectorConfig) -> BackboneWithFPN:
     features = features[:-1]  # drop the final 1x1 expansion conv (576 ch): FPN does not need it
     stem = features[0][0]
     features[0][0] = nn.Conv2d(1, stem.out_channels, stem.kernel_size, stem.stride, stem.padding, bias=False)
+    nn.init.kaiming_normal_(features[0][0].weight, mode="fan_out")  # as torchvision inits MobileNet convs
     # Each stage ends just before the next stride-2 block (torchvision marks those `_is_cn`).
     downsamplers = [i for i, block in enumerate(features) if getattr(block, "_is_cn", False)]
     stage_ends = [i - 1 for i in downsamplers] + [len(features) - 1]
@@ -200,7 +201,9 @@ class RegionDetector(nn.Module):
 
     # --- inference ------------------------------------------------------------------------
     def detect(self, images: torch.Tensor) -> RegionDetections:
-        """images [B, 1, H, W] normalised -> RegionDetections (see the class docstring)."""
+        """images [B, 1, H, W] normalised -> RegionDetections (see the class docstring). Eval mode."""
+        if self.training:
+            raise RuntimeError("detect() needs eval mode (call .eval() first)")
         original_size = images.shape[-2:]
         image_list, _ = self.rcnn.transform(list(images))
         features = self.rcnn.backbone(image_list.tensors)  # OrderedDict of [B, C, h, w]
@@ -261,6 +264,22 @@ class RegionDetector(nn.Module):
         return grid.flatten(2).transpose(1, 2)
 
 
+def mean_relative_boxes(samples, region_names=REGION_NAMES) -> torch.Tensor:
+    """Priors for set_prior_boxes: samples = iterable of ({region name: box in pixels}, (width,
+    height)) -> [R, 4] mean box relative to the frame; regions never seen get the full frame."""
+    sums = torch.zeros(len(region_names), 4, dtype=torch.float64)
+    counts = torch.zeros(len(region_names), dtype=torch.float64)
+    for boxes_by_name, (width, height) in samples:
+        scale = torch.tensor([width, height, width, height], dtype=torch.float64)
+        for index, name in enumerate(region_names):
+            if name in boxes_by_name:
+                sums[index] += torch.tensor(boxes_by_name[name], dtype=torch.float64) / scale
+                counts[index] += 1
+    full_frame = torch.tensor([0.0, 0.0, 1.0, 1.0], dtype=torch.float64)
+    means = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], full_frame)
+    return means.float()
+
+
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -271,4 +290,5 @@ def describe_size(module: nn.Module) -> str:
     return f"{n / 1e6:.2f}M params, {n * 4 / 2 ** 20:.1f} MB fp32"
 
 
-__all__ = ["DetectorConfig", "RegionDetector", "RegionDetections", "count_parameters", "describe_size"]
+__all__ = ["DetectorConfig", "RegionDetector", "RegionDetections", "count_parameters", "describe_size",
+           "mean_relative_boxes"]

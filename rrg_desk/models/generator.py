@@ -36,10 +36,10 @@ IGNORE_INDEX = -100
 class GeneratorConfig:
     vocab_size: int = 2000
     n_positions: int = 64
-    n_embd: int = 256
+    n_embd: int = 224
     n_layer: int = 3
     n_head: int = 4
-    n_inner: int = 512
+    n_inner: int = 448
     dropout: float = 0.1
     pad_id: int = 0
     bos_id: int = 1
@@ -156,8 +156,13 @@ class RegionSentenceGenerator(nn.Module):
                        ) -> tuple[torch.Tensor | None, slice | None]:
         """Visual inputs -> (encoder states [N,S,n_embd] or None when all are absent, image slice).
 
-        region_features [N,Dr] with region_ids [N]; image_tokens [N|1,G,Di]; finding_probs [N|1,F].
+        region_features [N,Dr] with region_ids [N]; image_tokens [N|1,G,Di] (or [G,Di]);
+        finding_probs [N|1,F] (or [F]).
         """
+        if image_tokens is not None and image_tokens.ndim == 2:
+            image_tokens = image_tokens[None]                                 # [G,Di] -> [1,G,Di]
+        if finding_probs is not None and finding_probs.ndim == 1:
+            finding_probs = finding_probs[None]                               # [F] -> [1,F]
         count = self._count(region_features, image_tokens, finding_probs)
         if count is None:
             return None, None
@@ -215,7 +220,7 @@ class RegionSentenceGenerator(nn.Module):
 
         Returns the generated ids after bos, each ending with eos unless it reached max_len
         tokens (max_len defaults to, and is capped at, n_positions - 1). `num_sequences` is
-        needed only in text-only mode (no visual input).
+        needed only in text-only mode (no visual input). Call in eval mode (dropout off).
         """
         cfg = self.config
         bos = cfg.bos_id if bos_id is None else bos_id
@@ -248,8 +253,8 @@ class RegionSentenceGenerator(nn.Module):
             past = out.past_key_values
             next_token = out.logits[:, -1].argmax(dim=-1)                     # [N]
             next_token = next_token.masked_fill(finished, self.config.pad_id)
-            for row, token in enumerate(next_token.tolist()):
-                if not finished[row]:
+            for row, (token, done) in enumerate(zip(next_token.tolist(), finished.tolist())):
+                if not done:
                     outputs[row].append(token)
             finished |= next_token == eos
             if bool(finished.all()):

@@ -14,37 +14,36 @@ import torch.nn.functional as F
 
 @dataclass(frozen=True)
 class Preprocessing:
-    image_size: int  # longest side after resizing
+    image_size: int  # the model input is image_size x image_size (the trainer's convention)
     mean: float
     std: float
 
     @classmethod
     def from_card(cls, card_section: dict) -> "Preprocessing":
-        return cls(image_size=int(card_section["image_size"]), mean=float(card_section["mean"]),
-                   std=float(card_section["std"]))
+        def scalar(value) -> float:  # the card may hold one value or a one-channel list
+            return float(value[0] if isinstance(value, (list, tuple)) else value)
+
+        return cls(image_size=int(card_section["image_size"]), mean=scalar(card_section["mean"]),
+                   std=scalar(card_section["std"]))
 
 
-def resized_shape(height: int, width: int, image_size: int) -> tuple[int, int]:
-    scale = image_size / max(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
+def prepare_image(gray01: np.ndarray | torch.Tensor, spec: Preprocessing) -> tuple[torch.Tensor, tuple[float, float]]:
+    """[H, W] in [0, 1] -> ([1, S, S] normalised float32, (sx, sy)), S = image_size.
 
-
-def prepare_image(gray01: np.ndarray | torch.Tensor, spec: Preprocessing) -> tuple[torch.Tensor, float]:
-    """[H, W] in [0, 1] -> ([1, h, w] normalised float32 with max(h, w) = image_size, scale).
-
-    `scale` maps model-input pixels back to the original: x_original = x_model / scale.
+    Squashed to a square like the trainer does (radiographs are near-square, and the
+    heatmap grid then covers exactly the image). x_original = x_model / sx, y / sy.
     """
-    image = torch.as_tensor(np.asarray(gray01, dtype=np.float32) if not isinstance(gray01, torch.Tensor)
-                            else gray01.float())
+    image = torch.as_tensor(np.asarray(gray01, dtype=np.float32)) if not isinstance(gray01, torch.Tensor) \
+        else gray01.float()
     if image.ndim != 2 or image.numel() == 0:
         raise ValueError(f"expected a non-empty [H, W] image, got shape {tuple(image.shape)}")
     height, width = image.shape
-    new_h, new_w = resized_shape(height, width, spec.image_size)
-    if (new_h, new_w) != (height, width):
-        image = F.interpolate(image[None, None], size=(new_h, new_w), mode="bilinear",
+    size = spec.image_size
+    if (height, width) != (size, size):
+        image = F.interpolate(image[None, None], size=(size, size), mode="bilinear",
                               align_corners=False, antialias=True)[0, 0]
     image = (image.clamp(0.0, 1.0) - spec.mean) / spec.std
-    return image[None], new_w / width
+    return image[None], (size / width, size / height)
 
 
 def window_to_unit(pixels: np.ndarray, center: float, width: float) -> np.ndarray:

@@ -6,6 +6,8 @@ sentences that name no region ("No pneumothorax.").
 """
 from __future__ import annotations
 
+import numpy as np
+
 SCR_ORGANS: tuple[str, ...] = ("right_lung", "left_lung", "heart", "right_clavicle", "left_clavicle")
 
 DERIVED_REGIONS: tuple[str, ...] = (
@@ -35,8 +37,6 @@ REGION_LABELS.update(heart="cardiac silhouette", upper_mediastinum="upper medias
 
 
 # --- Region boxes derived from the five SCR organ masks ------------------------------------
-import numpy as np  # noqa: E402  (kept next to the code that needs it)
-
 Box = tuple[float, float, float, float]
 
 _ZONE_NAMES = ("upper", "mid", "lower")

@@ -90,10 +90,10 @@ def test_visual_inputs_condition_the_logits(model, visual):
         other_probs = model(ids, mask, **{**visual, "finding_probs": 1 - visual["finding_probs"]}).logits
         other_region = model(ids, mask, **{**visual, "region_ids": visual["region_ids"].flip(0)}).logits
         expanded = model(ids, mask, **{**visual, "image_tokens": visual["image_tokens"].expand(N, -1, -1)}).logits
-    assert not torch.allclose(base, other_probs)
-    assert not torch.allclose(base, other_region)
         unbatched = model(ids, mask, **{**visual, "image_tokens": visual["image_tokens"][0],
                                         "finding_probs": visual["finding_probs"][0]}).logits
+    assert not torch.allclose(base, other_probs)
+    assert not torch.allclose(base, other_region)
     torch.testing.assert_close(base, expanded)  # [1,G,D] broadcasts to every sentence
     torch.testing.assert_close(base, unbatched)  # so do [G,D] tokens and [F] probabilities
 

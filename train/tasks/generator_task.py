@@ -1,0 +1,235 @@
+"""The region-guided generator, in two stages, and the region selector/abnormality heads.
+
+Stage 1 (`GeneratorPretrainTask`): language-model pre-training on report sentences alone.
+Stage 2 (`GeneratorTask`): one sentence per region, conditioned on that region's detector
+features, global image tokens and the classifier's finding probabilities (disease clues).
+Region features and clues come from the trained, frozen detector and classifier and are
+computed once (`build_feature_cache`). `HeadsTask` trains the selector/abnormality heads
+on the same cache: a region is "selected" when the report has a sentence about it.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from rrg_desk.models.classify import prompt_token_ids, view_probabilities
+from rrg_desk.models.generator import GeneratorConfig, RegionSentenceGenerator, make_labels
+from rrg_desk.models.regions import REGION_NAMES
+from rrg_desk.reports.labeler import POSITIVE, label_report
+from rrg_desk.reports.text import split_sentences
+from train.data.text_corpus import region_sentence_pairs
+from train.tasks.clip_task import image_report_datasets
+from train.tasks.common import limit, report_texts, run_dir, tokenizer_for
+
+log = logging.getLogger(__name__)
+
+
+def build_generator(config: dict, tokenizer, detector) -> RegionSentenceGenerator:
+    dims = dict(vocab_size=tokenizer.vocab_size, bos_id=tokenizer.bos_id, eos_id=tokenizer.eos_id,
+                pad_id=tokenizer.pad_id, region_feature_dim=detector.config.feature_dim,
+                image_token_dim=detector.config.image_token_dim,
+                max_image_tokens=detector.config.num_image_tokens)
+    base = (GeneratorConfig.tiny(**dims) if config.get("tiny") else GeneratorConfig(**dims)).to_dict()
+    base.update(config["generator"].get("model", {}))
+    base.update(dims)
+    return RegionSentenceGenerator(GeneratorConfig.from_dict(base))
+
+
+class _Sentences(torch.utils.data.Dataset):
+    def __init__(self, sentences: list[list[int]]) -> None:
+        self.sentences = sentences
+
+    def __len__(self) -> int:
+        return len(self.sentences)
+
+    def __getitem__(self, i: int) -> list[int]:
+        return self.sentences[i]
+
+
+class GeneratorPretrainTask:
+    name = "generator_pretrain"
+
+    def __init__(self, config: dict, detector) -> None:
+        self.config, self.detector = config, detector
+        self.tokenizer = tokenizer_for(config)
+        self.max_len = int(config["generator"]["max_len"])
+        encode = lambda texts: [self.tokenizer.encode(s, max_len=self.max_len)  # noqa: E731
+                                for t in texts for s in split_sentences(t)]
+        train, val = encode(report_texts(config, "train")), encode(report_texts(config, "val"))
+        n = limit(config)
+        self.train_set, self.val_set = _Sentences(train[: n * 8] if n else train), _Sentences(val[: n * 8] if n else val)
+
+    def build_model(self) -> nn.Module:
+        return build_generator(self.config, self.tokenizer, self.detector)
+
+    def datasets(self):
+        return self.train_set, self.val_set
+
+    def collate(self, batch):
+        ids, mask = self.tokenizer.pad(batch)
+        return torch.tensor(ids), torch.tensor(mask)
+
+    def loss(self, model, batch, device):
+        ids, mask = (t.to(device) for t in batch)
+        out = model(ids, mask, labels=make_labels(ids, mask))
+        return out.loss, {}
+
+    def validate(self, model, dataset, device):
+        losses = []
+        for start in range(0, len(dataset), 256):
+            ids, mask = (t.to(device) for t in self.collate([dataset[i] for i in range(start, min(len(dataset), start + 256))]))
+            losses.append(float(model(ids, mask, labels=make_labels(ids, mask)).loss) * len(ids))
+        return {"val_loss": sum(losses) / max(1, len(dataset))}
+
+
+# --- the frozen-feature cache ----------------------------------------------------------------
+@torch.no_grad()
+def build_feature_cache(config: dict, detector, classifier, tokenizer, split: str, device) -> dict:
+    """Per image: region features [R, D], image tokens [G, C], finding probabilities [F],
+    and the report's (region index, sentence ids) pairs. Saved once per run folder."""
+    path = Path(config["out_dir"]) / "features" / f"{split}.safetensors"
+    meta_path = path.with_suffix(".pairs.json")
+    import json
+
+    if path.exists() and meta_path.exists():
+        tensors = load_file(str(path))
+        return {**tensors, "pairs": json.loads(meta_path.read_text())}
+    detector.eval(), classifier.eval()
+    mode = config["clip"].get("classification_mode", "ensemble")
+    prompts = classifier.prompt_embeddings(*prompt_token_ids(classifier, tokenizer, device))
+    features, tokens, probs, pairs = [], [], [], []
+    max_len = int(config["generator"]["max_len"])
+    count = 0
+    for dataset in image_report_datasets(config, split):
+        for index in range(len(dataset)):
+            if limit(config) and count >= limit(config):
+                break
+            item = dataset[index]
+            image = item["images"][:1].to(device)  # the frontal (first) image drives regions
+            detections = detector.detect(image)
+            features.append(detections.features[0].cpu())
+            tokens.append(detections.image_tokens[0].cpu())
+            probs.append(classifier.combine_views(view_probabilities(classifier, item["images"].to(device),
+                                                                     mode, prompts)).cpu())
+            study_pairs = []
+            for region, sentence in region_sentence_pairs(item["report"], "all"):
+                study_pairs.append([REGION_NAMES.index(region), tokenizer.encode(sentence, max_len=max_len),
+                                    int(any(v == POSITIVE for k, v in label_report(sentence).items()
+                                            if k != "No Finding"))])
+            pairs.append(study_pairs)
+            count += 1
+    tensors = {"features": torch.stack(features), "image_tokens": torch.stack(tokens), "probs": torch.stack(probs)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path))
+    meta_path.write_text(json.dumps(pairs))
+    log.info("feature cache %s: %d images, %d sentences", split, len(pairs), sum(len(p) for p in pairs))
+    return {**tensors, "pairs": pairs}
+
+
+class _RegionSentences(torch.utils.data.Dataset):
+    def __init__(self, cache: dict) -> None:
+        self.cache = cache
+        self.index = [(i, region, ids) for i, study in enumerate(cache["pairs"]) for region, ids, _ in study]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, k: int):
+        i, region, ids = self.index[k]
+        return self.cache["features"][i, region], region, self.cache["image_tokens"][i], self.cache["probs"][i], ids
+
+
+class GeneratorTask:
+    name = "generator"
+
+    def __init__(self, config: dict, detector, classifier, tokenizer, device) -> None:
+        self.config, self.detector, self.tokenizer = config, detector, tokenizer
+        self.train_set = _RegionSentences(build_feature_cache(config, detector, classifier, tokenizer, "train", device))
+        self.val_set = _RegionSentences(build_feature_cache(config, detector, classifier, tokenizer, "val", device))
+
+    def build_model(self) -> nn.Module:
+        return build_generator(self.config, self.tokenizer, self.detector)
+
+    def datasets(self):
+        return self.train_set, self.val_set
+
+    def collate(self, batch):
+        features, regions, tokens, probs, ids = zip(*batch)
+        padded, mask = self.tokenizer.pad(ids)
+        return (torch.stack(features), torch.tensor(regions), torch.stack(tokens), torch.stack(probs),
+                torch.tensor(padded), torch.tensor(mask))
+
+    def loss(self, model, batch, device):
+        features, regions, tokens, probs, ids, mask = (t.to(device) for t in batch)
+        out = model(ids, mask, region_features=features, region_ids=regions, image_tokens=tokens,
+                    finding_probs=probs, labels=make_labels(ids, mask))
+        return out.loss, {}
+
+    def validate(self, model, dataset, device):
+        total, count = 0.0, 0
+        for start in range(0, len(dataset), 128):
+            batch = self.collate([dataset[i] for i in range(start, min(len(dataset), start + 128))])
+            loss, _ = self.loss(model, batch, device)
+            total += float(loss) * len(batch[0])
+            count += len(batch[0])
+        return {"val_loss": total / max(1, count)}
+
+
+# --- selector / abnormality heads ------------------------------------------------------------
+class HeadsTrainModule(nn.Module):
+    def __init__(self, heads: nn.Module) -> None:
+        super().__init__()
+        self.heads = heads
+
+    def forward(self, features, selected, abnormal):
+        parts = self.heads.loss(features, selected, abnormal)
+        return sum(parts.values()), parts
+
+
+class _HeadTargets(torch.utils.data.Dataset):
+    def __init__(self, cache: dict) -> None:
+        self.cache = cache
+
+    def __len__(self) -> int:
+        return len(self.cache["pairs"])
+
+    def __getitem__(self, i: int):
+        selected = torch.zeros(len(REGION_NAMES))
+        abnormal = torch.zeros(len(REGION_NAMES))
+        for region, _ids, is_abnormal in self.cache["pairs"][i]:
+            selected[region] = 1.0
+            abnormal[region] = max(float(abnormal[region]), float(is_abnormal))
+        return self.cache["features"][i], selected, abnormal
+
+
+class HeadsTask:
+    name = "region_heads"
+
+    def __init__(self, config: dict, detector, classifier, tokenizer, device) -> None:
+        self.detector = detector
+        self.train_set = _HeadTargets(build_feature_cache(config, detector, classifier, tokenizer, "train", device))
+        self.val_set = _HeadTargets(build_feature_cache(config, detector, classifier, tokenizer, "val", device))
+
+    def build_model(self) -> nn.Module:
+        return HeadsTrainModule(self.detector.heads)
+
+    def datasets(self):
+        return self.train_set, self.val_set
+
+    def collate(self, batch):
+        return tuple(torch.stack(t) for t in zip(*batch))
+
+    def loss(self, model, batch, device):
+        total, parts = model(*(t.to(device) for t in batch))
+        return total, {k: float(v.detach()) for k, v in parts.items()}
+
+    def validate(self, model, dataset, device):
+        features, selected, abnormal = (t.to(device) for t in self.collate([dataset[i] for i in range(len(dataset))]))
+        total, parts = model(features, selected, abnormal)
+        logits, _ = model.heads(features)
+        accuracy = float(((logits > 0).float() == selected).float().mean())
+        return {"val_loss": float(total), "val_selector_accuracy": accuracy}
