@@ -43,8 +43,9 @@ class DetectorTask:
         self.config = config
         self.spec = spec_of(config)
         root = config["data"]["jsrt"]
-        self.train_set = CachedDataset(JsrtRegionDataset(root, "train", self.spec), limit(config))
-        self.val_set = CachedDataset(JsrtRegionDataset(root, "val", self.spec), limit(config))
+        anatomical = tuple(r for r in REGION_NAMES if r != "whole_image")  # whole_image is the frame, not a class
+        self.train_set = CachedDataset(JsrtRegionDataset(root, "train", self.spec, regions=anatomical), limit(config))
+        self.val_set = CachedDataset(JsrtRegionDataset(root, "val", self.spec, regions=anatomical), limit(config))
         self.augment = bool(config["detector"].get("augment", True))
 
     def build_model(self) -> nn.Module:

@@ -1,0 +1,202 @@
+"""`python -m train SUBCOMMAND --config FILE.yaml`: train, evaluate and export model bundles.
+
+Every subcommand runs on one CPU, one GPU or many GPUs (torchrun --nproc_per_node=N).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+SUBCOMMANDS = {
+    "regions": "derive region boxes for every JSRT image from the SCR organ masks (writes regions.json)",
+    "detector": "train the Faster R-CNN region detector on JSRT region boxes",
+    "clip": "train the CLIP classifier on image-report pairs (contrastive + finding head)",
+    "generator": "stage 1: language-model pre-training on report text; then the region selector/"
+                 "abnormality heads and stage 2: image-conditioned sentences with region features "
+                 "and disease clues (needs detector and clip)",
+    "evaluate": "evaluate a bundle: NLG (BLEU, METEOR, ROUGE-L, CIDEr), clinical efficacy, classifier "
+                "AUC and detector IoU, beside the most-frequent-report and nearest-neighbour baselines",
+    "export": "build a model bundle from the trained runs (safetensors + card.json)",
+    "all": "the whole chain: detector, clip, generator, export, evaluate, export with metrics",
+}
+
+log = logging.getLogger("train")
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
+    for name, help_text in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--config", type=Path, help="YAML file merged over train/configs/default.yaml")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one setting, e.g. --set clip.loop.epochs=3 (repeatable)")
+        p.add_argument("--resume", action="store_true", help="continue each run from its latest checkpoint")
+        p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override the config's device")
+        if name in ("evaluate", "export", "all"):
+            p.add_argument("--bundle", type=Path, help="bundle folder (default: the config's export.out)")
+        if name == "evaluate":
+            p.add_argument("--split", default=None, help="split to evaluate (default: the config's)")
+    return parser
+
+
+def _config(args) -> dict:
+    from train.config import load_config
+
+    config = load_config(args.config, args.set)
+    if args.device:
+        config["device"] = args.device
+    return config
+
+
+def cmd_regions(config: dict, info) -> None:
+    from train.data.jsrt import JsrtRegionDataset
+    from train.tasks.common import spec_of
+
+    out = {}
+    for split in ("train", "val", "test"):
+        dataset = JsrtRegionDataset(config["data"]["jsrt"], split, spec_of(config))
+        for image_id in dataset.ids:
+            out[image_id] = {k: [round(v, 2) for v in box] for k, box in dataset.region_boxes(image_id).items()}
+    path = Path(config["out_dir"]) / "regions.json"
+    if info.is_main:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(out, indent=1))
+        print(f"{len(out)} images, {len(next(iter(out.values())))} regions each -> {path}")
+
+
+def cmd_detector(config, info, resume):
+    from train.engine import fit
+    from train.tasks.common import loop_config, run_dir
+    from train.tasks.detector_task import DetectorTask
+
+    task = DetectorTask(config)
+    return fit(task, loop_config(config, config["detector"]), run_dir(config, "detector"), info, resume=resume)
+
+
+def cmd_clip(config, info, resume):
+    from train.engine import fit
+    from train.tasks.clip_task import ClipTask
+    from train.tasks.common import loop_config, run_dir
+
+    return fit(ClipTask(config), loop_config(config, config["clip"]), run_dir(config, "clip"), info, resume=resume)
+
+
+def cmd_generator(config, info, resume):
+    from safetensors.torch import load_file
+
+    from train.engine import fit
+    from train.export import _strip, _weights
+    from train.tasks.clip_task import build_classifier
+    from train.tasks.common import loop_config, run_dir, tokenizer_for
+    from train.tasks.detector_task import build_detector
+    from train.tasks.generator_task import GeneratorPretrainTask, GeneratorTask, HeadsTask
+
+    tokenizer = tokenizer_for(config)
+    detector = build_detector(config)
+    detector.load_state_dict(_weights(run_dir(config, "detector")))
+    detector.to(info.device).eval()
+    classifier = build_classifier(config, tokenizer)
+    classifier.load_state_dict(_strip(_weights(run_dir(config, "clip")), "classifier."))
+    classifier.to(info.device).eval()
+    section = config["generator"]
+    pre = GeneratorPretrainTask(config, detector)
+    fit(pre, loop_config(config, section, "pretrain_loop"), run_dir(config, "generator_pretrain"), info, resume=resume)
+    heads = HeadsTask(config, detector, classifier, tokenizer, info.device)
+    fit(heads, loop_config(config, section, "heads_loop"), run_dir(config, "region_heads"), info, resume=resume)
+    stage2 = GeneratorTask(config, detector, classifier, tokenizer, info.device)
+    model = stage2.build_model()
+    model.load_state_dict(load_file(str(_pretrained(run_dir(config, "generator_pretrain")))))
+    return fit(stage2, loop_config(config, section), run_dir(config, "generator"), info, resume=resume, model=model)
+
+
+def _pretrained(folder: Path) -> Path:
+    return folder / "best.safetensors" if (folder / "best.safetensors").exists() else folder / "last.safetensors"
+
+
+def cmd_export(config, info, bundle=None, metrics=None, thresholds=None):
+    from train.export import export_bundle
+
+    if info.is_main:
+        return export_bundle(config, bundle, metrics=metrics, thresholds=thresholds)
+    return None
+
+
+def cmd_evaluate(config, info, bundle=None, split=None):
+    from train.evaluate import evaluate_bundle, summary_table, write_metrics_into_card
+
+    if not info.is_main:
+        return None
+    bundle = Path(bundle or config["export"]["out"])
+    metrics = evaluate_bundle(config, bundle, split or config.get("evaluate", {}).get("split", "test"),
+                              device=str(info.device))
+    out = Path(config["out_dir"]) / "evaluation.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(metrics, indent=2))
+    write_metrics_into_card(bundle, metrics)
+    print(summary_table(metrics))
+    print(f"detector mean IoU {metrics['detector']['mean_iou']:.3f}, mAP@0.5 {metrics['detector']['map50']:.3f}")
+    aucs = {k: round(v, 3) for k, v in metrics["classifier_auc"].items() if v is not None}
+    print(f"classifier AUC: {aucs}")
+    print(f"full metrics: {out}")
+    return metrics
+
+
+def cmd_all(config, info, resume, bundle=None):
+    from train.evaluate import classifier_thresholds
+    from rrg_desk.inference.pipeline import DraftPipeline
+
+    started = time.time()
+    timings = {}
+    for name, step in (("detector", cmd_detector), ("clip", cmd_clip), ("generator", cmd_generator)):
+        t0 = time.time()
+        step(config, info, resume)
+        timings[name] = round(time.time() - t0, 1)
+    bundle = Path(bundle or config["export"]["out"])
+    cmd_export(config, info, bundle)
+    if info.is_main:
+        thresholds = classifier_thresholds(DraftPipeline(bundle, device=str(info.device)), config, "val")
+        cmd_export(config, info, bundle, thresholds=thresholds)
+        metrics = cmd_evaluate(config, info, bundle)
+        metrics["train_seconds"] = timings
+        metrics["total_seconds"] = round(time.time() - started, 1)
+        from train.evaluate import write_metrics_into_card
+
+        write_metrics_into_card(bundle, metrics)
+        print(f"trained and exported in {metrics['total_seconds'] / 60:.1f} min: {bundle}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    from train.distributed import cleanup, init_distributed
+
+    config = _config(args)
+    info = init_distributed(config.get("device", "auto"))
+    if not info.is_main:
+        logging.getLogger().setLevel(logging.WARNING)
+    try:
+        if args.command == "regions":
+            cmd_regions(config, info)
+        elif args.command in ("detector", "clip", "generator"):
+            {"detector": cmd_detector, "clip": cmd_clip, "generator": cmd_generator}[args.command](
+                config, info, args.resume)
+        elif args.command == "export":
+            path = cmd_export(config, info, args.bundle)
+            if path:
+                print(f"bundle written to {path}")
+        elif args.command == "evaluate":
+            cmd_evaluate(config, info, args.bundle, args.split)
+        elif args.command == "all":
+            cmd_all(config, info, args.resume, args.bundle)
+    except FileNotFoundError as exc:
+        print(f"python -m train {args.command}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        cleanup(info)
+    return 0

@@ -1,0 +1,122 @@
+"""Offline evaluation of a bundle, always beside two baselines (most frequent training report;
+nearest-neighbour retrieval by CLIP image embedding). Drafts come from the app's own
+pipeline, so what is measured is what ships."""
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rrg_desk.imaging import read_image
+from rrg_desk.imaging.types import Study
+from rrg_desk.inference.pipeline import DraftPipeline, DraftSettings
+from rrg_desk.reports.labeler import label_report, to_binary
+from rrg_desk.reports.text import clean_clinical_note
+from train.data.jsrt import JsrtRegionDataset
+from train.data.r2gen import read_annotation
+from train.metrics import auc_per_finding, ce_metrics, nlg_metrics
+from train.tasks.common import spec_of
+from train.tasks.detector_task import evaluate_detector
+
+log = logging.getLogger(__name__)
+
+
+def _studies(config: dict, split: str) -> list[tuple[str, Study, str]]:
+    root = Path(config["data"]["covid"])
+    out = []
+    for entry in read_annotation(root / "annotation.json", split):
+        images = [read_image(root / "images" / p) for p in entry["image_path"]]
+        out.append((entry["id"], Study(study_uid=entry["id"], images=images), clean_clinical_note(entry["report"])))
+    limit = int(config.get("evaluate", {}).get("max_studies", 0) or 0)
+    return out[:limit] if limit else out
+
+
+def _embed(pipeline: DraftPipeline, study: Study) -> np.ndarray:
+    with torch.inference_mode():
+        prepared = pipeline._prepare(study.frontal or study.images[0])
+        return pipeline.bundle.classifier.encode_image(prepared.tensor)[0].cpu().numpy()
+
+
+def classifier_thresholds(pipeline: DraftPipeline, config: dict, split: str = "val") -> dict[str, float]:
+    """Per finding, the threshold maximising F1 on `split` (0.5 where it has no positive)."""
+    rows = _studies(config, split)
+    probs, labels = [], []
+    for _sid, study, note in rows:
+        with torch.inference_mode():
+            prepared = [pipeline._prepare(im) for im in study.images]
+            probs.append(pipeline._classify(prepared).cpu().numpy())
+        labels.append(list(to_binary(label_report(note)).values()))
+    probs, labels = np.array(probs), np.array(labels)
+    thresholds = {}
+    for k, name in enumerate(pipeline.bundle.finding_names):
+        if labels[:, k].sum() == 0:
+            thresholds[name] = 0.5
+            continue
+        best = max(np.unique(probs[:, k]), key=lambda t: _f1(labels[:, k], probs[:, k] >= t))
+        thresholds[name] = float(best)
+    return thresholds
+
+
+def _f1(truth: np.ndarray, predicted: np.ndarray) -> float:
+    tp = float((truth.astype(bool) & predicted).sum())
+    return 2 * tp / max(1.0, float(truth.sum() + predicted.sum()))
+
+
+def evaluate_bundle(config: dict, bundle: str | Path, split: str = "test", device: str = "cpu") -> dict:
+    pipeline = DraftPipeline(bundle, device=device)
+    test = _studies(config, split)
+    train = _studies({**config, "evaluate": {"max_studies": 0}}, "train")
+    references, hypotheses, probs = {}, {}, []
+    for sid, study, note in test:
+        draft = pipeline.draft(study, DraftSettings(finding_heatmaps=False))
+        references[sid] = note.lower()
+        hypotheses[sid] = f"{draft.findings_text} {draft.impression_text}".strip().lower()
+        probs.append([f.probability for f in draft.findings])
+    # baselines
+    most_frequent = Counter(note.lower() for _, _, note in train).most_common(1)[0][0]
+    train_embeds = np.stack([_embed(pipeline, study) for _, study, _ in train])
+    nearest = {}
+    for sid, study, _ in test:
+        nearest[sid] = train[int(np.argmax(train_embeds @ _embed(pipeline, study)))][2].lower()
+    systems = {"model": hypotheses, "baseline_most_frequent": {sid: most_frequent for sid in references},
+               "baseline_nearest_neighbour": nearest}
+    result: dict = {"split": split, "studies": len(test)}
+    for name, hyp in systems.items():
+        nlg = nlg_metrics(references, hyp)
+        ce = ce_metrics([references[s] for s in references], [hyp[s] for s in references])
+        result[name] = {"nlg": nlg, "ce": {k: v for k, v in ce.items() if k != "per_finding"}}
+    labels = np.array([list(to_binary(label_report(references[sid])).values()) for sid in references])
+    result["classifier_auc"] = auc_per_finding(labels, np.array(probs), pipeline.bundle.finding_names)
+    jsrt = JsrtRegionDataset(config["data"]["jsrt"], split, spec_of(config),
+                             regions=tuple(r for r in pipeline.bundle.region_names if r != "whole_image"))
+    if int(config.get("evaluate", {}).get("max_studies", 0) or 0):
+        jsrt.ids = jsrt.ids[: int(config["evaluate"]["max_studies"])]
+    with torch.inference_mode():
+        result["detector"] = evaluate_detector(pipeline.bundle.detector, jsrt, pipeline.device)
+    return json.loads(json.dumps(result, default=float))
+
+
+def write_metrics_into_card(bundle: str | Path, metrics: dict) -> None:
+    """The card records the test metrics; weights and their hashes are untouched."""
+    card_path = Path(bundle) / "card.json"
+    card = json.loads(card_path.read_text())
+    card["metrics"] = metrics
+    tmp = card_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(card, indent=2))
+    tmp.replace(card_path)
+
+
+def summary_table(metrics: dict) -> str:
+    keys = ["BLEU-1", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr"]
+    lines = ["| system | " + " | ".join(keys) + " | CE micro F1 | CE macro F1 |",
+             "|---" * (len(keys) + 3) + "|"]
+    for name in ("model", "baseline_most_frequent", "baseline_nearest_neighbour"):
+        nlg, ce = metrics[name]["nlg"], metrics[name]["ce"]
+        values = [nlg.get(k) for k in keys]
+        cells = ["n/a" if v is None else f"{v:.3f}" for v in values]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {ce.get('micro_f1', 0):.3f} | {ce.get('macro_f1', 0):.3f} |")
+    return "\n".join(lines)

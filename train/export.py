@@ -1,0 +1,81 @@
+"""Run folders -> a model bundle the app loads (safetensors + card.json)."""
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from rrg_desk.models.bundle import save_bundle
+from train.tasks.clip_task import build_classifier
+from train.tasks.common import run_dir, tokenizer_for
+from train.tasks.detector_task import build_detector
+from train.tasks.generator_task import build_generator
+
+log = logging.getLogger(__name__)
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    for name in ("best.safetensors", "last.safetensors"):
+        if (folder / name).exists():
+            return load_file(str(folder / name))
+    raise FileNotFoundError(f"no trained weights in {folder}; run the training step first")
+
+
+def _strip(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def trained_models(config: dict, device: str | torch.device = "cpu"):
+    """(detector, classifier, generator, tokenizer) with the best weights of each run."""
+    tokenizer = tokenizer_for(config)
+    detector = build_detector(config)
+    detector.load_state_dict(_weights(run_dir(config, "detector")))
+    heads_dir = run_dir(config, "region_heads")
+    if heads_dir.exists():
+        detector.heads.load_state_dict(_strip(_weights(heads_dir), "heads."))
+    classifier = build_classifier(config, tokenizer)
+    classifier.load_state_dict(_strip(_weights(run_dir(config, "clip")), "classifier."))
+    generator = build_generator(config, tokenizer, detector)
+    gen_dir = run_dir(config, "generator")
+    generator.load_state_dict(_weights(gen_dir if gen_dir.exists() else run_dir(config, "generator_pretrain")))
+    return (detector.to(device).eval(), classifier.to(device).eval(), generator.to(device).eval(), tokenizer)
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def export_bundle(config: dict, out: str | Path | None = None, metrics: dict | None = None,
+                  thresholds: dict | None = None) -> Path:
+    detector, classifier, generator, tokenizer = trained_models(config)
+    out = Path(out or config["export"]["out"])
+    summaries = {}
+    for component in ("detector", "clip", "generator_pretrain", "generator", "region_heads"):
+        best = run_dir(config, component) / "best.json"
+        if best.exists():
+            summaries[component] = json.loads(best.read_text())
+    card_extra = {
+        "preprocessing": dict(config["preprocessing"]),
+        "thresholds": thresholds or {},
+        "generation": {"max_len": int(config["generator"]["max_len"]),
+                       "beam_size": int(config["export"].get("beam_size", 1)), "image_tokens_from": "detector"},
+        "classification": {"mode": config["clip"].get("classification_mode", "ensemble")},
+        "region_selection": {"threshold": float(config["export"].get("selector_threshold", 0.5))},
+        "training": {"data": config["data"], "config": config, "commit": git_commit(),
+                     "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                     "validation": summaries},
+        "metrics": metrics or {},
+    }
+    path = save_bundle(out, detector=detector, classifier=classifier, generator=generator, tokenizer=tokenizer,
+                       card_extra=card_extra)
+    log.info("exported bundle to %s", path)
+    return path
