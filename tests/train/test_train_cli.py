@@ -1,0 +1,101 @@
+"""The trainer's subcommands on the tiny config (seconds each): real data, tiny models."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rrg_desk.inference.pipeline import DraftPipeline
+from rrg_desk.imaging import load_studies
+from rrg_desk.models.bundle import load_bundle
+from rrg_desk.paths import samples_dir
+from train.cli import SUBCOMMANDS, get_args_parser, main
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = str(ROOT / "train" / "configs" / "tiny.yaml")
+DATA = ROOT.parent / "shared" / "data"
+
+pytestmark = pytest.mark.skipif(not (DATA / "jsrt_scr").exists(), reason="../shared/data is not beside the repo")
+
+
+def _args(out: Path, *extra: str) -> list[str]:
+    return ["--config", TINY, "--device", "cpu", "--set", f"out_dir={out}", "--set", f"export.out={out / 'bundle'}",
+            "--set", f"data.jsrt={DATA / 'jsrt_scr'}", "--set", f"data.covid={DATA / 'covid_cxr'}",
+            "--set", f"data.text_corpora=[{DATA / 'iu_xray_reports' / 'annotation.json'}]", *extra]
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny-run")
+    assert main(["all", *_args(out)]) == 0
+    return out
+
+
+def test_help_explains_every_subcommand(capsys):
+    with pytest.raises(SystemExit):
+        get_args_parser().parse_args(["--help"])
+    text = capsys.readouterr().out
+    for name in SUBCOMMANDS:
+        assert name in text
+
+
+def test_regions_subcommand_writes_every_region_for_every_image(tmp_path):
+    assert main(["regions", *_args(tmp_path)]) == 0
+    regions = json.loads((tmp_path / "regions.json").read_text())
+    assert len(regions) == 222
+    assert all(len(boxes) == 20 for boxes in regions.values())
+
+
+def test_all_exports_a_bundle_the_app_loads_with_metrics_beside_baselines(tiny_run):
+    bundle = tiny_run / "bundle"
+    loaded = load_bundle(bundle)
+    card = loaded.card
+    for system in ("model", "baseline_most_frequent", "baseline_nearest_neighbour"):
+        assert set(card["metrics"][system]["nlg"]) >= {"BLEU-1", "BLEU-4", "ROUGE-L", "CIDEr", "METEOR"}
+        assert "micro_f1" in card["metrics"][system]["ce"]
+    assert 0.0 <= card["metrics"]["detector"]["mean_iou"] <= 1.0
+    assert card["training"]["config"]["tiny"] is True
+    for run in ("detector", "clip", "generator_pretrain", "region_heads", "generator"):
+        assert (tiny_run / run / "curves.png").exists() and (tiny_run / run / "metrics.csv").exists()
+    studies, _ = load_studies([samples_dir() / "study2"])
+    draft = DraftPipeline(bundle, device="cpu").draft(studies[0])
+    assert draft.bundle_id == card["bundle_id"] and len(draft.findings) == 14
+
+
+def test_evaluate_and_export_subcommands_on_their_own(tiny_run, tmp_path, capsys):
+    other = tmp_path / "again"
+    assert main(["export", *_args(tiny_run), "--bundle", str(other)]) == 0
+    assert (other / "card.json").exists()
+    assert main(["evaluate", *_args(tiny_run), "--bundle", str(other)]) == 0
+    printed = capsys.readouterr().out
+    assert "baseline_nearest_neighbour" in printed and "detector mean IoU" in printed
+
+
+def test_resume_after_interruption_reaches_the_same_weights(tmp_path):
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    for out in (full, cut):
+        (out).mkdir()
+    assert main(["clip", *_args(full), "--set", "clip.loop.epochs=2"]) == 0
+    assert main(["clip", *_args(cut), "--set", "clip.loop.epochs=2", "--set", "clip.loop.max_steps=1"]) == 0
+    assert main(["clip", *_args(cut), "--set", "clip.loop.epochs=2", "--resume"]) == 0
+    a, b = load_file(str(full / "clip" / "last.safetensors")), load_file(str(cut / "clip" / "last.safetensors"))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-5)
+
+
+def test_two_process_ddp_run_of_the_tiny_config(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env.update(PYTHONPATH=str(ROOT), GLOO_SOCKET_IFNAME="lo")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "-m", "train", "detector", *_args(tmp_path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = [json.loads(line) for line in (tmp_path / "detector" / "log.jsonl").read_text().splitlines()]
+    epochs = [row for row in log if row["kind"] == "epoch"]
+    # 8 images / 2 ranks / batch 4 = 1 step per epoch on each rank; rank 0 alone logs
+    assert len(epochs) == 1 and epochs[0]["step"] == 1
+    assert (tmp_path / "detector" / "best.safetensors").exists()
