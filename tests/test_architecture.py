@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CORE_PACKAGES = ["imaging", "models", "inference", "reports", "store", "app"]
+CORE_PACKAGES = ["imaging", "models", "inference", "reports", "store", "pacs", "app"]
 
 
 def _imported_modules(path: Path) -> set[str]:

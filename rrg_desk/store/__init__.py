@@ -1,1 +1,12 @@
-"""RRG Desk store layer."""
+"""The SQLite store: worklist, autosaved drafts, immutable signed reports, audit log.
+
+    Database.open(path=None) -> Database          (user_data_dir()/rrg-desk.sqlite3 by default)
+    StoreError(user_message), ReportSignedError, StudyNotFoundError
+"""
+from rrg_desk.store.database import ACTIONS, DATABASE_FILE_NAME, Database
+from rrg_desk.store.errors import ReportSignedError, StoreError, StudyNotFoundError
+from rrg_desk.store.records import AuditEntry, SignedReport, StudyRecord
+from rrg_desk.store.schema import SCHEMA_VERSION, STATUSES
+
+__all__ = ["ACTIONS", "DATABASE_FILE_NAME", "Database", "ReportSignedError", "StoreError", "StudyNotFoundError",
+           "AuditEntry", "SignedReport", "StudyRecord", "SCHEMA_VERSION", "STATUSES"]

@@ -1,0 +1,322 @@
+"""Qt-free application state of the workstation: the open study, its draft and report.
+
+The UI calls these methods and redraws; every rule (what a recovery is, when autosave is
+due, that flags are reviewed before signing, that a signed report is read-only) lives here,
+so it is tested without a window.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from rrg_desk.app.settings import AppSettings
+from rrg_desk.imaging.types import Study
+from rrg_desk.reports.document import ReportDocument, ReportSentence
+from rrg_desk.reports.draft import Draft
+from rrg_desk.reports.export import (
+    EXPORT_SUFFIXES, Addendum, ExportError, ReportMeta, annotated_png_bytes, base_name, export_annotated_png,
+    export_dicom_sr, export_fhir, export_json, export_txt,
+)
+from rrg_desk.reports.truthfulness import Flag, check_report, unreviewed_flags
+from rrg_desk.store import Database, ReportSignedError, SignedReport, StoreError, StudyRecord
+
+log = logging.getLogger(__name__)
+
+
+class SessionError(Exception):
+    """A request that does not fit the session's state; `user_message` is for the UI."""
+
+    def __init__(self, user_message: str) -> None:
+        super().__init__(user_message)
+        self.user_message = user_message
+
+
+class UnreviewedFlagsError(SessionError):
+    def __init__(self, flags: list[Flag]) -> None:
+        super().__init__(f"{len(flags)} truthfulness flag(s) must be reviewed before signing.")
+        self.flags = flags
+
+
+@dataclass(frozen=True)
+class OpenedStudy:
+    record: StudyRecord
+    study: Study
+    restored_draft: bool  # a working draft was loaded from the database
+    recovered: bool  # ... and it was unsaved work from a session that crashed or was killed
+    signed: bool
+
+    @property
+    def message(self) -> str:
+        if self.recovered:
+            return "Recovered the unsaved draft of this study from the last session (the app did not close normally)."
+        if self.signed:
+            return "This report is signed; changes need an addendum."
+        return "Restored your working draft." if self.restored_draft else ""
+
+
+class Session:
+    def __init__(self, db: Database, settings: AppSettings) -> None:
+        self.db = db
+        self.settings = settings
+        self.record: StudyRecord | None = None
+        self.study: Study | None = None
+        self.draft: Draft | None = None
+        self.document: ReportDocument | None = None
+        self._pending_recovery = set(db.unsaved_recovery())
+        self._dirty_since: float | None = None  # monotonic time of the first unsaved edit
+        self._last_edit: float | None = None
+
+    # --- properties ---------------------------------------------------------------------
+    @property
+    def user(self) -> str:
+        return self.settings.user_name.strip()
+
+    @property
+    def study_uid(self) -> str | None:
+        return self.record.study_uid if self.record else None
+
+    @property
+    def is_signed(self) -> bool:
+        return self.record is not None and self.db.is_signed(self.record.study_uid)
+
+    @property
+    def dirty(self) -> bool:
+        return self._dirty_since is not None
+
+    def pending_recoveries(self) -> list[str]:
+        """Studies with recovered drafts not opened yet (the UI may offer to open them)."""
+        return sorted(self._pending_recovery)
+
+    # --- opening ------------------------------------------------------------------------
+    def open_study(self, study_uid: str) -> OpenedStudy:
+        """Load the study's images and its working draft (or signed report), log "opened"."""
+        if self.dirty:
+            self.autosave()
+        record = self.db.get_study(study_uid)
+        study = self.db.load_study(study_uid)
+        self.record, self.study = record, study
+        self.draft = self.db.load_model_draft(study_uid)
+        signed = self.db.signed_reports(study_uid)
+        document = None
+        if signed and signed[0].document is not None:
+            document = ReportDocument.from_dict(signed[0].document, draft=self.draft)
+        restored = False
+        if document is None:
+            document = self.db.load_draft(study_uid)
+            restored = document is not None
+        if document is None and self.draft is not None:
+            document = ReportDocument.from_draft(self.draft)
+        self.document = document
+        self._dirty_since = self._last_edit = None
+        recovered = restored and study_uid in self._pending_recovery
+        self._pending_recovery.discard(study_uid)
+        self.db.audit(study_uid, self.user, "opened", {"restored_draft": restored})
+        if recovered:
+            self.db.audit(study_uid, self.user, "recovered", {"saved_at": self.db.draft_saved_at(study_uid)})
+        return OpenedStudy(record, study, restored, recovered, bool(signed))
+
+    def close_study(self) -> None:
+        if self.dirty:
+            self.autosave()
+        self.record = self.study = self.draft = self.document = None
+
+    def needs_draft(self) -> bool:
+        """Auto-draft rule: a study with no model draft, not signed, when auto_draft is on."""
+        return (self.settings.auto_draft and self.record is not None and self.draft is None
+                and not self.is_signed)
+
+    # --- the model's draft --------------------------------------------------------------
+    def apply_draft(self, draft: Draft) -> bool:
+        """Take a finished draft. False (dropped) when it is for a study no longer open.
+
+        The radiologist's text wins: if they already wrote or reviewed something, their
+        document is kept and only the overlays and findings (the Draft) are updated."""
+        if self.record is None or draft.study_uid != self.record.study_uid:
+            log.info("dropped a draft for study %s (not the open study)", draft.study_uid)
+            return False
+        self.db.save_model_draft(draft.study_uid, draft, self.user)
+        self.draft = draft
+        if self.is_signed:  # the signed text never changes; only the overlays follow the draft
+            if self.document is not None:
+                self.document.draft = draft
+            return True
+        keep_text = self.document is not None and not self.document.is_empty() and any(
+            s.origin == "radiologist" or s.accepted or s.edited for s in self.document.sentences())
+        if keep_text:
+            self.document.draft = draft
+        else:
+            self.document = ReportDocument.from_draft(draft)
+            self._mark_dirty()
+        return True
+
+    # --- editing ------------------------------------------------------------------------
+    def _editable_document(self) -> ReportDocument:
+        if self.record is None:
+            raise SessionError("Open a study first.")
+        if self.is_signed:
+            raise ReportSignedError(self.record.study_uid)
+        if self.document is None:
+            self.document = ReportDocument(study_uid=self.record.study_uid, draft=self.draft,
+                                           bundle_id=self.draft.bundle_id if self.draft else "")
+        return self.document
+
+    def _mark_dirty(self) -> None:
+        now = time.monotonic()
+        if self._dirty_since is None:
+            self._dirty_since = now
+        self._last_edit = now
+
+    def edit(self, section: str, text: str) -> None:
+        self._editable_document().replace_section_text(section, text)
+        self._mark_dirty()
+
+    def accept(self, sentence_id: str) -> None:
+        self._editable_document().accept(sentence_id)
+        self._mark_dirty()
+
+    def reject(self, sentence_id: str) -> None:
+        self._editable_document().reject(sentence_id)
+        self._mark_dirty()
+
+    def accept_all(self) -> list[str]:
+        accepted = self._editable_document().accept_all()
+        self._mark_dirty()
+        return accepted
+
+    def add_sentence(self, section: str, sentence: ReportSentence, index: int | None = None) -> None:
+        self._editable_document().add_sentence(section, sentence, index)
+        self._mark_dirty()
+
+    def apply_template(self, findings: str, impression: str) -> None:
+        document = self._editable_document()
+        document.replace_section_text("findings", findings)
+        document.replace_section_text("impression", impression)
+        self._mark_dirty()
+
+    # --- autosave -----------------------------------------------------------------------
+    def autosave_due(self, now: float | None = None) -> bool:
+        """True once `autosave_seconds` passed since the last edit (the UI's timer asks)."""
+        if self._last_edit is None:
+            return False
+        now = time.monotonic() if now is None else now
+        return now - self._last_edit >= self.settings.autosave_seconds
+
+    def autosave(self) -> bool:
+        """Save the working copy if there are unsaved edits. StoreError leaves it dirty (the
+        text stays on screen and the next autosave retries)."""
+        if not self.dirty or self.document is None or self.record is None:
+            return False
+        self.db.save_draft(self.record.study_uid, self.document, self.user)
+        self._dirty_since = self._last_edit = None
+        return True
+
+    # --- truthfulness and sign-off ------------------------------------------------------
+    def check_before_sign(self) -> list[Flag]:
+        if self.document is None:
+            raise SessionError("There is no report to sign.")
+        findings = self.draft.findings if self.draft is not None else []
+        return check_report(self.document, findings)
+
+    def sign(self, user: str | None = None, reviewed_flags: list[Flag] | None = None) -> SignedReport:
+        """Sign after the truthfulness review: every current flag must be in `reviewed_flags`."""
+        document = self._editable_document()
+        signer = (user or self.user).strip()
+        reviewed = list(reviewed_flags or [])
+        missing = unreviewed_flags(self.check_before_sign(), reviewed)
+        if missing:
+            raise UnreviewedFlagsError(missing)
+        report = self.db.sign(self.record.study_uid, document, signer, reviewed)
+        self._dirty_since = self._last_edit = None
+        self.record = self.db.get_study(self.record.study_uid)
+        return report
+
+    def add_addendum(self, text: str, user: str | None = None) -> SignedReport:
+        if self.record is None:
+            raise SessionError("Open a study first.")
+        addendum = self.db.add_addendum(self.record.study_uid, text, (user or self.user).strip())
+        self.record = self.db.get_study(self.record.study_uid)
+        return addendum
+
+    def signed_reports(self) -> list[SignedReport]:
+        return self.db.signed_reports(self.record.study_uid) if self.record else []
+
+    # --- exports ------------------------------------------------------------------------
+    def report_meta(self) -> ReportMeta:
+        """Patient, study and signature of the open report, for the exporters (and the PDF)."""
+        if self.record is None or self.study is None:
+            raise SessionError("Open a study first.")
+        signed = self.signed_reports()
+        original = next((r for r in signed if r.kind == "report"), None)
+        addenda = tuple(Addendum(r.addendum_text, r.signer, datetime.fromisoformat(r.signed_at))
+                        for r in signed if r.kind == "addendum")
+        return ReportMeta.from_study(
+            self.study, signer=original.signer if original else "",
+            signed_at=datetime.fromisoformat(original.signed_at) if original else None,
+            report_id=str(original.id) if original else "", addenda=addenda,
+            pseudonym_salt=self.db.installation_secret())
+
+    def key_image_png(self, anonymise: bool = False, heatmap=None) -> bytes | None:
+        """The annotated frontal image (selected regions) as PNG bytes, or None without a draft."""
+        if self.study is None or self.draft is None:
+            return None
+        frontal = self.study.frontal or self.study.images[0]
+        return annotated_png_bytes(frontal, [r for r in self.draft.regions if r.selected], heatmap,
+                                   self.report_meta(), anonymise)
+
+    def export(self, formats: list[str], folder: str | Path, anonymise: bool = False,
+               include_key_image: bool = False) -> dict[str, Path]:
+        """Write the report (signed, or the draft marked as such) in `formats` (EXPORT_SUFFIXES
+        keys; "pdf" is the UI's). Returns format -> file. ExportError on failure."""
+        unknown = [f for f in formats if f not in EXPORT_SUFFIXES]
+        if unknown:
+            raise ValueError(f"unknown export format(s) {unknown}; the core writes {sorted(EXPORT_SUFFIXES)} "
+                             "(PDF is rendered by rrg_desk.ui.pdf_export)")
+        if self.document is None or self.study is None:
+            raise SessionError("There is no report to export.")
+        meta = self.report_meta()
+        folder = Path(folder)
+        stem = base_name(meta.for_export(anonymise))
+        written: dict[str, Path] = {}
+        for fmt in formats:
+            out = folder / (stem + EXPORT_SUFFIXES[fmt])
+            if fmt == "txt":
+                written[fmt] = export_txt(self.document, meta, out, anonymise)
+            elif fmt == "json":
+                written[fmt] = export_json(self.document, meta, out, anonymise)
+            elif fmt == "fhir":
+                key = self.key_image_png(anonymise) if include_key_image else None
+                written[fmt] = export_fhir(self.document, meta, out, anonymise, key_image_png=key)
+            elif fmt == "sr":
+                written[fmt] = export_dicom_sr(self.document, meta, self.study.images, out, anonymise)
+            elif fmt == "png":
+                if self.draft is None:
+                    raise ExportError("The annotated image needs a draft (regions); draft the study first.")
+                frontal = self.study.frontal or self.study.images[0]
+                written[fmt] = export_annotated_png(frontal, [r for r in self.draft.regions if r.selected], None,
+                                                    out, anonymise, meta)
+        try:
+            self.db.audit(self.record.study_uid, self.user, "exported",
+                          {"formats": list(written), "anonymise": anonymise, "signed": meta.signed,
+                           "files": [str(p) for p in written.values()]})
+        except StoreError:
+            log.warning("export written but not logged (database unavailable)")
+        return written
+
+    # --- navigation ---------------------------------------------------------------------
+    def next_study_uid(self, search: str = "") -> str | None:
+        """The next study to report in the worklist order (not signed), after the open one."""
+        studies = self.db.list_studies(search=search)
+        todo = [s.study_uid for s in studies if s.status not in ("signed", "amended")]
+        if not todo:
+            return None
+        if self.record is None or self.record.study_uid not in [s.study_uid for s in studies]:
+            return todo[0]
+        order = [s.study_uid for s in studies]
+        position = order.index(self.record.study_uid)
+        after = [uid for uid in order[position + 1:] if uid in todo]
+        before = [uid for uid in order[:position] if uid in todo]
+        following = after + before
+        return following[0] if following else None

@@ -1,0 +1,130 @@
+"""What every exporter shares: report metadata, anonymisation, safe writing, ExportError."""
+from __future__ import annotations
+
+import errno
+import hashlib
+import hmac
+import os
+import tempfile
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from rrg_desk.imaging.types import PatientInfo, Study
+
+ANONYMOUS_NAME = "ANONYMOUS"
+DRAFT_BANNER = "DRAFT \u2014 not signed"
+SOFTWARE_NAME = "RRG Desk"
+
+
+class ExportError(Exception):
+    """An export failed; `user_message` says why in words a radiologist can act on."""
+
+    def __init__(self, user_message: str) -> None:
+        super().__init__(user_message)
+        self.user_message = user_message
+
+
+@dataclass(frozen=True)
+class Addendum:
+    text: str
+    signer: str
+    signed_at: datetime
+
+
+@dataclass(frozen=True)
+class ReportMeta:
+    """Who and what a report is about, and whether (and by whom) it was signed."""
+
+    study_uid: str
+    patient: PatientInfo = field(default_factory=PatientInfo)
+    study_date: str = ""  # DICOM DA (YYYYMMDD)
+    accession_number: str = ""
+    description: str = ""
+    modality: str = "DX"
+    signer: str = ""
+    signed_at: datetime | None = None
+    report_id: str = ""  # the store's signed report id, when signed
+    addenda: tuple[Addendum, ...] = ()
+    pseudonym_salt: str = ""  # per-installation secret so pseudo-ids cannot be brute-forced
+    anonymised: bool = False
+
+    @property
+    def signed(self) -> bool:
+        return self.signed_at is not None
+
+    @classmethod
+    def from_study(cls, study: Study, **kwargs) -> "ReportMeta":
+        modality = next((im.modality for im in study.images if im.modality), "DX")
+        return cls(study_uid=study.study_uid, patient=study.patient, study_date=study.study_date,
+                   accession_number=study.accession_number, description=study.description,
+                   modality=modality, **kwargs)
+
+    def anonymised_copy(self) -> "ReportMeta":
+        """Patient name, ID and birth date replaced; the accession number (which leads
+        back to the patient in the RIS) cleared. Study UIDs stay: the references need them."""
+        patient = PatientInfo(name=ANONYMOUS_NAME,
+                              patient_id=pseudo_id(self.patient.patient_id or self.study_uid, self.pseudonym_salt),
+                              birth_date="", sex=self.patient.sex)
+        return replace(self, patient=patient, accession_number="", anonymised=True)
+
+    def for_export(self, anonymise: bool) -> "ReportMeta":
+        return self.anonymised_copy() if anonymise and not self.anonymised else self
+
+
+def pseudo_id(identifier: str, salt: str = "") -> str:
+    """A stable pseudonym: the same patient gets the same id in every export of this install."""
+    digest = hmac.new(salt.encode(), identifier.encode(), hashlib.sha256).hexdigest()
+    return "ANON-" + digest[:12].upper()
+
+
+def display_date(dicom_date: str) -> str:
+    """'20240105' -> '2024-01-05' (anything else is returned unchanged)."""
+    if len(dicom_date) == 8 and dicom_date.isdigit():
+        return f"{dicom_date[:4]}-{dicom_date[4:6]}-{dicom_date[6:]}"
+    return dicom_date
+
+
+def display_name(dicom_name: str) -> str:
+    """'DOE^JANE' -> 'DOE, JANE'."""
+    parts = [p for p in dicom_name.split("^") if p]
+    return ", ".join(parts[:2]) + (" " + " ".join(parts[2:]) if len(parts) > 2 else "")
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def base_name(meta: ReportMeta) -> str:
+    """File name stem that never contains the patient's name."""
+    ident = meta.report_id or meta.study_uid.rsplit(".", 1)[-1][-12:] or "study"
+    stem = f"report-{ident}"
+    return stem if meta.signed else stem + "-DRAFT"
+
+
+def _describe_os_error(exc: OSError, path: Path) -> str:
+    if exc.errno == errno.ENOSPC or exc.errno == getattr(errno, "EDQUOT", -1):
+        return f"The disk is full: {path.name} could not be written to {path.parent}. Free some space and export again."
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"The folder {path.parent} is read-only or not yours: choose another folder for the export."
+    if exc.errno == errno.ENOENT:
+        return f"The folder {path.parent} does not exist."
+    return f"{path.name} could not be written to {path.parent} ({exc.strerror or exc})."
+
+
+def write_atomic(path: Path, data: bytes) -> Path:
+    """Write via a temporary file and rename, so a failed export leaves no half file."""
+    path = Path(path)
+    tmp: str | None = None
+    try:
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".part")
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as exc:
+        raise ExportError(_describe_os_error(exc, path)) from exc
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+    return path

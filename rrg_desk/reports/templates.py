@@ -1,0 +1,123 @@
+"""Report templates and the radiologist's text macros (a name expands to a phrase).
+
+Macros live in a small JSON file ({name: text}) in the user data folder, so they survive
+upgrades and can be edited by hand. A missing or damaged file falls back to the defaults.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from rrg_desk.paths import user_data_dir
+
+log = logging.getLogger(__name__)
+
+MACROS_FILE_NAME = "macros.json"
+_MACRO_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+
+
+@dataclass(frozen=True)
+class ReportTemplate:
+    name: str
+    findings: str
+    impression: str
+
+
+NORMAL_CHEST_TEMPLATE = ReportTemplate(
+    name="Normal chest",
+    findings=("The heart size is normal. The mediastinal contours are within normal limits. "
+              "The lungs are clear. There is no pleural effusion or pneumothorax. "
+              "No acute osseous abnormality."),
+    impression="No acute cardiopulmonary abnormality.",
+)
+TEMPLATES: dict[str, ReportTemplate] = {NORMAL_CHEST_TEMPLATE.name: NORMAL_CHEST_TEMPLATE}
+
+# Names are abbreviations, never English words: Tab after "heart" must not expand it.
+DEFAULT_MACROS: dict[str, str] = {
+    "nfd": "No acute cardiopulmonary abnormality.",
+    "clr": "The lungs are clear.",
+    "hrt": "The heart size is normal.",
+    "med": "The mediastinal contours are within normal limits.",
+    "noeff": "There is no pleural effusion or pneumothorax.",
+    "bon": "No acute osseous abnormality.",
+    "cmp": "Compared with the prior study, there is no significant interval change.",
+}
+
+
+class MacroError(ValueError):
+    """An invalid macro name or text; `user_message` is for the UI."""
+
+    def __init__(self, user_message: str) -> None:
+        super().__init__(user_message)
+        self.user_message = user_message
+
+
+class MacroStore:
+    """{name: text} macros kept in a JSON file; names are case-insensitive."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else user_data_dir() / MACROS_FILE_NAME
+        self._macros: dict[str, str] = dict(DEFAULT_MACROS)
+        self.load()
+
+    def load(self) -> None:
+        if not self.path.exists():
+            return
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("the file does not hold a {name: text} object")
+        except (OSError, ValueError) as exc:
+            log.warning("macros file %s unreadable (%s); using the defaults", self.path, exc)
+            return
+        self._macros = {str(k).lower(): str(v) for k, v in data.items() if _MACRO_NAME.match(str(k))}
+
+    def save(self) -> None:
+        """Write atomically (a crash mid-write never leaves a half file)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".macros-", suffix=".json")
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                json.dump(self._macros, out, indent=2, sort_keys=True, ensure_ascii=False)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def names(self) -> list[str]:
+        return sorted(self._macros)
+
+    def items(self) -> dict[str, str]:
+        return dict(self._macros)
+
+    def get(self, name: str) -> str | None:
+        return self._macros.get(name.lower())
+
+    def set(self, name: str, text: str) -> None:
+        if not _MACRO_NAME.match(name):
+            raise MacroError("A macro name is 1 to 32 letters, digits, dots, dashes or underscores.")
+        if not text.strip():
+            raise MacroError("A macro needs some text.")
+        self._macros[name.lower()] = text.strip()
+
+    def remove(self, name: str) -> None:
+        self._macros.pop(name.lower(), None)
+
+    def expand_word_before(self, text: str, cursor: int) -> tuple[str, int] | None:
+        """Expand the macro name that ends at `cursor` (the editor's Tab key).
+
+        Returns (new text, new cursor) or None when the word before the cursor is no macro.
+        """
+        match = re.search(r"[A-Za-z0-9_.-]+$", text[:cursor])
+        if match is None:
+            return None
+        expansion = self.get(match.group())
+        if expansion is None:
+            return None
+        new_text = text[: match.start()] + expansion + text[cursor:]
+        return new_text, match.start() + len(expansion)

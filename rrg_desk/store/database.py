@@ -1,0 +1,299 @@
+"""The SQLite store: connection, transactions, studies (the worklist), audit log, app state.
+
+One file in the user data folder (WAL journal, foreign keys, busy timeout). With WAL and
+synchronous=NORMAL a commit survives the application being killed (only a power cut may
+lose the last commits), and an autosave costs about a millisecond.
+Drafts and sign-off live in store/drafts.py and store/signoff.py (mixed into Database).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import psutil
+
+from rrg_desk.imaging import ImageReadError, Study, load_studies
+from rrg_desk.paths import user_data_dir
+from rrg_desk.store.drafts import DraftsMixin
+from rrg_desk.store.errors import ReportSignedError, StoreError, StudyNotFoundError, mapped_errors
+from rrg_desk.store.records import AuditEntry, StudyRecord, utc_now_iso
+from rrg_desk.store.schema import STATUSES, SchemaTooNewError, migrate
+from rrg_desk.store.signoff import SignOffMixin
+
+log = logging.getLogger(__name__)
+
+DATABASE_FILE_NAME = "rrg-desk.sqlite3"
+BUSY_TIMEOUT_S = 5.0
+ACTIONS = ("imported", "opened", "drafted", "edited", "flags_reviewed", "signed", "addendum",
+           "exported", "recovered", "status_changed")
+SORT_COLUMNS = {"study_date": "study_date", "patient_name": "patient_name COLLATE NOCASE",
+                "patient_id": "patient_id", "accession": "accession", "description": "description COLLATE NOCASE",
+                "status": "status", "imported_at": "imported_at", "updated_at": "updated_at",
+                "modality": "modality"}
+_STUDY_COLUMNS = ("study_uid, patient_name, patient_id, birth_date, sex, study_date, accession, "
+                  "description, modality, status, imported_at, updated_at")
+_RUNNING_KEY, _CLEAN_AT_KEY = "running_instances", "clean_shutdown_ns"
+_OPEN_TOKENS: set[str] = set()  # Database instances open in this process
+
+
+class Database(DraftsMixin, SignOffMixin):
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+        self._lock = threading.RLock()  # one connection, possibly shared with a worker thread
+        self._token = uuid.uuid4().hex
+        self._last_edit_audit_ns: dict[str, int] = {}
+        self._previous_clean, self._recoverable = self._register_instance()
+
+    # --- lifecycle ----------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path | None = None) -> "Database":
+        """Open (creating and migrating if needed) the database; StoreError when impossible."""
+        with mapped_errors("opening the database"):
+            path = Path(path) if path is not None else user_data_dir() / DATABASE_FILE_NAME
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                   check_same_thread=False)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+                conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+                try:
+                    before, after = migrate(conn)
+                except SchemaTooNewError as exc:
+                    raise StoreError("The database was written by a newer RRG Desk; update the program "
+                                     "to open it.") from exc
+                if before != after:
+                    log.info("database %s migrated from schema %d to %d", path, before, after)
+                return cls(conn, path)
+            except BaseException:
+                conn.close()
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            _OPEN_TOKENS.discard(self._token)
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.close()
+
+    def __enter__(self) -> "Database":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _transaction(self, where: str) -> Iterator[sqlite3.Connection]:
+        with self._lock, mapped_errors(where):
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                raise
+
+    @contextlib.contextmanager
+    def _reading(self, where: str) -> Iterator[sqlite3.Connection]:
+        with self._lock, mapped_errors(where):
+            yield self._conn
+
+    # --- app state, clean shutdown and recovery -----------------------------------------
+    def _state(self, conn: sqlite3.Connection, key: str, default: str = "") -> str:
+        row = conn.execute("SELECT value FROM app_state WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    @staticmethod
+    def _set_state(conn: sqlite3.Connection, key: str, value: str) -> None:
+        conn.execute("INSERT INTO app_state (key, value) VALUES (?, ?) "
+                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    def _register_instance(self) -> tuple[bool, list[str]]:
+        """Record this instance as running; was the previous run's shutdown clean?
+
+        An instance listed as running whose process is gone (or, in this process, whose
+        Database was closed without `mark_clean_shutdown`) crashed or was killed."""
+        with self._transaction("starting") as conn:
+            running = json.loads(self._state(conn, _RUNNING_KEY, "[]"))
+            alive, crashed = [], []
+            for entry in running:
+                pid, token = int(entry.get("pid", 0)), str(entry.get("token", ""))
+                if pid == os.getpid():
+                    (alive if token in _OPEN_TOKENS else crashed).append(entry)
+                else:
+                    (alive if psutil.pid_exists(pid) else crashed).append(entry)
+            self._set_state(conn, _RUNNING_KEY, json.dumps(alive + [{"pid": os.getpid(), "token": self._token}]))
+            recoverable: list[str] = []
+            if crashed:
+                clean_at = int(self._state(conn, _CLEAN_AT_KEY, "0"))
+                recoverable = [row[0] for row in conn.execute(
+                    "SELECT study_uid FROM drafts WHERE saved_at_ns > ? ORDER BY saved_at_ns DESC", (clean_at,))]
+        _OPEN_TOKENS.add(self._token)
+        if crashed:
+            log.warning("the previous session did not shut down cleanly; %d working draft(s) to recover",
+                        len(recoverable))
+        return not crashed, recoverable
+
+    def mark_clean_shutdown(self) -> None:
+        with self._transaction("closing") as conn:
+            running = json.loads(self._state(conn, _RUNNING_KEY, "[]"))
+            self._set_state(conn, _RUNNING_KEY, json.dumps([e for e in running if e.get("token") != self._token]))
+            self._set_state(conn, _CLEAN_AT_KEY, str(time.time_ns()))
+        _OPEN_TOKENS.discard(self._token)
+
+    def was_clean_shutdown(self) -> bool:
+        """Did the previous session end with mark_clean_shutdown()? (judged when opened)"""
+        return self._previous_clean
+
+    def unsaved_recovery(self) -> list[str]:
+        """Study uids whose working draft was saved after the last clean shutdown, when the
+        previous session crashed or was killed (most recent first; judged when opened)."""
+        return list(self._recoverable)
+
+    def installation_secret(self) -> str:
+        """A random per-database secret (keys the pseudonyms of anonymised exports)."""
+        with self._transaction("reading the installation secret") as conn:
+            secret = self._state(conn, "installation_secret")
+            if not secret:
+                secret = uuid.uuid4().hex + uuid.uuid4().hex
+                self._set_state(conn, "installation_secret", secret)
+            return secret
+
+    # --- audit --------------------------------------------------------------------------
+    @staticmethod
+    def _audit(conn: sqlite3.Connection, study_uid: str | None, user: str, action: str, detail: dict | None) -> int:
+        if action not in ACTIONS:
+            raise ValueError(f"unknown audit action {action!r}; expected one of {ACTIONS}")
+        cursor = conn.execute(
+            "INSERT INTO audit_log (at, study_uid, user, action, detail_json) VALUES (?, ?, ?, ?, ?)",
+            (utc_now_iso(), study_uid, user, action, json.dumps(detail or {}, ensure_ascii=False, default=str)))
+        return int(cursor.lastrowid)
+
+    def audit(self, study_uid: str | None, user: str, action: str, detail: dict | None = None) -> None:
+        with self._transaction(f"logging '{action}'") as conn:
+            self._audit(conn, study_uid, user, action, detail)
+
+    def audit_log(self, study_uid: str | None = None, action: str | None = None) -> list[AuditEntry]:
+        clauses, args = [], []
+        if study_uid is not None:
+            clauses.append("study_uid = ?")
+            args.append(study_uid)
+        if action is not None:
+            clauses.append("action = ?")
+            args.append(action)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        with self._reading("reading the audit log") as conn:
+            rows = conn.execute(f"SELECT id, at, study_uid, user, action, detail_json FROM audit_log {where} "
+                                "ORDER BY id", args).fetchall()
+        return [AuditEntry(id=r[0], at=r[1], study_uid=r[2], user=r[3], action=r[4], detail=json.loads(r[5]))
+                for r in rows]
+
+    # --- studies ------------------------------------------------------------------------
+    def import_studies(self, paths: Iterable[str | Path], user: str = "") -> tuple[list[StudyRecord], list[ImageReadError]]:
+        """Read files/folders into the worklist. Re-importing the same files changes nothing."""
+        studies, errors = load_studies(paths)  # file I/O outside the database lock
+        now = utc_now_iso()
+        with self._transaction("importing studies") as conn:
+            for study in studies:
+                self._upsert_study(conn, study, now, user)
+        return [self.get_study(study.study_uid) for study in studies], errors
+
+    def _upsert_study(self, conn: sqlite3.Connection, study: Study, now: str, user: str) -> None:
+        known = conn.execute("SELECT 1 FROM studies WHERE study_uid = ?", (study.study_uid,)).fetchone()
+        modality = next((im.modality for im in study.images if im.modality), "")
+        values = (study.patient.name, study.patient.patient_id, study.patient.birth_date, study.patient.sex,
+                  study.study_date, study.accession_number, study.description, modality)
+        if known:
+            conn.execute("UPDATE studies SET patient_name=?, patient_id=?, birth_date=?, sex=?, study_date=?, "
+                         "accession=?, description=?, modality=? WHERE study_uid=?", (*values, study.study_uid))
+        else:
+            conn.execute(f"INSERT INTO studies ({_STUDY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?)",
+                         (study.study_uid, *values, now, now))
+        added = 0
+        for image in study.images:
+            path = str(Path(image.source_path).resolve()) if image.source_path else ""
+            cursor = conn.execute("INSERT OR IGNORE INTO study_files (study_uid, path, sop_instance_uid, view) "
+                                  "VALUES (?, ?, ?, ?)", (study.study_uid, path, image.sop_instance_uid,
+                                                          image.view.value))
+            added += cursor.rowcount
+        if not known:
+            self._audit(conn, study.study_uid, user, "imported",
+                        {"files": added, "source": str(Path(study.source).resolve()) if study.source else ""})
+
+    def _files(self, conn: sqlite3.Connection, uids: list[str]) -> dict[str, tuple[str, ...]]:
+        files: dict[str, list[str]] = {uid: [] for uid in uids}
+        for uid, path in conn.execute("SELECT study_uid, path FROM study_files ORDER BY study_uid, rowid"):
+            if uid in files:
+                files[uid].append(path)
+        return {uid: tuple(paths) for uid, paths in files.items()}
+
+    def list_studies(self, search: str = "", status: str | None = None, order_by: str = "study_date",
+                     descending: bool = True) -> list[StudyRecord]:
+        """The worklist. `search` words must each match patient name/ID, accession or description."""
+        if order_by not in SORT_COLUMNS:
+            raise ValueError(f"cannot sort by {order_by!r}; expected one of {sorted(SORT_COLUMNS)}")
+        clauses, args = [], []
+        for word in search.split():
+            pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            clauses.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in
+                                              ("patient_name", "patient_id", "accession", "description")) + ")")
+            args += [pattern] * 4
+        if status is not None:
+            if status not in STATUSES:
+                raise ValueError(f"unknown status {status!r}; expected one of {STATUSES}")
+            clauses.append("status = ?")
+            args.append(status)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        direction = "DESC" if descending else "ASC"
+        with self._reading("reading the worklist") as conn:
+            rows = conn.execute(f"SELECT {_STUDY_COLUMNS} FROM studies {where} "
+                                f"ORDER BY {SORT_COLUMNS[order_by]} {direction}, study_uid", args).fetchall()
+            files = self._files(conn, [r[0] for r in rows])
+        return [StudyRecord(*row, file_paths=files[row[0]]) for row in rows]
+
+    def get_study(self, study_uid: str) -> StudyRecord:
+        with self._reading("reading a study") as conn:
+            row = conn.execute(f"SELECT {_STUDY_COLUMNS} FROM studies WHERE study_uid = ?", (study_uid,)).fetchone()
+            if row is None:
+                raise StudyNotFoundError(study_uid)
+            return StudyRecord(*row, file_paths=self._files(conn, [study_uid])[study_uid])
+
+    def load_study(self, study_uid: str) -> Study:
+        """Re-read the study's image files (StoreError if they moved or became unreadable)."""
+        record = self.get_study(study_uid)
+        present = [p for p in record.file_paths if Path(p).exists()]
+        if not present:
+            where = str(Path(record.file_paths[0]).parent) if record.file_paths else "?"
+            raise StoreError(f"The images of this study are no longer at {where}. Re-import them from their new place.")
+        studies, errors = load_studies(present)
+        study = next((s for s in studies if s.study_uid == study_uid), None)
+        if study is None:
+            detail = errors[0].user_message if errors else "the files now hold another study"
+            raise StoreError(f"The images of this study could not be read again: {detail}")
+        return study
+
+    def set_status(self, study_uid: str, status: str, user: str = "") -> None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}; expected one of {STATUSES}")
+        with self._transaction("changing the study status") as conn:
+            row = conn.execute("SELECT status FROM studies WHERE study_uid = ?", (study_uid,)).fetchone()
+            if row is None:
+                raise StudyNotFoundError(study_uid)
+            if row[0] in ("signed", "amended") and status not in ("signed", "amended"):
+                raise ReportSignedError(study_uid)
+            if row[0] != status:
+                conn.execute("UPDATE studies SET status = ?, updated_at = ? WHERE study_uid = ?",
+                             (status, utc_now_iso(), study_uid))
+                self._audit(conn, study_uid, user, "status_changed", {"from": row[0], "to": status})

@@ -1,0 +1,83 @@
+"""Rows of the store as plain, immutable records."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from rrg_desk.imaging.types import PatientInfo
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    study_uid: str
+    patient_name: str = ""
+    patient_id: str = ""
+    birth_date: str = ""
+    sex: str = ""
+    study_date: str = ""
+    accession: str = ""
+    description: str = ""
+    modality: str = ""
+    status: str = "new"
+    imported_at: str = ""
+    updated_at: str = ""
+    file_paths: tuple[str, ...] = ()
+
+    @property
+    def patient(self) -> PatientInfo:
+        return PatientInfo(name=self.patient_name, patient_id=self.patient_id,
+                           birth_date=self.birth_date, sex=self.sex)
+
+
+@dataclass(frozen=True)
+class SignedReport:
+    id: int
+    study_uid: str
+    kind: str  # "report" | "addendum"
+    parent_id: int | None
+    findings_text: str
+    impression_text: str
+    addendum_text: str
+    document: dict | None  # ReportDocument.to_dict() at signing (reports only)
+    signer: str
+    signed_at: str  # ISO 8601, UTC
+    sha256: str
+    flags_reviewed: list[dict] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        if self.kind == "addendum":
+            return self.addendum_text
+        return f"FINDINGS:\n{self.findings_text}\n\nIMPRESSION:\n{self.impression_text}"
+
+    def verify(self) -> bool:
+        """True when the stored content still matches its checksum."""
+        return content_sha256(self.study_uid, self.kind, self.parent_id, self.findings_text,
+                              self.impression_text, self.addendum_text, self.signer,
+                              self.signed_at) == self.sha256
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: str  # ISO 8601, UTC
+    study_uid: str | None
+    user: str
+    action: str
+    detail: dict
+
+
+def content_sha256(study_uid: str, kind: str, parent_id: int | None, findings_text: str,
+                   impression_text: str, addendum_text: str, signer: str, signed_at: str) -> str:
+    """Checksum of what was signed, by whom and when (canonical JSON, so it is reproducible)."""
+    canonical = json.dumps({"study_uid": study_uid, "kind": kind, "parent_id": parent_id,
+                            "findings": findings_text, "impression": impression_text,
+                            "addendum": addendum_text, "signer": signer, "signed_at": signed_at},
+                           sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def utc_now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
