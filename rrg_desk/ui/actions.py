@@ -17,7 +17,7 @@ class ActionSpec:
     text: str  # menu label (& marks the mnemonic)
     shortcut: str  # QKeySequence portable text; "" for none
     help: str
-    menu: str  # "file", "view", "window", "help"
+    menu: str  # "file", "edit", "view", "window", "report", "help"
 
 
 PRESET_LABELS = {"default": "File default", "full": "Full range", "lung": "Lung", "bone": "Bone"}
@@ -36,6 +36,24 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
     ActionSpec("preset_full", PRESET_LABELS["full"], "3", "Whole value range of the image", "window"),
     ActionSpec("preset_lung", PRESET_LABELS["lung"], "4", "Lung window", "window"),
     ActionSpec("preset_bone", PRESET_LABELS["bone"], "5", "Bone window", "window"),
+    ActionSpec("import_files", "&Import files to worklist…", "Ctrl+I", "Add image files to the worklist", "file"),
+    ActionSpec("undo", "&Undo", "Ctrl+Z", "Undo the last edit in the report", "edit"),
+    ActionSpec("redo", "&Redo", "Ctrl+Y", "Redo", "edit"),
+    ActionSpec("settings", "&Settings…", "Ctrl+,", "Model bundle, device, beam size, auto-draft, theme, name", "edit"),
+    ActionSpec("toggle_regions", "Region &boxes", "H", "Show or hide the region boxes", "view"),
+    ActionSpec("draft", "&Draft report", "Ctrl+D", "Ask the model for a draft of the open study", "report"),
+    ActionSpec("cancel_draft", "&Cancel drafting", "Ctrl+Shift+D", "Stop the running draft", "report"),
+    ActionSpec("accept_sentence", "&Accept sentence", "Alt+A", "Accept the model sentence at the cursor", "report"),
+    ActionSpec("reject_sentence", "&Reject sentence", "Alt+X", "Delete the model sentence at the cursor", "report"),
+    ActionSpec("accept_all", "Accept a&ll model text", "Ctrl+Shift+A", "Accept every model sentence", "report"),
+    ActionSpec("template", "Normal chest &template", "Ctrl+T", "Replace the text with the normal template",
+               "report"),
+    ActionSpec("describe_region", "Describe a re&gion…", "Ctrl+B",
+               "Draw a box; the model writes a sentence about it (also Shift+drag)", "report"),
+    ActionSpec("sign", "&Sign…", "Ctrl+Return", "Review the truthfulness flags and sign", "report"),
+    ActionSpec("addendum", "Add&endum…", "Ctrl+Alt+A", "Add a signed addendum to a signed report", "report"),
+    ActionSpec("export", "E&xport…", "Ctrl+E", "TXT, PDF, JSON, FHIR, DICOM SR, PNG", "report"),
+    ActionSpec("next_study", "&Next study", "Ctrl+N", "Open the next unsigned study of the worklist", "report"),
     ActionSpec("shortcuts", "&Shortcuts", "F1", "This list", "help"),
 )
 
@@ -45,6 +63,9 @@ MOUSE_HELP: tuple[tuple[str, str], ...] = (
     ("Left- or middle-drag", "Pan"),
     ("Mouse wheel", "Zoom under the pointer"),
     ("Drop files/folder", "Open them"),
+    ("Shift+left-drag", "Draw a box: the model describes that region"),
+    ("Click a region box", "Jump to its sentence"),
+    ("Tab after a macro name", "Expand the macro (e.g. nfd)"),
 )
 
 

@@ -1,7 +1,10 @@
-"""GUI entry point: `rrg-desk [PATH ...] [--screenshot OUT.png]`.
+"""GUI entry point: `rrg-desk [PATH ...] [--screenshot OUT.png] [--bundle DIR]`.
 
-Only Qt, numpy and the imaging readers are imported here; the models load later, on
-demand, so the window shows up fast.
+Only Qt, numpy, the imaging readers and the store are imported here; the models load later,
+in the worker thread, when a draft is requested, so the window shows up fast.
+--screenshot opens the study, drafts it with the configured bundle (or --bundle), shows the
+first sentence's region and heatmap, saves the window as PNG and exits (non-zero with a
+message when opening or drafting fails).
 """
 from __future__ import annotations
 
@@ -15,8 +18,9 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from rrg_desk import __version__
+from rrg_desk.app.settings import AppSettings
 from rrg_desk.ui.main_window import MainWindow
-from rrg_desk.ui.theme import apply_dark_theme
+from rrg_desk.ui.theme import apply_dark_theme, apply_theme
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
     parser.add_argument("paths", nargs="*", type=Path, help="image files and/or study folders to open")
     parser.add_argument("--screenshot", type=Path, metavar="OUT.png",
                         help="render the window once the study is shown, save it as PNG and exit")
+    parser.add_argument("--bundle", type=Path, metavar="DIR", help="model bundle folder (overrides the settings)")
+    parser.add_argument("--no-draft", action="store_true", help="with --screenshot: the viewer only, no draft")
     parser.add_argument("--benchmark-startup", action="store_true",
                         help=f"print '{SHOWN_MARKER} <unix time>' once the study is shown, then exit")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -63,7 +69,29 @@ class HeadlessRun:
             detail = f"{box.text()}\n{box.informativeText()}" if box is not None else "no study loaded"
             self._fail(2, f"rrg-desk: could not open {', '.join(map(str, self.args.paths))}:\n{detail}")
             return
+        if self.args.screenshot is not None and not self.args.no_draft and self.window.session is not None:
+            self._draft_then_finish()
+            return
         QTimer.singleShot(0, self._finish)  # let the layout settle (fit-to-pane) first
+
+    def _draft_then_finish(self) -> None:
+        reporting, session = self.window.reporting, self.window.session
+        reporting.draftFailed.connect(lambda text: self._fail(4, f"rrg-desk: drafting failed: {text}"))
+        reporting.draftApplied.connect(lambda _draft: QTimer.singleShot(0, self._show_first_sentence))
+        if self.window.worker.is_busy():
+            return  # auto-draft is already running
+        if session.draft is not None and session.document is not None:
+            QTimer.singleShot(0, self._show_first_sentence)
+        elif reporting.request_draft() is None:
+            self._fail(4, "rrg-desk: the study cannot be drafted (already signed?)")
+
+    def _show_first_sentence(self) -> None:
+        """Put the cursor in the first findings sentence: its region and heatmap light up."""
+        document = self.window.session.document
+        sentences = [s for s in document.findings if s.region] if document is not None else []
+        if sentences:
+            self.window.editor.scroll_to_sentence(sentences[0].id)
+        QTimer.singleShot(0, self._finish)
 
     def _finish(self) -> None:
         self.app.processEvents()
@@ -90,7 +118,13 @@ class HeadlessRun:
 def run_gui(argv: list[str] | None = None) -> int:
     args = build_arg_parser().parse_args(sys.argv[1:] if argv is None else argv)
     app = create_application()
-    window = MainWindow()
+    settings = AppSettings.load()
+    if args.bundle is not None:
+        settings.bundle_dir = str(args.bundle.resolve())
+    if settings.theme != "dark":
+        apply_theme(app, settings.theme)
+    window = MainWindow(app_settings=settings)
+    window.auto_draft_enabled = not (args.benchmark_startup or args.no_draft)
     headless = args.screenshot is not None or args.benchmark_startup
     if headless:
         window.resize(*SCREENSHOT_SIZE)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
@@ -23,6 +24,11 @@ class LoadResult:
     paths: list[Path]
     studies: list[Study] = field(default_factory=list)
     errors: list[ImageReadError] = field(default_factory=list)
+    records: list = field(default_factory=list)  # StudyRecords, when an importer added them to the worklist
+    import_error: str = ""  # why the worklist import failed (the studies still show)
+
+
+Importer = Callable[[list[Path]], tuple[list, list]]  # Database.import_studies
 
 
 class LoadSignals(QObject):
@@ -31,10 +37,11 @@ class LoadSignals(QObject):
 
 
 class LoadTask(QRunnable):
-    def __init__(self, request_id: int, paths: list[Path]) -> None:
+    def __init__(self, request_id: int, paths: list[Path], importer: Importer | None = None) -> None:
         super().__init__()
         self.request_id = request_id
         self.paths = paths
+        self.importer = importer
         self.signals = LoadSignals()
 
     def run(self) -> None:
@@ -44,7 +51,14 @@ class LoadTask(QRunnable):
             log.exception("loading %s failed", self.paths)
             self.signals.failed.emit(self.request_id, f"{type(exc).__name__}: {exc}")
             return
-        self.signals.finished.emit(self.request_id, LoadResult(self.request_id, self.paths, studies, errors))
+        result = LoadResult(self.request_id, self.paths, studies, errors)
+        if self.importer is not None and studies:
+            try:  # the store is thread-safe; its import re-reads the (now cached) files
+                result.records, _ = self.importer(self.paths)
+            except Exception as exc:
+                result.import_error = getattr(exc, "user_message", None) or f"{type(exc).__name__}: {exc}"
+                log.warning("worklist import of %s failed: %s", self.paths, result.import_error)
+        self.signals.finished.emit(self.request_id, result)
 
 
 class StudyLoader(QObject):
@@ -56,6 +70,7 @@ class StudyLoader(QObject):
         super().__init__(parent)
         self._pool = pool or QThreadPool.globalInstance()
         self._current_id = 0
+        self.importer: Importer | None = None  # set by the workstation: files also join the worklist
         # The pool deletes a task after run(); its signal object must live until delivered.
         self._pending: dict[int, LoadSignals] = {}
 
@@ -68,7 +83,7 @@ class StudyLoader(QObject):
 
     def request(self, paths: list[str | Path]) -> int:
         self._current_id += 1
-        task = LoadTask(self._current_id, [Path(p) for p in paths])
+        task = LoadTask(self._current_id, [Path(p) for p in paths], self.importer)
         task.signals.finished.connect(self._on_finished)
         task.signals.failed.connect(self._on_failed)
         self._pending[task.request_id] = task.signals

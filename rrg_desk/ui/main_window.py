@@ -1,26 +1,35 @@
 """The workstation window: wiring only. Each piece lives in its own module.
 
-Later panels (findings, report editor, worklist) plug in with add_panel() as docks around
-the StudyViewer; the ImageViews take overlays through ImageView.add_overlay().
+Around the StudyViewer: the worklist (left), the report editor, findings and overlay
+controls (right), all docks added with add_panel(). Reporting state lives in the Qt-free
+Session (rrg_desk.app.session); ReportingController and SignOffFlow connect it to the
+widgets; DraftWorker runs the models off the GUI thread.
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtCore import QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QWidget
 
+from rrg_desk.app.session import Session
+from rrg_desk.app.settings import AppSettings
 from rrg_desk.imaging import ImageReadError, Study
+from rrg_desk.store import Database, StoreError
 from rrg_desk.ui.actions import create_actions, preset_name
+from rrg_desk.ui.draft_worker import DraftWorker
 from rrg_desk.ui.error_dialog import create_error_box
 from rrg_desk.ui.loader import LoadResult, StudyLoader
 from rrg_desk.ui.metadata_strip import format_dicom_date, format_person_name
 from rrg_desk.ui.recent_files import RecentFiles, RecentFilesMenu
+from rrg_desk.ui.reporting import ReportingController
 from rrg_desk.ui.settings import open_settings
 from rrg_desk.ui.shortcuts_dialog import ShortcutsDialog
+from rrg_desk.ui.signoff import SignOffFlow
 from rrg_desk.ui.study_viewer import StudyViewer
+from rrg_desk.ui.workstation_window import WorkstationWindowMixin
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +42,21 @@ def local_paths_from_urls(urls) -> list[str]:
     return [url.toLocalFile() for url in urls if url.isLocalFile()]
 
 
-class MainWindow(QMainWindow):
+class MainWindow(WorkstationWindowMixin, QMainWindow):
     studyShown = Signal(object)  # Study
     loadHandled = Signal(int)  # request id, after the study or the errors were shown
 
     def __init__(self, settings: QSettings | None = None, loader: StudyLoader | None = None,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, app_settings: AppSettings | None = None,
+                 database: Database | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(APP_TITLE)
         self.setAcceptDrops(True)
         self.resize(1400, 900)
         self._settings = settings or open_settings()
+        self.app_settings = app_settings or AppSettings.load()
+        self.auto_draft_enabled = True  # off for --benchmark-startup
+        self._closed = False
         self.recent = RecentFiles(self._settings, parent=self)
         self.loader = loader or StudyLoader(parent=self)
         self.viewer = StudyViewer(self)
@@ -54,28 +67,56 @@ class MainWindow(QMainWindow):
         self._shortcuts_dialog: ShortcutsDialog | None = None
         self._build_menus()
         self._build_toolbar()
+        self.database, self.session = self._open_store(database)
+        self.worker = DraftWorker(self)
+        self.worker.configure(self.app_settings.bundle_dir, self.app_settings.device)
+        self._build_panels()
+        self.reporting = ReportingController(self.session, self.worker, self.viewer, self.editor, self.findings,
+                                             self.overlay_panel, self)
+        self.reporting.status = self.statusBar().showMessage
+        self.signoff = SignOffFlow(self.reporting, self)
         self._connect()
+        self._connect_reporting()
         self._update_enabled()
-        self.statusBar().showMessage("Open a study to begin (Ctrl+O).")
+        self.statusBar().showMessage("Open a study to begin (Ctrl+O), or pick one in the worklist.")
+        if self.session is not None:
+            self.loader.importer = lambda paths: self.database.import_studies(paths, self.session.user)
+            self.worklist.refresh()
+            QTimer.singleShot(0, self._restore_unsaved_work)
 
     # ----- construction -------------------------------------------------------------
     def _build_menus(self) -> None:
         a = self.commands
         file_menu = self.menuBar().addMenu("&File")
-        file_menu.addActions([a["open_file"], a["open_folder"]])
+        file_menu.addActions([a["open_file"], a["open_folder"], a["import_files"]])
         self.recent_menu = RecentFilesMenu(self.recent, file_menu)
         file_menu.addMenu(self.recent_menu)
         file_menu.addSeparator()
         file_menu.addAction(a["quit"])
+        edit_menu = self.menuBar().addMenu("&Edit")
+        edit_menu.addActions([a["undo"], a["redo"]])
+        edit_menu.addSeparator()
+        edit_menu.addAction(a["settings"])
         view_menu = self.menuBar().addMenu("&View")
         view_menu.addActions([a["fit"], a["one_to_one"], a["zoom_in"], a["zoom_out"]])
         view_menu.addSeparator()
-        view_menu.addActions([a["invert"], a["reset"]])
+        view_menu.addActions([a["invert"], a["reset"], a["toggle_regions"]])
+        a["toggle_regions"].setCheckable(True)
+        a["toggle_regions"].setChecked(True)
         window_menu = view_menu.addMenu("&Window presets")
         window_menu.addActions([action for key, action in a.items() if preset_name(key)])
         view_menu.addSeparator()
         self.panels_menu = view_menu.addMenu("&Panels")
         self.panels_menu.setEnabled(False)
+        report_menu = self.menuBar().addMenu("Re&port")
+        report_menu.addActions([a["draft"], a["cancel_draft"]])
+        report_menu.addSeparator()
+        report_menu.addActions([a["accept_sentence"], a["reject_sentence"], a["accept_all"], a["template"],
+                                a["describe_region"]])
+        report_menu.addSeparator()
+        report_menu.addActions([a["sign"], a["addendum"], a["export"]])
+        report_menu.addSeparator()
+        report_menu.addAction(a["next_study"])
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction(a["shortcuts"])
 
@@ -89,6 +130,19 @@ class MainWindow(QMainWindow):
         toolbar.addActions([a["fit"], a["one_to_one"], a["invert"], a["reset"]])
         toolbar.addSeparator()
         toolbar.addActions([action for key, action in a.items() if preset_name(key)])
+        toolbar.addSeparator()
+        toolbar.addActions([a["draft"], a["accept_all"], a["sign"], a["export"], a["next_study"]])
+
+    def _open_store(self, database: Database | None) -> tuple[Database | None, Session | None]:
+        """The worklist database; without it the window still views images (and says why)."""
+        try:
+            database = database or Database.open()
+        except StoreError as exc:
+            QTimer.singleShot(0, lambda: self._show_error_box(QMessageBox(
+                QMessageBox.Icon.Warning, "No worklist", f"{exc.user_message}\nImages can be viewed, not reported.",
+                QMessageBox.StandardButton.Ok, self)))
+            return None, None
+        return database, Session(database, self.app_settings)
 
     def _connect(self) -> None:
         a = self.commands
@@ -111,10 +165,46 @@ class MainWindow(QMainWindow):
         self.loader.failed.connect(self._on_load_failed)
         self.loader.busyChanged.connect(self._on_busy_changed)
 
+    def _connect_reporting(self) -> None:
+        a, r, s = self.commands, self.reporting, self.signoff
+        a["import_files"].triggered.connect(self.open_file_dialog)
+        a["undo"].triggered.connect(self.editor.undo)
+        a["redo"].triggered.connect(self.editor.redo)
+        a["settings"].triggered.connect(self.open_settings_dialog)
+        a["toggle_regions"].toggled.connect(self.overlay_panel.show_regions.setChecked)
+        self.overlay_panel.show_regions.toggled.connect(a["toggle_regions"].setChecked)
+        a["draft"].triggered.connect(r.request_draft)
+        a["cancel_draft"].triggered.connect(self.cancel_draft)
+        a["accept_sentence"].triggered.connect(self.editor.accept_current)
+        a["reject_sentence"].triggered.connect(self.editor.reject_current)
+        a["accept_all"].triggered.connect(self.editor.accept_all)
+        a["template"].triggered.connect(self.editor.apply_template)
+        a["describe_region"].triggered.connect(r.arm_describe_tool)
+        a["sign"].triggered.connect(s.start_sign)
+        a["addendum"].triggered.connect(s.start_addendum)
+        a["export"].triggered.connect(s.start_export)
+        a["next_study"].triggered.connect(self.open_next_study)
+        self.cancel_button.clicked.connect(self.cancel_draft)
+        self.worker.progressed.connect(self._on_draft_progress)
+        self.worker.busyChanged.connect(self._on_worker_busy)
+        r.studyOpened.connect(self._on_study_opened)
+        r.message.connect(self._show_message)
+        r.autosaved.connect(self.worklist.refresh)
+        r.draftApplied.connect(lambda _draft: self.worklist.refresh())
+        s.signed.connect(lambda _report: self.worklist.refresh())
+        s.addendumSigned.connect(lambda _report: self.worklist.refresh())
+        self.worklist.studyActivated.connect(r.open_study)
+        self.worklist.importFilesRequested.connect(self.open_file_dialog)
+        self.worklist.importFolderRequested.connect(self.open_folder_dialog)
+
     def _update_enabled(self) -> None:
         has_study = self.viewer.study is not None
         for key in ("fit", "one_to_one", "zoom_in", "zoom_out", "invert", "reset"):
             self.commands[key].setEnabled(has_study)
+        reporting = has_study and self.session is not None and self.session.record is not None
+        for key in ("draft", "accept_sentence", "reject_sentence", "accept_all", "template", "describe_region",
+                    "sign", "addendum", "export"):
+            self.commands[key].setEnabled(reporting)
         for key, action in self.commands.items():
             if preset_name(key):
                 action.setEnabled(has_study)
@@ -188,7 +278,13 @@ class MainWindow(QMainWindow):
     # ----- results ------------------------------------------------------------------
     def _on_loaded(self, result: LoadResult) -> None:
         if result.studies:
-            self._show_study(result.studies[0], others=len(result.studies) - 1)
+            first = result.studies[0]
+            record = next((r for r in result.records if r.study_uid == first.study_uid), None)
+            if record is None or self.reporting.open_study(record.study_uid) is None:
+                self._show_study(first)  # viewing only: the worklist is unavailable
+                if result.import_error:
+                    self.statusBar().showMessage(f"Not added to the worklist: {result.import_error}")
+            self._note_others(len(result.studies) - 1)
             self._remember(result.paths, result.errors)
         if result.errors:
             self._show_error_box(create_error_box(self, result.errors, opened_something=bool(result.studies)))
@@ -206,17 +302,21 @@ class MainWindow(QMainWindow):
                                          QMessageBox.StandardButton.Ok, self))
         self.loadHandled.emit(request_id)
 
-    def _show_study(self, study: Study, others: int = 0) -> None:
-        self.viewer.set_study(study)
+    def _show_study(self, study: Study, message: str = "") -> None:
+        if self.viewer.study is not study:
+            self.viewer.set_study(study)
         self._update_enabled()
         name = format_person_name(study.patient.name) or "Unnamed patient"
         parts = [APP_TITLE, name, format_dicom_date(study.study_date), study.description]
         self.setWindowTitle(" — ".join(part for part in parts if part))
-        message = f"Opened {len(study.images)} image(s) of {name}."
-        if others:
-            message += f" {others} more stud{'ies' if others > 1 else 'y'} found; showing the first."
-        self.statusBar().showMessage(message)
+        self.statusBar().showMessage(message or f"Opened {len(study.images)} image(s) of {name}.")
         self.studyShown.emit(study)
+
+    def _note_others(self, others: int) -> None:
+        if others:
+            self.statusBar().showMessage(f"{self.statusBar().currentMessage()} {others} more "
+                                         f"stud{'ies' if others > 1 else 'y'} found; showing the first "
+                                         "(all are in the worklist).")
 
     def _remember(self, paths: list[Path], errors: list[ImageReadError]) -> None:
         failed = {error.path.resolve() for error in errors if error.path is not None}
@@ -238,5 +338,16 @@ class MainWindow(QMainWindow):
             self.unsetCursor()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        self._settings.sync()
+        if not self._closed:
+            self._closed = True
+            if self.session is not None:
+                self.reporting.autosave()
+            self.worker.shutdown()
+            if self.database is not None:
+                try:
+                    self.database.mark_clean_shutdown()
+                except StoreError as exc:
+                    log.warning("clean shutdown not recorded: %s", exc.user_message)
+                self.database.close()
+            self._settings.sync()
         super().closeEvent(event)

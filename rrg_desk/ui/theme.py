@@ -43,3 +43,13 @@ def apply_dark_theme(app: QApplication) -> None:
     if "Fusion" in QStyleFactory.keys():
         app.setStyle("Fusion")
     app.setPalette(dark_palette())
+
+
+def apply_theme(app: QApplication, name: str = "dark") -> None:
+    """"dark" (the default, for reading rooms) or "light" (Fusion's standard palette)."""
+    if name == "light":
+        if "Fusion" in QStyleFactory.keys():
+            app.setStyle("Fusion")
+        app.setPalette(app.style().standardPalette())
+    else:
+        apply_dark_theme(app)

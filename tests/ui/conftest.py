@@ -31,7 +31,10 @@ def ramp_image() -> XrayImage:
 
 @pytest.fixture
 def window(qtbot):
-    main = MainWindow(settings=open_settings())  # settings.ini under the tmp RRG_DESK_DATA_DIR
+    from rrg_desk.app.settings import AppSettings
+
+    # settings.ini and the database under the tmp RRG_DESK_DATA_DIR; no drafting behind the viewer tests
+    main = MainWindow(settings=open_settings(), app_settings=AppSettings(auto_draft=False, bundle_dir=""))
     qtbot.addWidget(main)
     main.resize(1200, 800)
     main.show()
@@ -62,3 +65,18 @@ def drag(widget, start: QPoint, end: QPoint, button: Qt.MouseButton, steps: int 
         point = start + (end - start) * (i / steps)
         send_mouse(widget, QEvent.Type.MouseMove, point, Qt.MouseButton.NoButton, button)
     send_mouse(widget, QEvent.Type.MouseButtonRelease, end, button, Qt.MouseButton.NoButton)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory) -> Path:
+    """A randomly initialised tiny bundle (plumbing, not quality); seed 1 writes a sentence."""
+    from rrg_desk.models.bundle import build_random_bundle
+
+    return build_random_bundle(tmp_path_factory.mktemp("bundles") / "tiny", size="tiny", seed=1)
+
+
+@pytest.fixture(scope="session")
+def sample_study_dir() -> Path:
+    from rrg_desk.paths import samples_dir
+
+    return samples_dir() / "study1"

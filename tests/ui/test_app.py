@@ -38,12 +38,33 @@ def test_showing_a_study_imports_no_heavy_module(study_dir):
 
 def test_screenshot_writes_a_png_of_the_shown_study(study_dir, tmp_path):
     out = tmp_path / "shots" / "viewer.png"
-    proc = run_python("-m", "rrg_desk", str(study_dir), "--screenshot", str(out))
+    proc = run_python("-m", "rrg_desk", str(study_dir), "--screenshot", str(out), "--no-draft")
     assert proc.returncode == 0, proc.stderr
     grey = np.asarray(Image.open(out).convert("L"), dtype=np.float32)
     assert grey.shape == (1000, 1600)
     assert grey.std() > 20  # not a blank window
     assert (grey > 240).mean() > 0.01  # the bright end of the ramps is on screen
+
+
+def test_screenshot_drafts_with_the_bundle_and_shows_the_draft(sample_study_dir, tiny_bundle, tmp_path):
+    out = tmp_path / "workstation.png"
+    proc = run_python("-m", "rrg_desk", str(sample_study_dir), "--screenshot", str(out), "--bundle", str(tiny_bundle),
+                      timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    rgb = np.asarray(Image.open(out).convert("RGB"), dtype=np.float32)
+    assert rgb.shape == (1000, 1600, 3)
+    # the findings bars and the tinted model text are coloured; a bare viewer is grey
+    saturation = rgb.max(axis=2) - rgb.min(axis=2)
+    assert (saturation > 80).mean() > 0.005
+
+
+def test_screenshot_with_a_broken_bundle_fails_with_a_message(sample_study_dir, tmp_path):
+    out = tmp_path / "never.png"
+    proc = run_python("-m", "rrg_desk", str(sample_study_dir), "--screenshot", str(out), "--bundle", str(tmp_path),
+                      timeout=180)
+    assert proc.returncode != 0
+    assert "drafting failed" in proc.stderr and "bundle" in proc.stderr.lower()
+    assert not out.exists()
 
 
 def test_screenshot_of_a_bad_file_fails_with_the_reason(tmp_path):

@@ -1,0 +1,161 @@
+"""The PACS outbox: reports waiting to be sent, persisted in the store's SQLite file.
+
+The table belongs to the PACS package and is created by its own ordered migrations
+(`pacs_schema_version`), next to the store's tables, without touching the store's schema.
+An entry holds the exact bytes to send (the DICOM SR), so every retry sends the same
+SOP instance and a PACS that already has it simply keeps one copy.
+
+    outbox = Outbox(db)   # db: rrg_desk.store.Database (its file, its own connection)
+    outbox.enqueue(...) -> OutboxEntry ; outbox.pending() ; outbox.record_attempt(...)
+"""
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from rrg_desk.pacs.errors import PacsError
+from rrg_desk.store import Database, StoreError
+from rrg_desk.store.records import utc_now_iso
+
+BUSY_TIMEOUT_S = 5.0
+
+
+def _v1_outbox(conn: sqlite3.Connection) -> None:
+    conn.execute("""
+        CREATE TABLE IF NOT EXISTS pacs_outbox (
+            id               INTEGER PRIMARY KEY AUTOINCREMENT,
+            study_uid        TEXT NOT NULL,
+            report_id        INTEGER NOT NULL,
+            server_name      TEXT NOT NULL,
+            kind             TEXT NOT NULL DEFAULT 'sr',
+            sop_instance_uid TEXT NOT NULL,
+            payload          BLOB NOT NULL,
+            status           TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent')),
+            attempts         INTEGER NOT NULL DEFAULT 0,
+            last_error       TEXT NOT NULL DEFAULT '',
+            created_at       TEXT NOT NULL,
+            last_attempt_at  TEXT,
+            sent_at          TEXT,
+            UNIQUE (report_id, server_name, kind)
+        )""")
+    conn.execute("CREATE INDEX IF NOT EXISTS pacs_outbox_pending ON pacs_outbox(status, id)")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_outbox]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply missing PACS migrations in one transaction; returns the version reached."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS pacs_schema_version (version INTEGER NOT NULL)")
+        row = conn.execute("SELECT version FROM pacs_schema_version").fetchone()
+        current = int(row[0]) if row else 0
+        for migration in MIGRATIONS[current:]:
+            migration(conn)
+        if current < len(MIGRATIONS):
+            conn.execute("DELETE FROM pacs_schema_version")
+            conn.execute("INSERT INTO pacs_schema_version (version) VALUES (?)", (len(MIGRATIONS),))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return max(current, len(MIGRATIONS))
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    id: int
+    study_uid: str
+    report_id: int
+    server_name: str
+    kind: str
+    sop_instance_uid: str
+    payload: bytes
+    status: str
+    attempts: int
+    last_error: str
+    created_at: str
+    last_attempt_at: str | None
+    sent_at: str | None
+
+
+_COLUMNS = ("id, study_uid, report_id, server_name, kind, sop_instance_uid, payload, status, attempts, "
+            "last_error, created_at, last_attempt_at, sent_at")
+
+
+class Outbox:
+    def __init__(self, db: Database | str | Path) -> None:
+        path = db.path if isinstance(db, Database) else Path(db)
+        try:
+            self._conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                         check_same_thread=False)
+            self._conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+            migrate(self._conn)
+        except sqlite3.Error as exc:
+            raise PacsError(f"The PACS outbox in {path} cannot be used ({exc}).") from exc
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.close()
+
+    def __enter__(self) -> "Outbox":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _sql(self, what: str) -> Iterator[sqlite3.Connection]:
+        try:
+            yield self._conn
+        except sqlite3.Error as exc:
+            raise StoreError(f"The PACS outbox could not be updated ({what}): {exc}") from exc
+
+    def enqueue(self, study_uid: str, report_id: int, server_name: str, sop_instance_uid: str, payload: bytes,
+                kind: str = "sr") -> OutboxEntry:
+        """Queue (idempotent: the same report for the same server is queued once)."""
+        with self._sql("queueing a report") as conn:
+            conn.execute("INSERT OR IGNORE INTO pacs_outbox (study_uid, report_id, server_name, kind, "
+                         "sop_instance_uid, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         (study_uid, report_id, server_name, kind, sop_instance_uid, payload, utc_now_iso()))
+            row = conn.execute(f"SELECT {_COLUMNS} FROM pacs_outbox WHERE report_id = ? AND server_name = ? "
+                               "AND kind = ?", (report_id, server_name, kind)).fetchone()
+        return OutboxEntry(*row)
+
+    def get(self, entry_id: int) -> OutboxEntry:
+        with self._sql("reading the outbox") as conn:
+            row = conn.execute(f"SELECT {_COLUMNS} FROM pacs_outbox WHERE id = ?", (entry_id,)).fetchone()
+        if row is None:
+            raise KeyError(entry_id)
+        return OutboxEntry(*row)
+
+    def pending(self, server_name: str | None = None) -> list[OutboxEntry]:
+        query = f"SELECT {_COLUMNS} FROM pacs_outbox WHERE status = 'pending'"
+        args: tuple = ()
+        if server_name is not None:
+            query += " AND server_name = ?"
+            args = (server_name,)
+        with self._sql("reading the outbox") as conn:
+            return [OutboxEntry(*row) for row in conn.execute(query + " ORDER BY id", args)]
+
+    def entries(self, study_uid: str | None = None) -> list[OutboxEntry]:
+        where, args = ("WHERE study_uid = ?", (study_uid,)) if study_uid else ("", ())
+        with self._sql("reading the outbox") as conn:
+            return [OutboxEntry(*row) for row in conn.execute(f"SELECT {_COLUMNS} FROM pacs_outbox {where} "
+                                                              "ORDER BY id", args)]
+
+    def record_attempt(self, entry_id: int, error: str = "") -> OutboxEntry:
+        """Count an attempt: sent when `error` is empty, else still pending with the reason."""
+        now = utc_now_iso()
+        with self._sql("recording a send attempt") as conn:
+            if error:
+                conn.execute("UPDATE pacs_outbox SET attempts = attempts + 1, last_error = ?, last_attempt_at = ? "
+                             "WHERE id = ?", (error, now, entry_id))
+            else:
+                conn.execute("UPDATE pacs_outbox SET attempts = attempts + 1, last_error = '', status = 'sent', "
+                             "last_attempt_at = ?, sent_at = ? WHERE id = ?", (now, now, entry_id))
+        return self.get(entry_id)

@@ -1,0 +1,113 @@
+"""Settings: model bundle folder, device, beam size, auto-draft, theme, user name.
+
+The bundle folder is checked when the dialog is accepted (card.json present, readable and
+naming its components) so a wrong folder is refused with a clear message instead of
+failing at the next draft. The check reads JSON only: opening the dialog never loads torch.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
+                               QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+DEVICES = (("auto", "Automatic (CUDA if available)"), ("cpu", "CPU"), ("cuda", "CUDA GPU"))
+THEMES = (("dark", "Dark"), ("light", "Light"))
+REQUIRED_CARD_KEYS = ("components", "region_names", "finding_names")
+
+
+def bundle_problem(folder: str | Path) -> str:
+    """Why `folder` is not a usable model bundle, in words; "" when it looks fine."""
+    if not str(folder).strip():
+        return ""  # no bundle: drafting is off until one is chosen
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        return f"The folder {folder} does not exist."
+    card = folder / "card.json"
+    if not card.is_file():
+        return f"{folder} is not a model bundle: it has no card.json."
+    try:
+        data = json.loads(card.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"The model card {card} cannot be read ({exc})."
+    missing = [key for key in REQUIRED_CARD_KEYS if key not in data] if isinstance(data, dict) else ["everything"]
+    if missing:
+        return f"The model card {card} is incomplete (missing {', '.join(missing)})."
+    components = data["components"] if isinstance(data["components"], dict) else {}
+    files = [str(entry.get("file", f"{name}.safetensors")) if isinstance(entry, dict) else f"{name}.safetensors"
+             for name, entry in components.items()]
+    absent = [name for name in files if not (folder / name).is_file()]
+    if absent:
+        return f"The bundle in {folder} lacks {', '.join(absent)}."
+    return ""
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, settings, parent: QWidget | None = None) -> None:
+        """settings: an AppSettings (rrg_desk.app.settings); the dialog edits a copy."""
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self._original = settings
+        self.bundle_dir = QLineEdit(str(getattr(settings, "bundle_dir", "") or ""), self)
+        browse = QPushButton("Browse…", self)
+        browse.clicked.connect(self._browse)
+        bundle_row = QHBoxLayout()
+        bundle_row.addWidget(self.bundle_dir, 1)
+        bundle_row.addWidget(browse)
+        self.device = QComboBox(self)
+        for key, label in DEVICES:
+            self.device.addItem(label, key)
+        self.device.setCurrentIndex(max(self.device.findData(getattr(settings, "device", "auto")), 0))
+        self.beam_size = QSpinBox(self)
+        self.beam_size.setRange(1, 8)
+        self.beam_size.setValue(int(getattr(settings, "beam_size", 1) or 1))
+        self.beam_size.setToolTip("Beam search width: larger is slower and usually a little better")
+        self.auto_draft = QCheckBox("Draft automatically when a study is opened", self)
+        self.auto_draft.setChecked(bool(getattr(settings, "auto_draft", False)))
+        self.theme = QComboBox(self)
+        for key, label in THEMES:
+            self.theme.addItem(label, key)
+        self.theme.setCurrentIndex(max(self.theme.findData(getattr(settings, "theme", "dark")), 0))
+        self.user_name = QLineEdit(str(getattr(settings, "user_name", "") or ""), self)
+        self.user_name.setPlaceholderText("Name that signs reports")
+        self.error = QLabel("", self)
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: #ff7070;")
+        form = QFormLayout()
+        form.addRow("Model bundle folder", bundle_row)
+        form.addRow("Device", self.device)
+        form.addRow("Beam size", self.beam_size)
+        form.addRow("", self.auto_draft)
+        form.addRow("Theme", self.theme)
+        form.addRow("User name", self.user_name)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.error)
+        layout.addWidget(buttons)
+        self.resize(560, 0)
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a model bundle folder", self.bundle_dir.text())
+        if folder:
+            self.bundle_dir.setText(folder)
+
+    def edited_settings(self):
+        bundle = self.bundle_dir.text().strip()
+        return dataclasses.replace(
+            self._original, bundle_dir=str(Path(bundle).expanduser()) if bundle else "",
+            device=self.device.currentData(), beam_size=self.beam_size.value(),
+            auto_draft=self.auto_draft.isChecked(), theme=self.theme.currentData(),
+            user_name=self.user_name.text().strip())
+
+    def accept(self) -> None:
+        problem = bundle_problem(self.bundle_dir.text())
+        if problem:
+            self.error.setText(problem)
+            self.bundle_dir.setFocus()
+            return
+        super().accept()

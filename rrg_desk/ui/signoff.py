@@ -1,0 +1,175 @@
+"""Sign-off, addenda and exports: dialogs in front of the session's rules.
+
+Signing asks for the signer's name once (kept in the settings), runs the truthfulness check,
+and signs only after every flag is ticked in the review dialog. Dialogs are opened
+non-modally (open()), so the window, and tests, keep running while they are up.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QInputDialog, QWidget
+
+from rrg_desk.ui.addendum_dialog import AddendumDialog
+from rrg_desk.ui.export_dialog import ExportDialog
+from rrg_desk.ui.review_dialog import ReviewDialog
+
+log = logging.getLogger(__name__)
+
+
+class SignOffFlow(QObject):
+    signed = Signal(object)  # SignedReport
+    addendumSigned = Signal(object)
+    exported = Signal(object)  # {format: Path}
+
+    def __init__(self, controller, window: QWidget) -> None:
+        super().__init__(window)
+        self.controller, self.window = controller, window
+        self.review_dialog: ReviewDialog | None = None
+        self.addendum_dialog: AddendumDialog | None = None
+        self.export_dialog: ExportDialog | None = None
+        self.export_folder = Path.home()
+
+    @property
+    def session(self):
+        return self.controller.session
+
+    def _say(self, title: str, text: str) -> None:
+        self.controller.message.emit(title, text)
+
+    def _signer(self) -> str:
+        """The user name from the settings, asked for (and kept) the first time."""
+        settings = self.session.settings
+        if settings.user_name.strip():
+            return settings.user_name.strip()
+        name, ok = QInputDialog.getText(self.window, "Who signs?", "Your name as it should appear on signed reports:")
+        if ok and name.strip():
+            settings.user_name = name.strip()
+            try:
+                settings.save()
+            except OSError as exc:
+                log.warning("settings not saved: %s", exc)
+            return settings.user_name
+        return ""
+
+    # ----- sign ---------------------------------------------------------------------------
+    def start_sign(self) -> ReviewDialog | None:
+        """Check, then sign (no flags) or open the review dialog (flags to tick)."""
+        session = self.session
+        if session is None or session.record is None or session.document is None:
+            self.controller.status("There is no report to sign.")
+            return None
+        if session.is_signed:
+            self.controller.status("Already signed; use an addendum for changes.")
+            return None
+        if session.document.is_empty():
+            self.controller.status("The report is empty: nothing to sign.")
+            return None
+        signer = self._signer()
+        if not signer:
+            self.controller.status("Signing needs your name (Edit ▸ Settings).")
+            return None
+        flags = session.check_before_sign()
+        if not flags:
+            self.finish_sign(signer, [])
+            return None
+        dialog = ReviewDialog(flags, signer, self.window)
+        dialog.sentenceRequested.connect(self.controller.editor.scroll_to_sentence)
+        dialog.accepted.connect(lambda: self.finish_sign(signer, dialog.reviewed_flags()))
+        self.review_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def finish_sign(self, signer: str, reviewed: list) -> object | None:
+        from rrg_desk.app.session import SessionError
+        from rrg_desk.store import StoreError
+
+        try:
+            report = self.session.sign(signer, reviewed)
+        except (SessionError, StoreError) as exc:
+            self._say("Not signed", exc.user_message)
+            return None
+        self.controller.autosave_timer.stop()
+        self.controller.show_report()  # read-only, with the signature banner
+        self.controller.status(f"Signed by {report.signer}.")
+        self.signed.emit(report)
+        return report
+
+    # ----- addendum -------------------------------------------------------------------------
+    def start_addendum(self) -> AddendumDialog | None:
+        session = self.session
+        if session is None or session.record is None or not session.is_signed:
+            self.controller.status("An addendum is for a signed report; this one can still be edited.")
+            return None
+        signer = self._signer()
+        if not signer:
+            return None
+        original = next((r for r in session.signed_reports() if r.kind == "report"), None)
+        summary = f"Report signed by {original.signer} on {original.signed_at[:10]}." if original else ""
+        dialog = AddendumDialog(summary, signer, self.window)
+        dialog.accepted.connect(lambda: self.finish_addendum(dialog.addendum_text(), signer))
+        self.addendum_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def finish_addendum(self, text: str, signer: str):
+        from rrg_desk.app.session import SessionError
+        from rrg_desk.store import StoreError
+
+        try:
+            addendum = self.session.add_addendum(text, signer)
+        except (SessionError, StoreError) as exc:
+            self._say("Addendum not signed", exc.user_message)
+            return None
+        self.controller.show_report()
+        self.controller.status("Addendum signed.")
+        self.addendumSigned.emit(addendum)
+        return addendum
+
+    # ----- export ----------------------------------------------------------------------------
+    def start_export(self) -> ExportDialog | None:
+        session = self.session
+        if session is None or session.document is None or session.study is None:
+            self.controller.status("There is no report to export.")
+            return None
+        dialog = ExportDialog(self.export_folder, session.is_signed, self.window)
+        dialog.accepted.connect(lambda: self.export(dialog.formats(), Path(dialog.folder.text()),
+                                                    dialog.anonymise.isChecked(), dialog.key_image.isChecked()))
+        self.export_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def export(self, formats: list[str], folder: Path, anonymise: bool, key_image: bool) -> dict:
+        """Write the chosen formats; errors become one message, the report stays on screen."""
+        from rrg_desk.app.session import SessionError
+        from rrg_desk.reports.export import ExportError, base_name
+        from rrg_desk.store import StoreError
+        from rrg_desk.ui.pdf_export import export_pdf
+
+        self.export_folder = folder
+        session = self.session
+        if session.dirty:
+            self.controller.autosave()
+        written: dict = {}
+        try:
+            core = [f for f in formats if f != "pdf"]
+            if core:
+                written.update(session.export(core, folder, anonymise, include_key_image=key_image))
+            if "pdf" in formats:
+                meta = session.report_meta()
+                png = session.key_image_png(anonymise) if key_image else None
+                image = QImage.fromData(png) if png else None
+                out = folder / (base_name(meta.for_export(anonymise)) + ".pdf")
+                written["pdf"] = export_pdf(session.document, meta, out, anonymise, key_image=image)
+                if not core:  # the session logs its own exports; log the PDF-only case here
+                    session.db.audit(session.record.study_uid, session.user, "exported",
+                                     {"formats": ["pdf"], "anonymise": anonymise, "files": [str(out)]})
+        except (ExportError, SessionError, StoreError) as exc:
+            self._say("Export failed", exc.user_message)
+            return written
+        self.controller.status(f"Exported {', '.join(sorted(written))} to {folder}.")
+        self.exported.emit(written)
+        return written

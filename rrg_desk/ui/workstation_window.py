@@ -1,0 +1,112 @@
+"""The workstation half of the main window: its panels, and the reporting commands that
+need the window (status bar, progress, dialogs). Wiring only; the work happens in
+ReportingController, SignOffFlow, DraftWorker and the Qt-free Session.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication, QMessageBox, QProgressBar, QPushButton
+
+from rrg_desk.app.settings import AppSettings
+from rrg_desk.reports.templates import NORMAL_CHEST_TEMPLATE, MacroStore
+from rrg_desk.ui.findings_panel import FindingsPanel
+from rrg_desk.ui.overlay_panel import OverlayPanel
+from rrg_desk.ui.report_editor import ReportEditor
+from rrg_desk.ui.settings_dialog import SettingsDialog, bundle_problem
+from rrg_desk.ui.theme import apply_theme
+from rrg_desk.ui.worklist_panel import WorklistPanel
+
+
+class WorkstationWindowMixin:
+    """Mixed into MainWindow (a QMainWindow with add_panel, session, worker, reporting)."""
+
+    def _build_panels(self) -> None:
+        self.worklist = WorklistPanel(self)
+        self.editor = ReportEditor(self)
+        self.findings = FindingsPanel(self)
+        self.overlay_panel = OverlayPanel(self)
+        self.editor.template = (NORMAL_CHEST_TEMPLATE.findings, NORMAL_CHEST_TEMPLATE.impression)
+        self.editor.macros = MacroStore().items()
+        if self.database is not None:
+            self.worklist.query = lambda search: self.database.list_studies(search=search)
+        self.worklist_dock = self.add_panel("Worklist", self.worklist, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.report_dock = self.add_panel("Report", self.editor)
+        self.findings_dock = self.add_panel("Findings", self.findings)
+        self.overlay_dock = self.add_panel("Overlays", self.overlay_panel)
+        self.tabifyDockWidget(self.findings_dock, self.overlay_dock)
+        self.findings_dock.raise_()
+        self.resizeDocks([self.worklist_dock], [260], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.report_dock], [440], Qt.Orientation.Horizontal)
+        self.progress = QProgressBar(self)
+        self.progress.setMaximumWidth(220)
+        self.progress.setFormat("%p% %v")
+        self.cancel_button = QPushButton("Cancel", self)
+        self.statusBar().addPermanentWidget(self.progress)
+        self.statusBar().addPermanentWidget(self.cancel_button)
+        self.progress.hide()
+        self.cancel_button.hide()
+
+    # ----- reporting ----------------------------------------------------------------
+    def _on_study_opened(self, opened) -> None:
+        self._show_study(opened.study, opened.message)
+        self.worklist.refresh()
+        self.worklist.select_uid(opened.record.study_uid)
+        if opened.recovered:
+            self._show_message("Draft recovered", opened.message)
+        if (self.auto_draft_enabled and self.session.needs_draft()
+                and not bundle_problem(self.app_settings.bundle_dir)):
+            self.reporting.request_draft()
+
+    def _restore_unsaved_work(self) -> None:
+        """After a crash or kill: reopen the study whose draft was not cleanly saved, and say so."""
+        pending = self.session.pending_recoveries() if self.session is not None else []
+        if pending and self.viewer.study is None:
+            self.reporting.open_study(pending[0])
+
+    def open_next_study(self) -> None:
+        if self.session is None:
+            return
+        uid = self.session.next_study_uid(self.worklist.search.text().strip())
+        if uid is None:
+            self.statusBar().showMessage("No other study waits for a report.")
+        else:
+            self.reporting.open_study(uid)
+
+    def cancel_draft(self) -> None:
+        if self.worker.is_busy():
+            self.worker.cancel()
+            self.statusBar().showMessage("Drafting cancelled.")
+
+    def _on_draft_progress(self, _request_id: int, stage: str, index: int, total: int) -> None:
+        self.progress.setRange(0, total)
+        self.progress.setValue(index)
+        self.progress.setFormat(f"{stage.replace('_', ' ')} %v/%m")
+
+    def _on_worker_busy(self, busy: bool) -> None:
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+        if busy:
+            self.progress.setRange(0, 0)  # until the first stage reports
+
+    def open_settings_dialog(self) -> SettingsDialog:
+        dialog = SettingsDialog(self.app_settings, self)
+        dialog.accepted.connect(lambda: self.apply_settings(dialog.edited_settings()))
+        dialog.open()
+        return dialog
+
+    def apply_settings(self, new: AppSettings) -> None:
+        for name, value in new.to_dict().items():  # in place: the session holds this object
+            setattr(self.app_settings, name, value)
+            self._settings.setValue(f"workstation/{name}", value)
+        try:
+            self.app_settings.save()
+        except OSError as exc:
+            self._show_message("Settings not saved", f"The settings file could not be written ({exc}).")
+        self.worker.configure(self.app_settings.bundle_dir, self.app_settings.device)
+        app = QApplication.instance()
+        if app is not None:
+            apply_theme(app, self.app_settings.theme)
+        self.statusBar().showMessage("Settings saved.")
+
+    def _show_message(self, title: str, text: str) -> None:
+        self._show_error_box(QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self))
