@@ -30,6 +30,14 @@ class WorkstationWindowMixin:
         if self.database is not None:
             self.worklist.query = lambda search: self.database.list_studies(search=search)
         self.worklist_dock = self.add_panel("Worklist", self.worklist, Qt.DockWidgetArea.LeftDockWidgetArea)
+        if self.database is not None:
+            from rrg_desk.ui.pacs_panel import PacsPanel  # dicomweb-client: only when a store exists
+
+            self.pacs_panel = PacsPanel(self.session, self)
+            self.pacs_panel.studyRetrieved.connect(lambda _uid: self.worklist.refresh())
+            self.pacs_dock = self.add_panel("PACS", self.pacs_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
+            self.tabifyDockWidget(self.worklist_dock, self.pacs_dock)
+            self.worklist_dock.raise_()
         self.report_dock = self.add_panel("Report", self.editor)
         self.findings_dock = self.add_panel("Findings", self.findings)
         self.overlay_dock = self.add_panel("Overlays", self.overlay_panel)
