@@ -42,7 +42,33 @@ def get_args_parser() -> argparse.ArgumentParser:
             p.add_argument("--bundle", type=Path, help="bundle folder (default: the config's export.out)")
         if name == "evaluate":
             p.add_argument("--split", default=None, help="split to evaluate (default: the config's)")
+    _add_feedback_loop_commands(sub)
     return parser
+
+
+def _add_feedback_loop_commands(sub) -> None:
+    """`finetune` and `export-store` (issue 9); their own options, no heavy imports here."""
+    text = ("fine-tune an installed bundle on local data (R2Gen layout or CSV) into a NEW bundle; evaluates "
+            "parent and child on the local validation split side by side")
+    p = sub.add_parser("finetune", help=text, description=text)
+    p.add_argument("--from", dest="parent", type=Path, required=True, help="the parent bundle folder (only read)")
+    p.add_argument("--data", type=Path, required=True, help="R2Gen folder (annotation.json + images/) or a CSV")
+    p.add_argument("--layout", choices=("r2gen", "csv"), help="default: csv for a .csv file, else r2gen")
+    p.add_argument("--train", choices=("generator", "classifier+generator", "all"),
+                   help="what to train (default: the config's finetune.train, generator)")
+    p.add_argument("--config", type=Path, help="YAML merged over default.yaml + finetune.yaml")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one setting")
+    p.add_argument("--out", type=Path, help="new bundle folder (default: <user data>/bundles/<parent>-ft-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue each run from its latest checkpoint")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override the config's device")
+    text = ("export the workstation's signed reports with their images into the R2Gen layout "
+            "(annotation.json split by patient, images/<id>/<n>.png) for finetune")
+    p = sub.add_parser("export-store", help=text, description=text)
+    p.add_argument("--db", type=Path, help="the workstation database (default: the user data folder's)")
+    p.add_argument("--out", type=Path, required=True, help="folder to write (empty, or an earlier export)")
+    p.add_argument("--deidentify", action="store_true",
+                   help="pseudonymous ids (salted hashes), no names, signers or study dates")
+    p.add_argument("--since", metavar="YYYY-MM-DD", help="only reports signed on or after this date")
 
 
 def _config(args) -> dict:
@@ -160,9 +186,10 @@ def cmd_all(config, info, resume, bundle=None):
     bundle = Path(bundle or config["export"]["out"])
     cmd_export(config, info, bundle)
     if info.is_main:
-        thresholds = classifier_thresholds(DraftPipeline(bundle, device=str(info.device)), config, "val")
+        thresholds, validation = classifier_thresholds(DraftPipeline(bundle, device=str(info.device)), config, "val")
         cmd_export(config, info, bundle, thresholds=thresholds)
         metrics = cmd_evaluate(config, info, bundle)
+        metrics["classifier_threshold_selection"] = validation
         metrics["train_seconds"] = timings
         metrics["total_seconds"] = round(time.time() - started, 1)
         from train.evaluate import write_metrics_into_card
@@ -174,6 +201,14 @@ def cmd_all(config, info, resume, bundle=None):
 def main(argv: list[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.command == "finetune":
+        from train.finetune import main_finetune
+
+        return main_finetune(args)
+    if args.command == "export-store":
+        from train.export_store import main_export_store
+
+        return main_export_store(args)
     from train.distributed import cleanup, init_distributed
 
     config = _config(args)

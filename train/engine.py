@@ -212,10 +212,13 @@ def fit(task: TrainTask, cfg: LoopConfig, run_dir: Path, info: DistInfo, resume:
                 "micro_in_epoch": micro_done, "best_metric": best_metric, "best_epoch": best_epoch,
                 "bad_epochs": bad_epochs, "history": logger.history, "rng": rng_state()}
 
+    stopped_early = False
     sampler = DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank,
                                  shuffle=True, seed=cfg.seed, drop_last=False)
-    stopped_early = False
     started = time.time()
+    if cfg.early_stop_patience and bad_epochs >= cfg.early_stop_patience:
+        epoch = cfg.epochs  # resumed a run that had already stopped early: nothing left to do
+        stopped_early = True
     while epoch < cfg.epochs and not (cfg.max_steps and step >= cfg.max_steps):
         sampler.set_epoch(epoch)
         indices = list(sampler)

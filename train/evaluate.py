@@ -41,8 +41,12 @@ def _embed(pipeline: DraftPipeline, study: Study) -> np.ndarray:
         return pipeline.bundle.classifier.encode_image(prepared.tensor)[0].cpu().numpy()
 
 
-def classifier_thresholds(pipeline: DraftPipeline, config: dict, split: str = "val") -> dict[str, float]:
-    """Per finding, the threshold maximising F1 on `split` (0.5 where it has no positive)."""
+def classifier_thresholds(pipeline: DraftPipeline, config: dict, split: str = "val",
+                          min_auc: float = 0.6, min_cases: int = 3) -> tuple[dict[str, float], dict]:
+    """Per finding, the threshold maximising F1 on `split`, but only where the classifier shows
+    skill there (AUC >= min_auc with >= min_cases positives and negatives). Elsewhere 0.5: a
+    finding the classifier cannot separate must not be asserted just because F1 favours
+    calling everything positive. Returns (thresholds, per-finding validation record)."""
     rows = _studies(config, split)
     probs, labels = [], []
     for _sid, study, note in rows:
@@ -51,14 +55,20 @@ def classifier_thresholds(pipeline: DraftPipeline, config: dict, split: str = "v
             probs.append(pipeline._classify(prepared).cpu().numpy())
         labels.append(list(to_binary(label_report(note)).values()))
     probs, labels = np.array(probs), np.array(labels)
-    thresholds = {}
+    aucs = auc_per_finding(labels, probs, pipeline.bundle.finding_names)
+    thresholds, record = {}, {}
     for k, name in enumerate(pipeline.bundle.finding_names):
-        if labels[:, k].sum() == 0:
+        positives = int(labels[:, k].sum())
+        negatives = len(labels) - positives
+        auc = aucs.get(name)
+        validated = auc is not None and auc >= min_auc and min(positives, negatives) >= min_cases
+        if validated:
+            thresholds[name] = float(max(np.unique(probs[:, k]), key=lambda t: _f1(labels[:, k], probs[:, k] >= t)))
+        else:
             thresholds[name] = 0.5
-            continue
-        best = max(np.unique(probs[:, k]), key=lambda t: _f1(labels[:, k], probs[:, k] >= t))
-        thresholds[name] = float(best)
-    return thresholds
+        record[name] = {"val_auc": auc, "val_positives": positives, "validated": validated,
+                        "threshold": thresholds[name]}
+    return thresholds, record
 
 
 def _f1(truth: np.ndarray, predicted: np.ndarray) -> float:

@@ -74,3 +74,15 @@ def test_two_process_ddp_with_gloo(tmp_path):
     # 48 samples / 2 ranks / batch 4 = 6 steps per epoch, 2 epochs, the same on both ranks
     assert [r["steps"] for r in ranks] == [12, 12]
     assert (tmp_path / "run" / "last.safetensors").exists()
+
+
+class _FlatValidation(ToyTask):
+    def validate(self, model, dataset, device):
+        return {"val_loss": 1.0}  # never improves after the first epoch
+
+
+def test_resuming_an_early_stopped_run_trains_no_further(tmp_path):
+    first = fit(_FlatValidation(), _cfg(epochs=10, early_stop_patience=2), tmp_path, CPU)
+    assert first.stopped_early and first.steps == 3 * 6
+    again = fit(_FlatValidation(), _cfg(epochs=10, early_stop_patience=2), tmp_path, CPU, resume=True)
+    assert again.stopped_early and again.steps == first.steps

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import torch
@@ -43,6 +44,44 @@ def report_texts(config: dict, split: str = "train") -> list[str]:
         texts += [clean_report_r2gen(e["report"]) for e in read_annotation(Path(path), split)]
     for root in [config["data"]["covid"], *config["data"].get("extra_r2gen", [])]:
         texts += [clean_clinical_note(e["report"]) for e in read_annotation(Path(root) / "annotation.json", split)]
+    return [t for t in texts if t.strip()]
+
+
+def radiological_sentences(report: str) -> list[str]:
+    """The sentences of a report or clinical note that describe the image: the labeler finds
+    an observation in them, or they name an anatomical region. Clinical history ("admitted to
+    the intensive care unit") is dropped, so the generator learns radiology, not case notes."""
+    from rrg_desk.reports.labeler import label_report
+    from rrg_desk.reports.region_lexicon import regions_for_sentence
+    from rrg_desk.reports.text import split_sentences
+
+    kept = []
+    for sentence in split_sentences(report):
+        mentions = any(v is not None for k, v in label_report(sentence).items() if k != "No Finding")
+        if not (mentions or regions_for_sentence(sentence) != ["whole_image"]):
+            continue
+        if _HISTORY.search(sentence) and not _IMAGING.search(sentence):
+            continue  # "a 65-year-old man with a history of lung cancer was admitted ..."
+        kept.append(sentence)
+    return kept
+
+
+_HISTORY = re.compile(r"year[- ]old|history of|admitted|presented|hospital|fever|cough|dyspn|treated|"
+                      r"received|intubat|oxygen|saturation|mm ?hg|\bdays?\b|\bon (jan|feb|mar|apr|may|jun|jul|"
+                      r"aug|sep|oct|nov|dec)|travel|symptom|diagnos|swab|pcr|test(ed)? positive", re.I)
+_IMAGING = re.compile(r"radiograph|x-?ray|\bcxr\b|\bfilm\b|imaging|\bct\b|shows?|showed|demonstrat|reveal|"
+                      r"observed on|seen on|noted on", re.I)
+
+
+def generator_texts(config: dict, split: str) -> list[str]:
+    """Text for language-model pre-training: the radiology corpora whole, image-describing
+    sentences of the clinical notes."""
+    texts = []
+    for path in config["data"].get("text_corpora", []):
+        texts += [clean_report_r2gen(e["report"]) for e in read_annotation(Path(path), split)]
+    for root in [config["data"]["covid"], *config["data"].get("extra_r2gen", [])]:
+        for entry in read_annotation(Path(root) / "annotation.json", split):
+            texts.append(" ".join(radiological_sentences(clean_clinical_note(entry["report"]))))
     return [t for t in texts if t.strip()]
 
 

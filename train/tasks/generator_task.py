@@ -23,7 +23,7 @@ from rrg_desk.reports.labeler import POSITIVE, label_report
 from rrg_desk.reports.text import split_sentences
 from train.data.text_corpus import region_sentence_pairs
 from train.tasks.clip_task import image_report_datasets
-from train.tasks.common import limit, report_texts, run_dir, tokenizer_for
+from train.tasks.common import generator_texts, limit, radiological_sentences, run_dir, tokenizer_for
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class GeneratorPretrainTask:
         self.max_len = int(config["generator"]["max_len"])
         encode = lambda texts: [self.tokenizer.encode(s, max_len=self.max_len)  # noqa: E731
                                 for t in texts for s in split_sentences(t)]
-        train, val = encode(report_texts(config, "train")), encode(report_texts(config, "val"))
+        train, val = encode(generator_texts(config, "train")), encode(generator_texts(config, "val"))
         n = limit(config)
         self.train_set, self.val_set = _Sentences(train[: n * 8] if n else train), _Sentences(val[: n * 8] if n else val)
 
@@ -116,7 +116,7 @@ def build_feature_cache(config: dict, detector, classifier, tokenizer, split: st
             probs.append(classifier.combine_views(view_probabilities(classifier, item["images"].to(device),
                                                                      mode, prompts)).cpu())
             study_pairs = []
-            for region, sentence in region_sentence_pairs(item["report"], "all"):
+            for region, sentence in region_sentence_pairs(" ".join(radiological_sentences(item["report"])), "all"):
                 study_pairs.append([REGION_NAMES.index(region), tokenizer.encode(sentence, max_len=max_len),
                                     int(any(v == POSITIVE for k, v in label_report(sentence).items()
                                             if k != "No Finding"))])

@@ -1,0 +1,356 @@
+"""Fine-tune an installed bundle on local data into a NEW bundle; the parent is only read.
+
+    python -m train finetune --from BUNDLE_DIR --data DATA [--layout r2gen|csv]
+                             [--train generator|classifier+generator|all] [--config FILE] [--out DIR]
+
+The parent card rebuilds the models and its tokenizer is reused as is (never retrained:
+words it does not know become unk). The chosen parts train with the fine-tune schedule of
+train/configs/finetune.yaml through train.engine.fit, so --resume and torchrun work as for
+training. Order: detector (on the config's JSRT region boxes: local data has none), classifier,
+then the region selector heads and the generator on features of the (fine-tuned) detector
+and classifier. Parent and child are then evaluated on the same local validation split and
+both evaluations are printed side by side and recorded in the child's card.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from rrg_desk.imaging import read_image
+from rrg_desk.imaging.types import Study
+from rrg_desk.models.bundle import BundleError, load_bundle, save_bundle, sha256_file
+from rrg_desk.models.classify import prompt_token_ids, view_probabilities
+from rrg_desk.models.regions import REGION_NAMES
+from rrg_desk.reports.labeler import POSITIVE, label_report, to_binary
+from rrg_desk.reports.text import clean_clinical_note
+from train.config import CONFIG_DIR, deep_merge, load_config, parse_override
+from train.data.csv_reports import CsvReportDataset
+from train.data.preprocess import PreprocessSpec
+from train.data.r2gen import R2GenDataset
+from train.data.text_corpus import region_sentence_pairs
+from train.engine import LoopConfig, fit
+from train.metrics import auc_per_finding, ce_metrics, nlg_metrics
+from train.tasks.clip_task import ClipTask, ClipTrainModule, _PairDataset
+from train.tasks.generator_task import GeneratorTask, HeadsTask, HeadsTrainModule, _HeadTargets, _RegionSentences
+
+log = logging.getLogger(__name__)
+
+FINETUNE_CONFIG = CONFIG_DIR / "finetune.yaml"
+PARTS = {"generator": ("generator",), "classifier+generator": ("classifier", "generator"),
+         "all": ("detector", "classifier", "heads", "generator")}
+
+
+def finetune_config(user_config: Path | None = None, overrides: list[str] | None = None) -> dict:
+    """default.yaml <- finetune.yaml <- the user's file <- --set overrides."""
+    config = load_config(FINETUNE_CONFIG)
+    if user_config is not None:
+        config = deep_merge(config, yaml.safe_load(Path(user_config).read_text()) or {})
+    for text in overrides or []:
+        config = deep_merge(config, parse_override(text))
+    return config
+
+
+# --- local data ------------------------------------------------------------------------------
+class _CsvStudies(torch.utils.data.Dataset):
+    """CsvReportDataset rows as the trainer's study items ({"id", "report", "images"})."""
+
+    def __init__(self, rows: CsvReportDataset) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict:
+        item = self.rows[index]
+        return {"id": item["id"], "report": item["report"], "images": item["image"][None]}
+
+
+def local_dataset(layout: str, data: Path, split: str, spec: PreprocessSpec):
+    if layout == "csv":
+        return _CsvStudies(CsvReportDataset(data, spec, split=split, report_transform=clean_clinical_note))
+    return R2GenDataset(data, split, spec, missing="skip", report_transform=clean_clinical_note)
+
+
+def evaluation_studies(layout: str, data: Path, split: str, limit: int = 0) -> list[tuple[str, Study, str]]:
+    """(id, Study, reference text) of a local split: what both bundles are drafted on."""
+    if layout == "csv":
+        rows = CsvReportDataset(data, PreprocessSpec(8, (0.5,), (0.25,)), split=split).rows
+        items = [(r["id"], [r["image_path"]], r["report"]) for r in rows]
+    else:
+        entries = R2GenDataset(data, split, PreprocessSpec(8, (0.5,), (0.25,)), missing="skip").entries
+        items = [(e["id"], [data / "images" / p for p in e["image_path"]], e["report"]) for e in entries]
+    items = items[:limit] if limit else items
+    return [(sid, Study(study_uid=sid, images=[read_image(p) for p in paths]), clean_clinical_note(text))
+            for sid, paths, text in items]
+
+
+@torch.no_grad()
+def feature_cache(dataset, bundle, mode: str, max_len: int, device, limit: int = 0) -> dict:
+    """Per study: region features, image tokens, finding probabilities and (region, sentence,
+    abnormal) pairs, from the frozen detector and classifier (as build_feature_cache does)."""
+    detector, classifier, tokenizer = bundle.detector.eval(), bundle.classifier.eval(), bundle.tokenizer
+    prompts = classifier.prompt_embeddings(*prompt_token_ids(classifier, tokenizer, device))
+    features, tokens, probs, pairs = [], [], [], []
+    for index in range(min(len(dataset), limit) if limit else len(dataset)):
+        item = dataset[index]
+        detections = detector.detect(item["images"][:1].to(device))
+        features.append(detections.features[0].cpu())
+        tokens.append(detections.image_tokens[0].cpu())
+        probs.append(classifier.combine_views(view_probabilities(classifier, item["images"].to(device),
+                                                                 mode, prompts)).cpu())
+        pairs.append([[REGION_NAMES.index(region), tokenizer.encode(sentence, max_len=max_len),
+                       int(any(v == POSITIVE for k, v in label_report(sentence).items() if k != "No Finding"))]
+                      for region, sentence in region_sentence_pairs(item["report"], "all")])
+    if not pairs:
+        raise FileNotFoundError("the local data has no usable study in this split")
+    log.info("feature cache: %d studies, %d sentences", len(pairs), sum(len(p) for p in pairs))
+    return {"features": torch.stack(features), "image_tokens": torch.stack(tokens), "probs": torch.stack(probs),
+            "pairs": pairs}
+
+
+def _cached(path: Path, build, info) -> dict:
+    """Rank 0 builds and saves; the other ranks wait and read (no two writers of one file)."""
+    from train.distributed import barrier
+
+    meta = path.with_suffix(".pairs.json")
+    if info.is_main and not (path.exists() and meta.exists()):
+        cache = build()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({k: v for k, v in cache.items() if k != "pairs"}, str(path))
+        meta.write_text(json.dumps(cache["pairs"]))
+    barrier(info)
+    return {**load_file(str(path)), "pairs": json.loads(meta.read_text())}
+
+
+# --- tasks: the training tasks, on local data and the parent's models --------------------------
+class LocalClipTask(ClipTask):
+    def __init__(self, config: dict, bundle, train_set, val_set) -> None:
+        self.config, self.tokenizer = config, bundle.tokenizer
+        self.context_length = bundle.classifier.config.context_length
+        limit = int(config.get("limit", 0) or 0)
+        self.train_set = _PairDataset([train_set], self.tokenizer, self.context_length, limit)
+        self.val_set = _PairDataset([val_set], self.tokenizer, self.context_length, limit)
+
+
+class LocalHeadsTask(HeadsTask):
+    def __init__(self, bundle, caches: dict) -> None:
+        self.detector = bundle.detector
+        self.train_set, self.val_set = _HeadTargets(caches["train"]), _HeadTargets(caches["val"])
+
+
+class LocalGeneratorTask(GeneratorTask):
+    def __init__(self, config: dict, bundle, caches: dict) -> None:
+        self.config, self.detector, self.tokenizer = config, bundle.detector, bundle.tokenizer
+        self.train_set, self.val_set = _RegionSentences(caches["train"]), _RegionSentences(caches["val"])
+
+
+def _fit_best(task, module: nn.Module, loop: dict, run: Path, info, resume: bool) -> dict:
+    """Train `module` in place and leave it with the best validation weights."""
+    cfg = LoopConfig.from_dict(loop)
+    result = fit(task, cfg, run, info, resume=resume, model=module)
+    best = run / "best.safetensors"
+    if best.exists():
+        module.load_state_dict(load_file(str(best), device=str(info.device)))
+    module.eval()
+    return {"epochs": result.epochs_run, "steps": result.steps, "best_epoch": result.best_epoch,
+            cfg.monitor: result.best_metric, "stopped_early": result.stopped_early}
+
+
+def train_parts(config: dict, bundle, parts: tuple[str, ...], layout: str, data: Path, run_root: Path,
+                info, resume: bool) -> dict:
+    """Fine-tune `parts` of the loaded bundle in place; returns each run's summary."""
+    from train.tasks.detector_task import DetectorTask
+
+    p = bundle.preprocessing
+    section, spec = config["finetune"], PreprocessSpec(int(p["image_size"]), (float(p["mean"]),), (float(p["std"]),))
+    summaries = {}
+    if "detector" in parts:
+        summaries["detector"] = _fit_best(DetectorTask(config), bundle.detector, section["detector_loop"],
+                                          run_root / "detector", info, resume)
+    local = {split: local_dataset(layout, data, split, spec) for split in ("train", "val")}
+    if "classifier" in parts:
+        module = ClipTrainModule(bundle.classifier, float(config["clip"].get("head_weight", 1.0)))
+        summaries["classifier"] = _fit_best(LocalClipTask(config, bundle, local["train"], local["val"]), module,
+                                            section["clip_loop"], run_root / "clip", info, resume)
+    mode = bundle.card.get("classification", {}).get("mode", "ensemble")
+    max_len = int(bundle.card.get("training", {}).get("config", {}).get("generator", {}).get("max_len")
+                  or bundle.generation["max_len"])
+    limit = int(config.get("limit", 0) or 0)
+    caches = {split: _cached(run_root / "features" / f"{split}.safetensors",
+                             lambda s=split: feature_cache(local[s], bundle, mode, max_len, info.device, limit), info)
+              for split in ("train", "val")}
+    if "heads" in parts:
+        summaries["region_heads"] = _fit_best(LocalHeadsTask(bundle, caches), HeadsTrainModule(bundle.detector.heads),
+                                              section["heads_loop"], run_root / "region_heads", info, resume)
+    summaries["generator"] = _fit_best(LocalGeneratorTask(config, bundle, caches), bundle.generator,
+                                       section["generator_loop"], run_root / "generator", info, resume)
+    return summaries
+
+
+# --- before / after ---------------------------------------------------------------------------
+def evaluate_on_studies(bundle_dir: Path, rows: list[tuple[str, Study, str]], device: str = "cpu",
+                        meteor: bool = True, jsrt_dataset=None) -> dict:
+    """NLG, CE and classifier AUC of a bundle's drafts against the references of `rows`
+    (the shape of train.evaluate.evaluate_bundle's "model" entry); detector IoU when a
+    dataset with region boxes is given, else None."""
+    from rrg_desk.inference.pipeline import DraftPipeline, DraftSettings
+    from train.tasks.detector_task import evaluate_detector
+
+    pipeline = DraftPipeline(bundle_dir, device=device)
+    references, hypotheses, probs = {}, {}, []
+    for sid, study, reference in rows:
+        draft = pipeline.draft(study, DraftSettings(finding_heatmaps=False))
+        references[sid] = reference.lower()
+        hypotheses[sid] = f"{draft.findings_text} {draft.impression_text}".strip().lower()
+        probs.append([f.probability for f in draft.findings])
+    ce = ce_metrics(list(references.values()), [hypotheses[s] for s in references])
+    labels = np.array([list(to_binary(label_report(text)).values()) for text in references.values()])
+    aucs = auc_per_finding(labels, np.array(probs), pipeline.bundle.finding_names)
+    defined = [v for v in aucs.values() if v is not None]
+    result = {"studies": len(rows), "bundle_id": pipeline.bundle.bundle_id,
+              "model": {"nlg": nlg_metrics(references, hypotheses, with_meteor=meteor),
+                        "ce": {k: v for k, v in ce.items() if k != "per_finding"}},
+              "classifier_auc": aucs, "classifier_mean_auc": float(np.mean(defined)) if defined else None,
+              "detector": None}
+    if jsrt_dataset is not None:
+        with torch.inference_mode():
+            result["detector"] = evaluate_detector(pipeline.bundle.detector, jsrt_dataset, pipeline.device)
+    return json.loads(json.dumps(result, default=float))
+
+
+def comparison_rows(parent: dict, child: dict) -> list[tuple[str, float | None, float | None]]:
+    rows = [(k, parent["model"]["nlg"].get(k), child["model"]["nlg"].get(k))
+            for k in ("BLEU-1", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr")]
+    rows += [(f"CE {k.replace('_', ' ')}", parent["model"]["ce"][k], child["model"]["ce"][k])
+             for k in ("micro_f1", "macro_f1")]
+    rows.append(("classifier mean AUC", parent["classifier_mean_auc"], child["classifier_mean_auc"]))
+    rows.append(("detector mean IoU", (parent["detector"] or {}).get("mean_iou"),
+                 (child["detector"] or {}).get("mean_iou")))
+    return rows
+
+
+def side_by_side(parent: dict, child: dict) -> str:
+    cell = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    lines = ["| metric | parent | fine-tuned | change |", "|---|---|---|---|"]
+    for name, before, after in comparison_rows(parent, child):
+        change = "" if before is None or after is None else f"{after - before:+.3f}"
+        lines.append(f"| {name} | {cell(before)} | {cell(after)} | {change} |")
+    return "\n".join(lines)
+
+
+# --- the command ------------------------------------------------------------------------------
+def _default_out(parent: Path) -> Path:
+    from rrg_desk.paths import user_data_dir
+
+    return user_data_dir() / "bundles" / f"{parent.name}-ft-{datetime.now():%Y%m%d-%H%M%S}"
+
+
+def _check_out(parent: Path, out: Path) -> None:
+    parent, resolved = parent.resolve(), out.resolve()
+    if resolved == parent or parent in resolved.parents:
+        raise ValueError(f"--out {out} is the parent bundle or inside it; a fine-tune never writes there")
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"--out {out} already exists; choose a new folder (bundles are never overwritten)")
+
+
+def run_finetune(args, config: dict, info) -> Path | None:
+    parts = PARTS[args.train or config["finetune"].get("train", "generator")]
+    layout = args.layout or ("csv" if args.data.suffix.lower() == ".csv" else "r2gen")
+    parent = Path(args.parent)
+    if args.out is None and info.distributed:
+        raise ValueError("with torchrun, pass --out so every process writes the same run")
+    out = Path(args.out) if args.out is not None else _default_out(parent)
+    _check_out(parent, out)
+    parent_card_sha = sha256_file(parent / "card.json")
+    bundle = load_bundle(parent, device=info.device)  # verifies every hash; the folder is only read
+    config["preprocessing"] = dict(bundle.preprocessing)  # the models' input is the parent's
+    run_root = Path(config["out_dir"]) / out.name
+    log.info("fine-tuning %s (%s) on %s [%s]: %s", bundle.bundle_id, parent, args.data, layout, ", ".join(parts))
+    summaries = train_parts(config, bundle, parts, layout, Path(args.data), run_root, info, args.resume)
+    if not info.is_main:
+        return None
+    card = bundle.card
+    kept = {k: card[k] for k in ("thresholds", "generation", "classification", "region_selection") if k in card}
+    extra = {
+        **kept, "preprocessing": dict(bundle.preprocessing),
+        "parent": {"bundle_id": card["bundle_id"], "folder": str(parent.resolve()), "card_sha256": parent_card_sha},
+        "training": {"kind": "finetune", "trained": list(parts), "config": config, "validation": summaries,
+                     "data": {"local": str(Path(args.data).resolve()), "layout": layout},
+                     "parent_data": card.get("training", {}).get("data"), "commit": _commit(),
+                     "exported": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+    }
+    models = {name: getattr(bundle, name).cpu() for name in ("detector", "classifier", "generator")}
+    save_bundle(out, tokenizer=bundle.tokenizer, card_extra=extra, **models)
+    evaluation = config["finetune"].get("evaluate", {})
+    rows = evaluation_studies(layout, Path(args.data), evaluation.get("split", "val"),
+                              int(evaluation.get("max_studies", 0) or 0))
+    jsrt = _jsrt_val(config, card) if "detector" in parts else None
+    device = str(info.device)
+    before = evaluate_on_studies(parent, rows, device, bool(evaluation.get("meteor", True)), jsrt)
+    after = evaluate_on_studies(out, rows, device, bool(evaluation.get("meteor", True)), jsrt)
+    split = {"split": f"local {evaluation.get('split', 'val')}", "data": str(Path(args.data).resolve())}
+    _update_card(out, {"metrics": {**split, **after},
+                       "finetune_evaluation": {**split, "parent": before, "child": after}})
+    print(f"parent {card['bundle_id']} vs fine-tuned {json.loads((out / 'card.json').read_text())['bundle_id']} "
+          f"on {len(rows)} {split['split']} studies:")
+    print(side_by_side(before, after))
+    print(f"new bundle: {out}")
+    return out
+
+
+def _jsrt_val(config: dict, card: dict):
+    """Boxes for the detector's before/after: the config's JSRT val split (local data has none)."""
+    from train.data.jsrt import JsrtRegionDataset
+    from train.tasks.common import spec_of
+
+    root = Path(config["data"]["jsrt"])
+    if not (root / "split.json").exists():
+        return None
+    dataset = JsrtRegionDataset(root, "val", spec_of(config),
+                                regions=tuple(r for r in card["region_names"] if r != "whole_image"))
+    limit = int(config["finetune"].get("evaluate", {}).get("max_studies", 0) or 0)
+    dataset.ids = dataset.ids[:limit] if limit else dataset.ids
+    return dataset
+
+
+def _commit() -> str:
+    from train.export import git_commit
+
+    return git_commit()
+
+
+def _update_card(bundle: Path, values: dict) -> None:
+    """Add evaluation results to the card; weights and their hashes are untouched."""
+    path = bundle / "card.json"
+    card = json.loads(path.read_text()) | values
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(card, indent=2))
+    tmp.replace(path)
+
+
+def main_finetune(args) -> int:
+    from train.distributed import cleanup, init_distributed
+
+    config = finetune_config(args.config, args.set)
+    if args.device:
+        config["device"] = args.device
+    info = init_distributed(config.get("device", "auto"))
+    if not info.is_main:
+        logging.getLogger().setLevel(logging.WARNING)
+    try:
+        run_finetune(args, config, info)
+    except (FileNotFoundError, ValueError, BundleError) as exc:
+        print(f"python -m train finetune: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        cleanup(info)
+    return 0
