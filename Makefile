@@ -5,7 +5,7 @@ PY          := $(VENV)/bin/python
 STAMP       := $(VENV)/.installed
 SAMPLE      ?= resources/samples/study1
 
-.PHONY: run test bench fuzz package package-test lint clean-venv
+.PHONY: run test bench fuzz crash package package-test lint clean-venv
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
@@ -25,6 +25,22 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m bench
+
+# >= 10,000 malformed DICOM/PNG/JPEG/bundle inputs, then 300 SIGKILLs of a saving session
+fuzz: $(STAMP)
+	RUST_BACKTRACE=0 $(PY) -m fuzz $(FUZZ_ARGS); status=$$?; $(MAKE) crash && exit $$status
+
+crash: $(STAMP)
+	$(PY) -m fuzz crash --iterations $(or $(CRASH_ITERATIONS),300)
+
+# dist/rrg-desk: PyInstaller one-folder build, then its --selftest in a clean environment.
+# PACKAGE_ARGS=--random-bundle builds with random weights while resources/models/default is missing.
+package: $(STAMP)
+	$(PY) packaging/build.py --selftest $(PACKAGE_ARGS)
+
+# Builds (unless RRG_DESK_FROZEN_APP=dist/rrg-desk) and tests the frozen app; not in `make test` (too slow).
+package-test: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -m packaging tests/packaging $(PYTEST_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

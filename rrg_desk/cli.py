@@ -12,6 +12,7 @@ SUBCOMMANDS = {
 
 USAGE = """usage: rrg-desk [OPTIONS] [STUDY_PATH ...]      open the workstation (GUI)
        rrg-desk draft PATH [PATH ...] [--bundle DIR] [--device cpu|cuda] [--json OUT]
+       rrg-desk --selftest [--study DIR] [--bundle DIR] [--keep DIR]   headless end-to-end check
 
 Run `rrg-desk SUBCOMMAND --help` for a subcommand's options, `rrg-desk --help-gui` for the GUI's."""
 
@@ -26,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
 
         module = importlib.import_module(SUBCOMMANDS[argv[0]][0])
         return int(module.main(argv[1:]) or 0)
+    if argv and argv[0] == "--selftest":  # before Qt is imported: it sets the offscreen platform
+        from rrg_desk.selftest import main as selftest_main
+
+        return int(selftest_main(argv[1:]))
     if argv and argv[0] == "--help-gui":
         argv = ["--help"]
     from rrg_desk.ui.app import run_gui
