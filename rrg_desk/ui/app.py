@@ -15,9 +15,11 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from rrg_desk import __version__
+from rrg_desk.paths import resources_dir
 from rrg_desk.app.settings import AppSettings
 from rrg_desk.ui.main_window import MainWindow
 from rrg_desk.ui.theme import apply_dark_theme, apply_theme
@@ -46,6 +48,9 @@ def create_application(argv0: str = "rrg-desk") -> QApplication:
     app = QApplication.instance() or QApplication([argv0])
     app.setApplicationName("RRG Desk")
     app.setApplicationVersion(__version__)
+    icon = resources_dir() / "icons" / "rrg-desk.png"
+    if icon.exists():
+        app.setWindowIcon(QIcon(str(icon)))
     apply_dark_theme(app)
     return app
 
