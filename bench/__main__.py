@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from bench.common import RESULTS_FILE, record
+from bench.report import write_report
 
 
 def main(argv: list[str]) -> int:
@@ -18,7 +19,7 @@ def main(argv: list[str]) -> int:
         for row in rows:
             status = {True: "ok", False: "MISSED", None: ""}[row.get("met")]
             print(f"  {row['name']}: {row['value']} {row['unit']} (target {row.get('target')}) {status}")
-    print(f"results in {RESULTS_FILE}")
+    print(f"results in {RESULTS_FILE}; table in {write_report()}")
     return 0
 
 

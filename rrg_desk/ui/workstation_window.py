@@ -5,7 +5,7 @@ ReportingController, SignOffFlow, DraftWorker and the Qt-free Session.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QMessageBox, QProgressBar, QPushButton
+from PySide6.QtWidgets import QApplication, QMenu, QMessageBox, QProgressBar, QPushButton
 
 from rrg_desk.app.settings import AppSettings
 from rrg_desk.reports.templates import NORMAL_CHEST_TEMPLATE, MacroStore
@@ -53,6 +53,11 @@ class WorkstationWindowMixin:
         self.statusBar().addPermanentWidget(self.cancel_button)
         self.progress.hide()
         self.cancel_button.hide()
+        # Model bundles (admin): listed under Edit beside Settings, which it extends.
+        for menu in self.commands["settings"].associatedObjects():
+            if isinstance(menu, QMenu):
+                menu.addAction(self.commands["bundles"])
+        self.commands["bundles"].triggered.connect(self.open_bundles_dialog)
 
     # ----- reporting ----------------------------------------------------------------
     def _on_study_opened(self, opened) -> None:
@@ -99,6 +104,15 @@ class WorkstationWindowMixin:
     def open_settings_dialog(self) -> SettingsDialog:
         dialog = SettingsDialog(self.app_settings, self)
         dialog.accepted.connect(lambda: self.apply_settings(dialog.edited_settings()))
+        dialog.open()
+        return dialog
+
+    def open_bundles_dialog(self):
+        from rrg_desk.ui.bundles_dialog import BundlesDialog
+
+        dialog = BundlesDialog(self.app_settings, study_provider=lambda: self.viewer.study,
+                               db_path=self.database.path if self.database is not None else None, parent=self)
+        dialog.activeBundleRequested.connect(self.apply_settings)  # configures the worker: next draft uses it
         dialog.open()
         return dialog
 
