@@ -1,0 +1,27 @@
+"""docs/benchmarks.md: every figure beside its target, met or missed and by how much."""
+from __future__ import annotations
+
+import json
+
+from bench.common import result
+from bench.report import margin, write_report
+
+
+def test_margins_for_lower_and_higher_is_better():
+    assert margin(result("draft_p50", 650.0, "ms", 1000.0)).startswith("met, 350 ms to spare (35%)")
+    assert margin(result("stall", 89.4, "ms", 50.0)) == "**MISSED** by 39.4 ms (79%)"
+    assert margin(result("train", 0.05, "steps/s", 0.1, lower_is_better=False)) == "**MISSED** by 0.05 steps/s (50%)"
+    assert margin(result("load", 12.0, "ms", None)) == "no target"
+
+
+def test_report_table_lists_every_row_and_the_missed_ones(tmp_path):
+    rows = [result("a_open_p50", 17.2, "ms", 150.0, p95_ms=44.4), result("b_stall", 89.4, "ms", 50.0, note="cold"),
+            result("c_load", 120.0, "ms", None)]
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"updated": "2026-01-01T00:00:00", "results": rows}))
+    text = write_report(results, tmp_path / "docs" / "benchmarks.md").read_text()
+    assert "**1 of 2 targets met; 1 missed.**" in text
+    table = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [line.split(" | ")[0] for line in table] == ["| a_open_p50", "| b_stall", "| c_load"]
+    assert "p95_ms 44.4" in table[0] and "MISSED** by 39.4 ms" in table[1]
+    assert "## Missed targets" in text and "`b_stall`: 89.4 ms against 50 ms" in text
