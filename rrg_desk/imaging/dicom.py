@@ -74,6 +74,8 @@ def _read_dicom(path: Path) -> XrayImage:
     _check_displayable(ds, path)
     stored = _decode_pixels(ds, path)
     pixels, window, voi_lut_applied = _display_values(stored, ds)
+    if not np.isfinite(pixels).all():  # e.g. an absurd Rescale Intercept overflowing float32
+        raise CorruptPixelDataError(path, "rescaled pixel values are out of range")
     metadata = _metadata(ds)
     metadata["VOILUTApplied"] = "yes" if voi_lut_applied else "no"
     metadata["TransferSyntax"] = _transfer_syntax(ds).name
@@ -161,7 +163,9 @@ def _decode_pixels(ds: Dataset, path: Path) -> np.ndarray:
     ds.file_meta.TransferSyntaxUID = tsyntax
     try:
         stored = ds.pixel_array
-    except Exception as exc:  # noqa: BLE001 - any decoder failure becomes a typed refusal
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - pylibjpeg-rle panics with a BaseException on junk
         log.info("%s: pixel decoding failed: %s", path.name, exc)
         if tsyntax.is_compressed:
             raise DecoderFailedError(path, tsyntax.name) from exc

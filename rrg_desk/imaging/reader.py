@@ -54,6 +54,8 @@ def read_image(path: str | Path) -> XrayImage:
             raise UnreadableFileError(path) from exc
         log.info("%s: %s read failed: %s", path.name, file_format.value, exc)
         raise CorruptPixelDataError(path) from exc
-    except Exception as exc:  # noqa: BLE001 - the boundary: pydicom/Pillow raise anything on junk
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the boundary: decoders raise anything on junk (even panics)
         log.info("%s: %s read failed: %r", path.name, file_format.value, exc)
         raise CorruptPixelDataError(path, f"unreadable {file_format.value} data") from exc

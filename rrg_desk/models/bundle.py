@@ -45,7 +45,8 @@ _REGISTRY: dict[str, tuple[str, str, str]] = {
     "classifier": ("rrg_desk.models.clip_classifier", "ClipClassifierConfig", "ClipClassifier"),
     "generator": ("rrg_desk.models.generator", "GeneratorConfig", "RegionSentenceGenerator"),
 }
-_RESERVED_CARD_KEYS = {"format_version", "created", "components", "region_names", "finding_names", "tokenizer"}
+_RESERVED_CARD_KEYS = {"format_version", "created", "components", "region_names", "finding_names", "tokenizer",
+                       "integrity"}
 
 
 class BundleError(Exception):
@@ -186,6 +187,7 @@ def save_bundle(folder: str | Path, *, detector: nn.Module, classifier: nn.Modul
             "metrics": extra.pop("metrics", {}),
             **extra,
         }
+        card["integrity"] = {"sha256": card_digest(card)}
         (staging / CARD_FILE).write_text(json.dumps(card, indent=2), encoding="utf-8")
         _swap_into_place(staging, folder)
     except BaseException:
@@ -222,7 +224,7 @@ def read_card(folder: str | Path) -> dict:
         raise BundleNotFoundError(f"No model bundle was found at {folder}.", f"missing {CARD_FILE}")
     try:
         card = json.loads(card_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, OSError) as exc:
         raise BundleCorruptError("The model bundle's card is damaged (not valid JSON).", str(exc)) from exc
     if not isinstance(card, dict):
         raise BundleCorruptError("The model bundle's card is damaged.", "card.json is not an object")
@@ -242,7 +244,51 @@ def read_card(folder: str | Path) -> dict:
         missing.append("preprocessing.image_size/mean/std")
     if missing:
         raise BundleCorruptError("The model bundle's card is incomplete.", f"missing {missing}")
+    wrong = _wrong_types(card)
+    if wrong:
+        raise BundleCorruptError("The model bundle's card is damaged.", f"wrong types: {wrong}")
+    integrity = card.get("integrity")
+    if integrity is not None:
+        if not isinstance(integrity, dict) or integrity.get("sha256") != card_digest(card):
+            raise BundleHashMismatchError("The model bundle's card was changed after the bundle was made; "
+                                          "it cannot be trusted.", "card integrity sha256 mismatch")
+    else:
+        logger.warning("model bundle %s has no card checksum (made by an older version)", folder)
     return card
+
+
+# The card's model-defining part is checksummed; "metrics" and "training" are records that
+# evaluation may add to after export.
+_UNHASHED_CARD_KEYS = {"integrity", "metrics", "training"}
+
+
+def card_digest(card: dict) -> str:
+    defining = {k: v for k, v in card.items() if k not in _UNHASHED_CARD_KEYS}
+    return hashlib.sha256(json.dumps(defining, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _wrong_types(card: dict) -> list[str]:
+    def numbers(mapping) -> bool:
+        return isinstance(mapping, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                 for v in mapping.values())
+
+    checks = {
+        "bundle_id": isinstance(card["bundle_id"], str),
+        "region_names": isinstance(card["region_names"], list) and all(isinstance(n, str) for n in card["region_names"]),
+        "finding_names": isinstance(card["finding_names"], list)
+        and all(isinstance(n, str) for n in card["finding_names"]),
+        "thresholds": numbers(card["thresholds"]),
+        "preprocessing": isinstance(card["preprocessing"].get("image_size"), int)
+        and card["preprocessing"]["image_size"] > 0
+        and isinstance(card["preprocessing"].get("mean"), (int, float))
+        and isinstance(card["preprocessing"].get("std"), (int, float)) and card["preprocessing"]["std"] > 0,
+        "tokenizer": isinstance(card["tokenizer"], dict),
+        "generation": isinstance(card["generation"], dict),
+        "components": all(isinstance(card["components"][c]["config"], dict)
+                          and isinstance(card["components"][c]["file"], str)
+                          and isinstance(card["components"][c]["sha256"], str) for c in COMPONENTS),
+    }
+    return [name for name, ok in checks.items() if not ok]
 
 
 def verify_bundle(folder: str | Path) -> dict:
@@ -336,7 +382,11 @@ def load_bundle(folder: str | Path, device: str | torch.device = "cpu") -> Model
     models = {}
     for component in COMPONENTS:
         _, model_class = component_classes(component)
-        model = model_class(configs[component])
+        try:
+            model = model_class(configs[component])
+        except (RuntimeError, ValueError, TypeError, ZeroDivisionError, AssertionError, IndexError) as exc:
+            raise BundleIncompatibleError(f"The {component} in this model bundle cannot be built.",
+                                          repr(exc)[:500]) from exc
         path = folder / card["components"][component]["file"]
         try:
             load_model(model, str(path), strict=True)

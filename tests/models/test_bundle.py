@@ -62,6 +62,10 @@ def _card(folder: Path) -> dict:
 
 
 def _write_card(folder: Path, card: dict) -> None:
+    """Write an edited card with a matching checksum, so the check under test is the one that fires."""
+    from rrg_desk.models.bundle import card_digest
+
+    card["integrity"] = {"sha256": card_digest(card)}
     (folder / "card.json").write_text(json.dumps(card))
 
 
@@ -301,3 +305,12 @@ def test_loading_never_unpickles_and_a_pickled_weight_file_is_refused(monkeypatc
 def test_registry_imports_components_lazily():
     assert bundle_module.component_classes("generator") == (GeneratorConfig, RegionSentenceGenerator)
     assert bundle_module.component_classes("detector") == (DetectorConfig, RegionDetector)
+
+
+def test_an_edited_card_without_a_new_checksum_is_refused(tmp_path):
+    folder = build_random_bundle(tmp_path / "b", size="tiny")
+    card = _card(folder)
+    card["preprocessing"]["mean"] = 0.1  # silently changes every input
+    (folder / "card.json").write_text(json.dumps(card))
+    with pytest.raises(BundleHashMismatchError):
+        load_bundle(folder)

@@ -42,8 +42,6 @@ def test_every_malformed_image_ends_in_a_typed_error_or_a_correct_image(campaign
         assert target["peak_worker_rss_mb"] < campaign["worker_baseline_rss_mb"] + 1024
 
 
-@pytest.mark.xfail(strict=True, reason="imaging/reader.py catches Exception, but pylibjpeg-rle raises "
-                                       "pyo3_runtime.PanicException (a BaseException) on damaged RLE data")
 def test_damaged_rle_pixel_data_is_an_image_read_error(corpus, tmp_path):
     from rrg_desk.imaging import ImageReadError, read_image
 
@@ -95,8 +93,6 @@ def _mutated_card(corpus, tmp_path, edit):
     return folder
 
 
-@pytest.mark.xfail(strict=True, reason="bundle.read_card: json.loads RecursionError on a deeply nested card "
-                                       "is not mapped to BundleCorruptError (found by make fuzz)")
 def test_a_deeply_nested_card_is_a_bundle_error(corpus, tmp_path):
     folder = _mutated_card(corpus, tmp_path, lambda card: json.dumps(card)[:-1] + ', "x": ' + "[" * 100_000
                            + "]" * 100_000 + "}")
@@ -104,15 +100,12 @@ def test_a_deeply_nested_card_is_a_bundle_error(corpus, tmp_path):
         load_bundle(folder)
 
 
-@pytest.mark.xfail(strict=True, reason="bundle.read_card checks keys, not types: thresholds=1 raises TypeError")
 def test_a_card_with_wrong_types_is_a_bundle_error(corpus, tmp_path):
     folder = _mutated_card(corpus, tmp_path, lambda card: card.update(thresholds=1))
     with pytest.raises(BundleError):
         load_bundle(folder)
 
 
-@pytest.mark.xfail(strict=True, reason="bundle.load_bundle builds models from card configs unchecked: a negative "
-                                       "or absurd size raises RuntimeError/ValueError (or allocates GBs)")
 def test_an_impossible_model_config_is_a_bundle_error(corpus, tmp_path):
     folder = _mutated_card(corpus, tmp_path,
                            lambda card: card["components"]["detector"]["config"].update(heads_hidden=-4))
@@ -126,8 +119,6 @@ def test_bundle_mutator_is_deterministic(corpus):
     assert first == again
 
 
-@pytest.mark.xfail(strict=True, reason="imaging/dicom.py: a finite float64 Rescale Intercept (-1e308) overflows "
-                                       "to -inf in float32 pixels; should be refused or clamped (found by make fuzz)")
 def test_an_overflowing_rescale_gives_finite_pixels_or_a_typed_error(tmp_path):
     import io
 

@@ -98,6 +98,9 @@ def dicom_sr(document: ReportDocument, meta: ReportMeta, images: list[XrayImage]
     evidence = [_source_header(image, meta) for image in images]
     for header in evidence:
         header.StudyInstanceUID = meta.study_uid  # one study: guards against a mixed header
+        for keyword in ("AccessionNumber", "StudyID", "StudyDate", "StudyTime", "ReferringPhysicianName"):
+            if keyword not in header:  # often absent in real files; highdicom needs the study module
+                setattr(header, keyword, "")
         _set_patient(header, meta)
     signer = meta.signer.replace(",", "^") if meta.signed else None
     try:
