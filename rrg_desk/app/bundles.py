@@ -1,0 +1,187 @@
+"""Installed model bundles, Qt-free: list them with their cards, switch the active one, and
+draft one study with two bundles to compare them.
+
+Bundles live in resources/models/* (shipped) and in <user data>/bundles/* (fine-tunes made
+on this site: `python -m train finetune` writes there by default). Listing reads card.json
+only (JSON, no torch), so the admin view opens instantly; drafting imports the pipeline
+lazily. The active bundle is AppSettings.bundle_dir; the UI applies a new value the way it
+applies any settings change (DraftWorker.configure), so the next draft uses it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from rrg_desk.app.settings import AppSettings
+from rrg_desk.paths import resources_dir, user_data_dir
+
+log = logging.getLogger(__name__)
+
+SHIPPED, LOCAL = "shipped", "local"
+CARD_FILE = "card.json"
+
+
+def user_bundles_dir() -> Path:
+    return user_data_dir() / "bundles"
+
+
+def bundle_roots() -> list[tuple[Path, str]]:
+    return [(resources_dir() / "models", SHIPPED), (user_bundles_dir(), LOCAL)]
+
+
+@dataclass(frozen=True)
+class BundleInfo:
+    folder: Path
+    source: str  # SHIPPED | LOCAL
+    card: dict
+    problem: str = ""  # why it cannot be used ("" when the card looks complete)
+
+    @property
+    def bundle_id(self) -> str:
+        return str(self.card.get("bundle_id", "")) or f"({self.folder.name})"
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    @property
+    def created(self) -> str:
+        return str(self.card.get("created", ""))
+
+    @property
+    def parent(self) -> dict | None:
+        parent = self.card.get("parent")
+        return parent if isinstance(parent, dict) else None
+
+    @property
+    def trained_on(self) -> str:
+        """One line: the data the weights saw (a fine-tune names its local data and parent's)."""
+        training = self.card.get("training") if isinstance(self.card.get("training"), dict) else {}
+        data = training.get("data")
+        if training.get("kind") == "finetune" and isinstance(data, dict):
+            parts = "+".join(training.get("trained", []))
+            return f"fine-tuned ({parts}) on {data.get('local', '?')} [{data.get('layout', '?')}]"
+        if isinstance(data, dict):
+            named = [f"{key}: {Path(str(value)).name}" for key, value in data.items()
+                     if isinstance(value, str) and value]
+            return ", ".join(named) or "?"
+        return str(training.get("note", "")) or "unknown"
+
+    def metrics(self) -> dict[str, float | None]:
+        """Headline metrics of the card (test metrics, or a fine-tune's local validation)."""
+        metrics = self.card.get("metrics") if isinstance(self.card.get("metrics"), dict) else {}
+        model = metrics.get("model") if isinstance(metrics.get("model"), dict) else {}
+        nlg, ce = model.get("nlg", {}) or {}, model.get("ce", {}) or {}
+        aucs = [v for v in (metrics.get("classifier_auc") or {}).values() if isinstance(v, (int, float))]
+        return {"BLEU-4": nlg.get("BLEU-4"), "CIDEr": nlg.get("CIDEr"), "CE micro F1": ce.get("micro_f1"),
+                "classifier mean AUC": sum(aucs) / len(aucs) if aucs else None,
+                "detector mean IoU": (metrics.get("detector") or {}).get("mean_iou")}
+
+    @property
+    def metrics_scope(self) -> str:
+        metrics = self.card.get("metrics") or {}
+        return str(metrics.get("split", "")) if isinstance(metrics, dict) else ""
+
+    def describe(self) -> str:
+        """The card in words, for the admin view's details pane."""
+        lines = [f"Bundle {self.bundle_id} ({self.source}) in {self.folder}", f"Created: {self.created or '?'}",
+                 f"Trained on: {self.trained_on}"]
+        if self.parent:
+            lines.append(f"Parent: {self.parent.get('bundle_id')} ({self.parent.get('folder')})")
+        scope = f" on {self.metrics_scope}" if self.metrics_scope else ""
+        values = [f"{k} {v:.3f}" for k, v in self.metrics().items() if isinstance(v, (int, float))]
+        lines.append(f"Metrics{scope}: " + (", ".join(values) if values else "none recorded"))
+        evaluation = self.card.get("finetune_evaluation")
+        if isinstance(evaluation, dict):
+            for side in ("parent", "child"):
+                scores = (evaluation.get(side) or {}).get("model", {})
+                nlg, ce = scores.get("nlg", {}), scores.get("ce", {})
+                lines.append(f"  {side}: BLEU-4 {_fmt(nlg.get('BLEU-4'))}, CIDEr {_fmt(nlg.get('CIDEr'))}, "
+                             f"CE micro F1 {_fmt(ce.get('micro_f1'))}")
+        if self.problem:
+            lines.append(f"Cannot be used: {self.problem}")
+        return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "n/a"
+
+
+def read_bundle_info(folder: str | Path, source: str = LOCAL) -> BundleInfo:
+    """The card of `folder` (JSON only); a missing or damaged card becomes `problem`."""
+    folder = Path(folder)
+    try:
+        card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return BundleInfo(folder, source, {}, f"no readable {CARD_FILE} ({exc.__class__.__name__})")
+    if not isinstance(card, dict) or not isinstance(card.get("components"), dict):
+        return BundleInfo(folder, source, card if isinstance(card, dict) else {}, "the card lists no components")
+    absent = [entry.get("file", name) for name, entry in card["components"].items()
+              if isinstance(entry, dict) and not (folder / str(entry.get("file", ""))).is_file()]
+    return BundleInfo(folder, source, card, f"missing {', '.join(absent)}" if absent else "")
+
+
+def list_bundles(roots: list[tuple[Path, str]] | None = None) -> list[BundleInfo]:
+    """Every folder with a card.json under the roots, newest first within each root."""
+    found: list[BundleInfo] = []
+    for root, source in roots if roots is not None else bundle_roots():
+        if not root.is_dir():
+            continue
+        infos = [read_bundle_info(folder, source) for folder in root.iterdir()
+                 if folder.is_dir() and not folder.name.startswith(".") and (folder / CARD_FILE).exists()]
+        found += sorted(infos, key=lambda info: info.created, reverse=True)
+    return found
+
+
+def is_active(info: BundleInfo, settings: AppSettings) -> bool:
+    return bool(settings.bundle_dir) and _same(info.folder, Path(settings.bundle_dir))
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.expanduser().resolve() == b.expanduser().resolve()
+    except OSError:
+        return False
+
+
+def with_active_bundle(settings: AppSettings, info: BundleInfo) -> AppSettings:
+    """A copy of `settings` that drafts with `info` (refused when the bundle is unusable)."""
+    if info.problem:
+        raise ValueError(f"{info.folder} cannot be used: {info.problem}")
+    return dataclasses.replace(settings, bundle_dir=str(info.folder))
+
+
+def lineage(info: BundleInfo, bundles: list[BundleInfo]) -> list[BundleInfo]:
+    """`info`, its parent, the parent's parent... as far as they are installed."""
+    by_id = {b.bundle_id: b for b in bundles}
+    chain, seen = [info], {info.bundle_id}
+    while chain[-1].parent and chain[-1].parent.get("bundle_id") in by_id:
+        parent = by_id[chain[-1].parent["bundle_id"]]
+        if parent.bundle_id in seen:
+            break
+        chain.append(parent)
+        seen.add(parent.bundle_id)
+    return chain
+
+
+def compare_drafts(study, folders: list[str | Path], device: str = "auto", cancel=None) -> list:
+    """Draft `study` with each bundle (in order) -> list of Draft. Runs the models: call it
+    from a worker thread."""
+    from rrg_desk.inference.pipeline import DraftPipeline, DraftSettings
+
+    settings = DraftSettings(finding_heatmaps=False)
+    return [DraftPipeline(folder, device).draft(study, settings, cancel=cancel) for folder in folders]
+
+
+def draft_summary(draft) -> str:
+    """A draft as text for a side-by-side view: findings, impression, positive findings."""
+    positive = [f"{f.name} {f.probability:.2f}" for f in draft.findings if f.positive]
+    others = [f"{f.name} {f.probability:.2f}" for f in sorted(draft.findings, key=lambda f: -f.probability)
+              if not f.positive][:3]
+    return "\n".join([f"Bundle {draft.bundle_id}", "", "FINDINGS:", draft.findings_text or "(none)", "",
+                      "IMPRESSION:", draft.impression_text or "(none)", "",
+                      "Positive findings: " + (", ".join(positive) or "none"),
+                      "Most likely others: " + (", ".join(others) or "-")])
