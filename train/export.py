@@ -63,13 +63,23 @@ def export_bundle(config: dict, out: str | Path | None = None, metrics: dict | N
         best = run_dir(config, component) / "best.json"
         if best.exists():
             summaries[component] = json.loads(best.read_text())
+    selector = config["export"].get("selector_threshold", 0.5)
+    selection: dict = {}
+    if selector == "calibrate":
+        from train.tasks.generator_task import calibrate_selector_threshold
+
+        selection = calibrate_selector_threshold(config, detector.heads, tokenizer, detector, classifier,
+                                                 torch.device("cpu"))
+        selector = selection.pop("threshold")
+        log.info("region selector threshold %.3f: %.1f regions per draft on val (reports name %.1f)",
+                 selector, selection["mean_selected_on_val"] or 0, selection["target_regions_per_report"])
     card_extra = {
         "preprocessing": dict(config["preprocessing"]),
         "thresholds": thresholds or {},
         "generation": {"max_len": int(config["generator"]["max_len"]),
                        "beam_size": int(config["export"].get("beam_size", 1)), "image_tokens_from": "detector"},
         "classification": {"mode": config["clip"].get("classification_mode", "ensemble")},
-        "region_selection": {"threshold": float(config["export"].get("selector_threshold", 0.5))},
+        "region_selection": {"threshold": float(selector), **selection},
         "training": {"data": config["data"], "config": config, "commit": git_commit(),
                      "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                      "validation": summaries},

@@ -257,9 +257,9 @@ def read_card(folder: str | Path) -> dict:
     return card
 
 
-# The card's model-defining part is checksummed; "metrics" and "training" are records that
-# evaluation may add to after export.
-_UNHASHED_CARD_KEYS = {"integrity", "metrics", "training"}
+# The card's model-defining part is checksummed; "metrics", "training" and "finetune_evaluation"
+# are records that evaluation may add to after export.
+_UNHASHED_CARD_KEYS = {"integrity", "metrics", "training", "finetune_evaluation"}
 
 
 def card_digest(card: dict) -> str:

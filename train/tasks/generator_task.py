@@ -20,7 +20,8 @@ from rrg_desk.models.classify import prompt_token_ids, view_probabilities
 from rrg_desk.models.generator import GeneratorConfig, RegionSentenceGenerator, make_labels
 from rrg_desk.models.regions import REGION_NAMES
 from rrg_desk.reports.labeler import POSITIVE, label_report
-from rrg_desk.reports.text import split_sentences
+from rrg_desk.reports.text import clean_report_r2gen, split_sentences
+from train.data.r2gen import read_annotation
 from train.data.text_corpus import region_sentence_pairs
 from train.tasks.clip_task import image_report_datasets
 from train.tasks.common import generator_texts, limit, radiological_sentences, run_dir, tokenizer_for
@@ -143,13 +144,51 @@ class _RegionSentences(torch.utils.data.Dataset):
         return self.cache["features"][i, region], region, self.cache["image_tokens"][i], self.cache["probs"][i], ids
 
 
+class _TextRegionSentences(torch.utils.data.Dataset):
+    """Region-sentence pairs from report text without images (IU X-ray's reports): the visual
+    inputs are zeros and the disease clues are the labeler's reading of the whole report. They
+    teach what each region's sentence sounds like and how clues turn into words (TRRG); the
+    image-paired samples teach the visual part."""
+
+    def __init__(self, config: dict, tokenizer, split: str, feature_dim: int, token_shape: tuple[int, int],
+                 num_findings: int) -> None:
+        from rrg_desk.reports.labeler import to_binary
+
+        max_len = int(config["generator"]["max_len"])
+        self.items = []
+        for path in config["data"].get("text_corpora", []):
+            for entry in read_annotation(Path(path), split):
+                report = clean_report_r2gen(entry["report"])
+                clues = torch.tensor(list(to_binary(label_report(report)).values()), dtype=torch.float32)
+                for region, sentence in region_sentence_pairs(report, "all"):
+                    self.items.append((REGION_NAMES.index(region), clues, tokenizer.encode(sentence, max_len=max_len)))
+        n = limit(config)
+        if n:
+            self.items = self.items[: n * 8]
+        self.zero_features = torch.zeros(feature_dim)
+        self.zero_tokens = torch.zeros(token_shape)
+        assert not self.items or len(self.items[0][1]) == num_findings
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, k: int):
+        region, clues, ids = self.items[k]
+        return self.zero_features, region, self.zero_tokens, clues, ids
+
+
 class GeneratorTask:
     name = "generator"
 
     def __init__(self, config: dict, detector, classifier, tokenizer, device) -> None:
         self.config, self.detector, self.tokenizer = config, detector, tokenizer
-        self.train_set = _RegionSentences(build_feature_cache(config, detector, classifier, tokenizer, "train", device))
+        train_cache = build_feature_cache(config, detector, classifier, tokenizer, "train", device)
+        self.train_set = _RegionSentences(train_cache)
         self.val_set = _RegionSentences(build_feature_cache(config, detector, classifier, tokenizer, "val", device))
+        if config["generator"].get("text_region_pairs", False):
+            text = _TextRegionSentences(config, tokenizer, "train", detector.config.feature_dim,
+                                        tuple(train_cache["image_tokens"].shape[1:]), train_cache["probs"].shape[1])
+            self.train_set = torch.utils.data.ConcatDataset([self.train_set, text])
 
     def build_model(self) -> nn.Module:
         return build_generator(self.config, self.tokenizer, self.detector)
@@ -233,3 +272,27 @@ class HeadsTask:
         logits, _ = model.heads(features)
         accuracy = float(((logits > 0).float() == selected).float().mean())
         return {"val_loss": float(total), "val_selector_accuracy": accuracy}
+
+
+@torch.no_grad()
+def calibrate_selector_threshold(config: dict, heads: nn.Module, tokenizer, detector, classifier, device) -> dict:
+    """The selector's threshold such that a draft covers as many regions as a typical report
+    does (mean distinct regions per training report, IU text included): RGRG-style selection
+    without letting the commonest region (whole_image) crowd out the rest."""
+    import numpy as np
+
+    per_report = []
+    for path in config["data"].get("text_corpora", []):
+        for entry in read_annotation(Path(path), "train"):
+            per_report.append(len({r for r, _ in region_sentence_pairs(clean_report_r2gen(entry["report"]), "all")}))
+    cache = build_feature_cache(config, detector, classifier, tokenizer, "train", device)
+    per_report += [len({region for region, _ids, _abn in study}) for study in cache["pairs"] if study]
+    target = float(np.mean(per_report)) if per_report else 4.0
+    val = build_feature_cache(config, detector, classifier, tokenizer, "val", device)
+    selector_logits, _ = heads(val["features"].to(device))
+    probs = torch.sigmoid(selector_logits).cpu().numpy()  # [N, R]
+    candidates = np.unique(np.round(probs, 4))
+    counts = {float(t): float((probs >= t).sum(axis=1).mean()) for t in candidates}
+    threshold = min(counts, key=lambda t: (abs(counts[t] - target), -t)) if counts else 0.5
+    return {"threshold": threshold, "target_regions_per_report": target,
+            "mean_selected_on_val": counts.get(threshold)}
