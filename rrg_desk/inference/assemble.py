@@ -44,6 +44,17 @@ def _words(text: str) -> set[str]:
     return set(re.findall(r"[a-z]+", text.lower()))
 
 
+_FIGURE_REFERENCE = re.compile(r"\s*\(\s*(fig|figure|image|panel)s?\b[^)]*(\)|$)", re.IGNORECASE)
+
+
+def tidy_sentence(text: str) -> str:
+    """Drop figure pointers learned from case notes ("... lower lobes (fig.") and stray spaces."""
+    text = _FIGURE_REFERENCE.sub("", text).strip()
+    if text and text[-1] not in ".!?":
+        text += "."
+    return text
+
+
 def merge_duplicate_sentences(sentences: list[Sentence], threshold: float = 0.8) -> list[Sentence]:
     """Drop a sentence whose words overlap an earlier one's by Jaccard >= threshold.
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from rrg_desk.imaging.types import Study, XrayImage
-from rrg_desk.inference.assemble import assemble_report, merge_duplicate_sentences, report_order
+from rrg_desk.inference.assemble import assemble_report, merge_duplicate_sentences, report_order, tidy_sentence
 from rrg_desk.inference.device import choose_device
 from rrg_desk.models.bundle import ModelBundle, load_bundle
 from rrg_desk.models.classify import prompt_token_ids, view_probabilities
@@ -178,7 +178,7 @@ class DraftPipeline:
                 finding_maps = self._finding_heatmaps(prepared[0], findings) if settings.finding_heatmaps else {}
         with stage("assemble"):
             regions = self._regions(detections, prepared[0].scale, chosen, (frontal.height, frontal.width))
-            sentences = [Sentence(text=bundle.tokenizer.decode(ids), region=bundle.region_names[r],
+            sentences = [Sentence(text=tidy_sentence(bundle.tokenizer.decode(ids)), region=bundle.region_names[r],
                                   heatmap=heat, image_index=0)
                          for ids, r, heat in zip(sentences_ids, chosen, maps)]
             sentences = [s for s in sentences if s.text.strip()]
@@ -280,7 +280,7 @@ class DraftPipeline:
                                                       max_len=max_len, beam_size=beam)
             heat = self._grid_maps(bundle.generator.cross_attention_map(ids, features, region_ids, tokens,
                                                                         probs[None]))
-        return Sentence(text=bundle.tokenizer.decode(ids[0]), region=bundle.region_names[region_index],
+        return Sentence(text=tidy_sentence(bundle.tokenizer.decode(ids[0])), region=bundle.region_names[region_index],
                         heatmap=heat[0], image_index=0)
 
 

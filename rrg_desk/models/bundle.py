@@ -189,6 +189,9 @@ def save_bundle(folder: str | Path, *, detector: nn.Module, classifier: nn.Modul
         }
         card["integrity"] = {"sha256": card_digest(card)}
         (staging / CARD_FILE).write_text(json.dumps(card, indent=2), encoding="utf-8")
+        for path in staging.iterdir():  # mkdtemp makes 0700/0600: a shipped bundle is readable by all
+            path.chmod(0o644)
+        staging.chmod(0o755)
         _swap_into_place(staging, folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

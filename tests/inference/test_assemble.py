@@ -1,5 +1,5 @@
 from rrg_desk.inference.assemble import (NORMAL_IMPRESSION, impression_from_findings, merge_duplicate_sentences,
-                                         report_order)
+                                         report_order, tidy_sentence)
 from rrg_desk.reports.draft import FindingResult, Sentence
 
 
@@ -22,3 +22,9 @@ def test_impression_states_only_positive_findings():
     text = impression_from_findings(findings)
     assert "Cardiomegaly." in text and "effusion" not in text.lower() and "Support devices" in text
     assert impression_from_findings([FindingResult("Edema", 0.1, 0.5)]) == NORMAL_IMPRESSION
+
+
+def test_figure_pointers_from_case_notes_are_dropped():
+    assert tidy_sentence("Bilateral consolidation in the lower lobes (fig.") == "Bilateral consolidation in the lower lobes."
+    assert tidy_sentence("Opacity in the right base (Figure 2b) is new.") == "Opacity in the right base is new."
+    assert tidy_sentence("No pleural effusion.") == "No pleural effusion."
