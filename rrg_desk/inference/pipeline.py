@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from rrg_desk.imaging.types import Study, XrayImage
+from rrg_desk.inference.cancel import CancelToken
 from rrg_desk.inference.assemble import assemble_report, merge_duplicate_sentences, report_order, tidy_sentence
 from rrg_desk.inference.device import choose_device
 from rrg_desk.models.bundle import ModelBundle, load_bundle
@@ -38,18 +39,6 @@ class DraftError(Exception):
 
 class DraftCancelled(Exception):
     """The request was cancelled between two stages."""
-
-
-class CancelToken:
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
 
 
 @dataclass(frozen=True)

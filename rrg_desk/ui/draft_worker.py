@@ -11,12 +11,13 @@ torch is imported by the worker thread on the first request, never at startup.
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from rrg_desk.inference.cancel import CancelToken  # torch-free: held by the GUI thread
 
 log = logging.getLogger(__name__)
 
@@ -34,22 +35,8 @@ class _Job:
     finding: str = ""
     bundle_dir: Path | None = None
     device: str = "auto"
-    cancel: "UiCancelToken | None" = None
+    cancel: "CancelToken | None" = None
     cancelled_early: list[bool] = field(default_factory=lambda: [False])
-
-
-class UiCancelToken:
-    """Same duck type as inference.pipeline.CancelToken, without importing torch on the GUI thread."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
 
 
 def user_message(exc: BaseException) -> str:
@@ -160,7 +147,7 @@ class DraftWorker(QObject):
 
     # ----- requests -----------------------------------------------------------------
     def request_draft(self, study, settings=None) -> int:
-        return self._start(_Job(KIND_DRAFT, 0, study=study, settings=settings, cancel=UiCancelToken()))
+        return self._start(_Job(KIND_DRAFT, 0, study=study, settings=settings, cancel=CancelToken()))
 
     def request_describe(self, study, box: tuple[float, float, float, float], settings=None) -> int:
         return self._start(_Job(KIND_DESCRIBE, 0, study=study, settings=settings, box=tuple(box)))
