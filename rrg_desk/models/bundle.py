@@ -239,6 +239,8 @@ def read_card(folder: str | Path) -> dict:
                 "preprocessing", "tokenizer", "generation"]
     missing = [key for key in required if key not in card]
     components = card.get("components")
+    if "components" in card and not isinstance(components, dict):
+        missing.append("components (not an object)")
     if isinstance(components, dict):
         missing += [f"components.{c}" for c in COMPONENTS if not isinstance(components.get(c), dict)
                     or not {"config", "file", "sha256"} <= set(components[c])]

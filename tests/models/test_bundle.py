@@ -314,3 +314,14 @@ def test_an_edited_card_without_a_new_checksum_is_refused(tmp_path):
     (folder / "card.json").write_text(json.dumps(card))
     with pytest.raises(BundleHashMismatchError):
         load_bundle(folder)
+
+
+@pytest.mark.parametrize("value", [7, "detector", 1.5, ["detector"]])
+def test_a_card_whose_components_are_not_an_object_is_refused(tmp_path, value):
+    """Found by `make fuzz`: a scalar in place of the components table raised TypeError."""
+    folder = build_random_bundle(tmp_path / "b", size="tiny")
+    card = _card(folder)
+    card["components"] = value
+    (folder / "card.json").write_text(json.dumps(card))
+    with pytest.raises(BundleCorruptError):
+        load_bundle(folder)
