@@ -91,12 +91,14 @@ class Session:
         return sorted(self._pending_recovery)
 
     # --- opening ------------------------------------------------------------------------
-    def open_study(self, study_uid: str) -> OpenedStudy:
-        """Load the study's images and its working draft (or signed report), log "opened"."""
+    def open_study(self, study_uid: str, study: Study | None = None) -> OpenedStudy:
+        """Load the study's images (unless the caller just read them) and its working draft (or
+        signed report), log "opened"."""
         if self.dirty:
             self.autosave()
         record = self.db.get_study(study_uid)
-        study = self.db.load_study(study_uid)
+        if study is None or study.study_uid != study_uid:
+            study = self.db.load_study(study_uid)
         self.record, self.study = record, study
         self.draft = self.db.load_model_draft(study_uid)
         signed = self.db.signed_reports(study_uid)

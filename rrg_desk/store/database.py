@@ -204,11 +204,15 @@ class Database(DraftsMixin, SignOffMixin):
     def import_studies(self, paths: Iterable[str | Path], user: str = "") -> tuple[list[StudyRecord], list[ImageReadError]]:
         """Read files/folders into the worklist. Re-importing the same files changes nothing."""
         studies, errors = load_studies(paths)  # file I/O outside the database lock
+        return self.add_studies(studies, user), errors
+
+    def add_studies(self, studies: list[Study], user: str = "") -> list[StudyRecord]:
+        """Add studies already read from disk to the worklist (idempotent)."""
         now = utc_now_iso()
         with self._transaction("importing studies") as conn:
             for study in studies:
                 self._upsert_study(conn, study, now, user)
-        return [self.get_study(study.study_uid) for study in studies], errors
+        return [self.get_study(study.study_uid) for study in studies]
 
     def _upsert_study(self, conn: sqlite3.Connection, study: Study, now: str, user: str) -> None:
         known = conn.execute("SELECT 1 FROM studies WHERE study_uid = ?", (study.study_uid,)).fetchone()

@@ -28,7 +28,7 @@ class LoadResult:
     import_error: str = ""  # why the worklist import failed (the studies still show)
 
 
-Importer = Callable[[list[Path]], tuple[list, list]]  # Database.import_studies
+Importer = Callable[[list[Study]], list]  # Database.add_studies: the studies just read, no second read
 
 
 class LoadSignals(QObject):
@@ -54,7 +54,7 @@ class LoadTask(QRunnable):
         result = LoadResult(self.request_id, self.paths, studies, errors)
         if self.importer is not None and studies:
             try:  # the store is thread-safe; its import re-reads the (now cached) files
-                result.records, _ = self.importer(self.paths)
+                result.records = self.importer(studies)
             except Exception as exc:
                 result.import_error = getattr(exc, "user_message", None) or f"{type(exc).__name__}: {exc}"
                 log.warning("worklist import of %s failed: %s", self.paths, result.import_error)

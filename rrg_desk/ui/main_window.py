@@ -80,7 +80,7 @@ class MainWindow(WorkstationWindowMixin, QMainWindow):
         self._update_enabled()
         self.statusBar().showMessage("Open a study to begin (Ctrl+O), or pick one in the worklist.")
         if self.session is not None:
-            self.loader.importer = lambda paths: self.database.import_studies(paths, self.session.user)
+            self.loader.importer = lambda studies: self.database.add_studies(studies, self.session.user)
             self.worklist.refresh()
             QTimer.singleShot(0, self._restore_unsaved_work)
 
@@ -280,7 +280,7 @@ class MainWindow(WorkstationWindowMixin, QMainWindow):
         if result.studies:
             first = result.studies[0]
             record = next((r for r in result.records if r.study_uid == first.study_uid), None)
-            if record is None or self.reporting.open_study(record.study_uid) is None:
+            if record is None or self.reporting.open_study(record.study_uid, first) is None:
                 self._show_study(first)  # viewing only: the worklist is unavailable
                 if result.import_error:
                     self.statusBar().showMessage(f"Not added to the worklist: {result.import_error}")

@@ -68,14 +68,15 @@ class ReportingController(QObject):
         self.editor.document = self.session.document  # the first keystroke may have created it
 
     # ----- studies ------------------------------------------------------------------------
-    def open_study(self, study_uid: str):
-        """Open a worklist study in the session and show it; None (and a message) on failure."""
+    def open_study(self, study_uid: str, study=None):
+        """Open a worklist study in the session and show it; None (and a message) on failure.
+        `study`: the images if the caller has just read them (spares reading them again here)."""
         from rrg_desk.store import StoreError
 
         self.autosave_timer.stop()
         self.worker.cancel()  # a draft for the previous study is no longer wanted
         try:
-            opened = self.session.open_study(study_uid)
+            opened = self.session.open_study(study_uid, study)
         except StoreError as exc:
             self.message.emit("Cannot open the study", exc.user_message)
             return None

@@ -41,6 +41,27 @@ def test_open_study_loads_images_and_logs(session):
     assert session.db.audit_log(opened.record.study_uid)[-1].action == "opened"
 
 
+def test_open_study_reuses_images_the_caller_just_read(session, monkeypatch):
+    uid = _uid(session)
+    already_read = session.db.load_study(uid)
+    monkeypatch.setattr(session.db, "load_study", lambda _uid: pytest.fail("read the files a second time"))
+    opened = session.open_study(uid, already_read)
+    assert opened.study is already_read
+
+
+def test_add_studies_joins_the_worklist_without_reading_files(tmp_path, monkeypatch):
+    from rrg_desk.imaging import load_studies
+    from rrg_desk.store import database as database_module
+
+    studies, _ = load_studies([samples_dir() / "study2"])
+    monkeypatch.setattr(database_module, "load_studies", lambda paths: pytest.fail("read the files again"))
+    with Database.open(tmp_path / "w.sqlite3") as db:
+        records = db.add_studies(studies)
+        assert [r.study_uid for r in records] == [studies[0].study_uid]
+        assert db.add_studies(studies)[0].study_uid == studies[0].study_uid  # idempotent
+        assert len(db.list_studies()) == 1
+
+
 def test_apply_draft_builds_the_document_and_drops_stale_results(session):
     uid = _uid(session)
     session.open_study(uid)
