@@ -181,3 +181,22 @@ def test_report_corpus_and_pairing(tmp_path):
     stats = pairing_statistics(study_region_pairs(annotation))
     assert stats["pairs"] == 5 and stats["per_region"][WHOLE_IMAGE] == 1
     assert stats["whole_image_fraction"] == pytest.approx(1 / 5)
+
+
+def test_training_and_the_app_feed_the_models_identical_inputs(tmp_path):
+    """One preprocessing path: a trainer tensor equals what the app's pipeline computes."""
+    import torch
+
+    from rrg_desk.imaging import read_image
+    from rrg_desk.inference.pipeline import DraftPipeline
+    from rrg_desk.models.bundle import build_random_bundle
+    from rrg_desk.paths import samples_dir
+    from train.data.preprocess import PreprocessSpec, load_image_tensor
+
+    bundle = build_random_bundle(tmp_path / "b", size="tiny")
+    pipeline = DraftPipeline(bundle, device="cpu")
+    card = pipeline.bundle.preprocessing
+    path = sorted((samples_dir() / "study3").glob("*.dcm"))[0]
+    spec = PreprocessSpec(int(card["image_size"]), (float(card["mean"]),), (float(card["std"]),))
+    trained_on, _size = load_image_tensor(path, spec)
+    torch.testing.assert_close(trained_on[None], pipeline._prepare(read_image(path)).tensor)

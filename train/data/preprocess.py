@@ -8,9 +8,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from rrg_desk.imaging import read_image
+from rrg_desk.models.preprocess import Preprocessing, prepare_image, window_to_unit
 
 
 @dataclass(frozen=True)
@@ -41,19 +41,18 @@ class PreprocessSpec:
 
 
 def pixels_to_unit_range(path: str | Path) -> np.ndarray:
-    """Read a radiograph (DICOM/PNG/JPEG) and map its display window to [0, 1], HxW float32."""
+    """Read a radiograph (DICOM/PNG/JPEG) and map its display window to [0, 1], HxW float32
+    (the app's own window_to_unit, so training and inference see identical inputs)."""
     image = read_image(path)
     window = image.display_window()
-    low = window.center - window.width / 2.0
-    return np.clip((image.pixels - low) / window.width, 0.0, 1.0).astype(np.float32)
+    return window_to_unit(image.pixels, window.center, window.width)
 
 
 def to_model_tensor(unit_pixels: np.ndarray, spec: PreprocessSpec) -> torch.Tensor:
-    """[0, 1] HxW -> normalised (C, S, S) tensor, S = spec.image_size (aspect not kept)."""
-    tensor = torch.from_numpy(np.ascontiguousarray(unit_pixels))[None, None]
-    tensor = F.interpolate(tensor, size=(spec.image_size, spec.image_size), mode="bilinear",
-                           align_corners=False, antialias=True)[0]
-    tensor = tensor.expand(spec.channels, -1, -1)
+    """[0, 1] HxW -> normalised (C, S, S) tensor, S = spec.image_size (aspect not kept), resized
+    by the app's prepare_image; normalised per channel here."""
+    resized, _scale = prepare_image(unit_pixels, Preprocessing(spec.image_size, mean=0.0, std=1.0))
+    tensor = resized.expand(spec.channels, -1, -1)
     mean = torch.tensor(spec.mean, dtype=torch.float32).view(-1, 1, 1)
     std = torch.tensor(spec.std, dtype=torch.float32).view(-1, 1, 1)
     return (tensor - mean) / std
