@@ -13,7 +13,7 @@ Nothing here ever downloads: the towers are built from config with random init.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -21,13 +21,14 @@ from open_clip.loss import ClipLoss
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 from torch import nn
 
+from rrg_desk.models.config import ConfigDict
 from rrg_desk.models.findings import FINDING_NAMES, default_prompt_pairs
 
 MAX_LOGIT_SCALE = 100.0
 
 
 @dataclass
-class ClipClassifierConfig:
+class ClipClassifierConfig(ConfigDict):
     vocab_size: int = 2000
     context_length: int = 64
     pad_id: int = 0
@@ -57,16 +58,7 @@ class ClipClassifierConfig:
         values.update(overrides)
         return cls(**values)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict) -> ClipClassifierConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown ClipClassifierConfig keys: {sorted(unknown)}")
-        return cls(**data)
 
     @property
     def grid_size(self) -> int:

@@ -17,7 +17,7 @@ training box relative to the frame, a buffer the trainer sets with ``set_prior_b
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from functools import partial
 
 import torch
@@ -32,12 +32,13 @@ from torchvision.models.detection.transform import resize_boxes
 from torchvision.ops import MultiScaleRoIAlign, boxes as box_ops
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
+from rrg_desk.models.config import ConfigDict
 from rrg_desk.models.region_heads import RegionHeads, RegionHeadsConfig
 from rrg_desk.models.regions import REGION_NAMES, TYPICAL_RELATIVE_BOXES, WHOLE_IMAGE
 
 
 @dataclass
-class DetectorConfig:
+class DetectorConfig(ConfigDict):
     region_names: list[str] = field(default_factory=lambda: list(REGION_NAMES))
     image_size: int = 512  # longest side the caller resizes to
     width_mult: float = 1.0  # MobileNetV3-small width multiplier
@@ -93,15 +94,7 @@ class DetectorConfig:
     def num_image_tokens(self) -> int:
         return self.grid_size ** 2
 
-    def to_dict(self) -> dict:
-        return asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: dict) -> "DetectorConfig":
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown DetectorConfig keys: {sorted(unknown)}")
-        return cls(**d)
 
 
 @dataclass

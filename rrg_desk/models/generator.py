@@ -19,13 +19,14 @@ broadcast to N (all regions of one image share them).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel
 
+from rrg_desk.models.config import ConfigDict
 from rrg_desk.models.findings import FINDING_NAMES
 from rrg_desk.models.regions import REGION_NAMES
 
@@ -33,7 +34,7 @@ IGNORE_INDEX = -100
 
 
 @dataclass
-class GeneratorConfig:
+class GeneratorConfig(ConfigDict):
     vocab_size: int = 2000
     n_positions: int = 64
     n_embd: int = 224
@@ -61,16 +62,7 @@ class GeneratorConfig:
         values.update(overrides)
         return cls(**values)
 
-    def to_dict(self) -> dict:
-        return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict) -> GeneratorConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown GeneratorConfig keys: {sorted(unknown)}")
-        return cls(**data)
 
 
 @dataclass

@@ -7,7 +7,9 @@ Both are small MLPs over [region feature ; learned region-type embedding], train
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+
+from rrg_desk.models.config import ConfigDict
 
 import torch
 import torch.nn.functional as F
@@ -15,18 +17,12 @@ from torch import nn
 
 
 @dataclass
-class RegionHeadsConfig:
+class RegionHeadsConfig(ConfigDict):
     feature_dim: int = 256  # the detector's representation_size
     num_regions: int = 20
     hidden_dim: int = 128
     dropout: float = 0.1
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "RegionHeadsConfig":
-        return cls(**d)
 
 
 def _mlp(in_dim: int, hidden: int, dropout: float) -> nn.Sequential:
