@@ -76,16 +76,38 @@ def _f1(truth: np.ndarray, predicted: np.ndarray) -> float:
     return 2 * tp / max(1.0, float(truth.sum() + predicted.sum()))
 
 
+def draft_references(pipeline: DraftPipeline, rows: list[tuple[str, Study, str]]
+                     ) -> tuple[dict[str, str], dict[str, str], np.ndarray]:
+    """Draft every study of `rows` (id, Study, reference) with the app's pipeline:
+    (references, hypotheses, finding probabilities [N, F]), texts lower-cased for scoring."""
+    references, hypotheses, probs = {}, {}, []
+    for sid, study, reference in rows:
+        draft = pipeline.draft(study, DraftSettings(finding_heatmaps=False))
+        references[sid] = reference.lower()
+        hypotheses[sid] = f"{draft.findings_text} {draft.impression_text}".strip().lower()
+        probs.append([f.probability for f in draft.findings])
+    return references, hypotheses, np.array(probs)
+
+
+def score_system(references: dict[str, str], hypotheses: dict[str, str], meteor: bool = True) -> dict:
+    """NLG and clinical-efficacy scores of one system's reports against the references."""
+    ids = list(references)
+    ce = ce_metrics([references[s] for s in ids], [hypotheses[s] for s in ids])
+    return {"nlg": nlg_metrics(references, hypotheses, with_meteor=meteor),
+            "ce": {k: v for k, v in ce.items() if k != "per_finding"}}
+
+
+def classifier_auc(pipeline: DraftPipeline, references: dict[str, str], probs: np.ndarray) -> dict:
+    """AUC per finding, labels read from the references by the labeler (None: one class only)."""
+    labels = np.array([list(to_binary(label_report(text)).values()) for text in references.values()])
+    return auc_per_finding(labels, probs, pipeline.bundle.finding_names)
+
+
 def evaluate_bundle(config: dict, bundle: str | Path, split: str = "test", device: str = "cpu") -> dict:
     pipeline = DraftPipeline(bundle, device=device)
     test = _studies(config, split)
     train = _studies({**config, "evaluate": {"max_studies": 0}}, "train")
-    references, hypotheses, probs = {}, {}, []
-    for sid, study, note in test:
-        draft = pipeline.draft(study, DraftSettings(finding_heatmaps=False))
-        references[sid] = note.lower()
-        hypotheses[sid] = f"{draft.findings_text} {draft.impression_text}".strip().lower()
-        probs.append([f.probability for f in draft.findings])
+    references, hypotheses, probs = draft_references(pipeline, test)
     # baselines
     most_frequent = Counter(note.lower() for _, _, note in train).most_common(1)[0][0]
     train_embeds = np.stack([_embed(pipeline, study) for _, study, _ in train])
@@ -96,11 +118,8 @@ def evaluate_bundle(config: dict, bundle: str | Path, split: str = "test", devic
                "baseline_nearest_neighbour": nearest}
     result: dict = {"split": split, "studies": len(test)}
     for name, hyp in systems.items():
-        nlg = nlg_metrics(references, hyp)
-        ce = ce_metrics([references[s] for s in references], [hyp[s] for s in references])
-        result[name] = {"nlg": nlg, "ce": {k: v for k, v in ce.items() if k != "per_finding"}}
-    labels = np.array([list(to_binary(label_report(references[sid])).values()) for sid in references])
-    result["classifier_auc"] = auc_per_finding(labels, np.array(probs), pipeline.bundle.finding_names)
+        result[name] = score_system(references, hyp)
+    result["classifier_auc"] = classifier_auc(pipeline, references, probs)
     jsrt = JsrtRegionDataset(config["data"]["jsrt"], split, spec_of(config),
                              regions=tuple(r for r in pipeline.bundle.region_names if r != "whole_image"))
     if int(config.get("evaluate", {}).get("max_studies", 0) or 0):

@@ -30,7 +30,7 @@ from rrg_desk.imaging.types import Study
 from rrg_desk.models.bundle import BundleError, load_bundle, save_bundle, sha256_file
 from rrg_desk.models.classify import prompt_token_ids, view_probabilities
 from rrg_desk.models.regions import REGION_NAMES
-from rrg_desk.reports.labeler import POSITIVE, label_report, to_binary
+from rrg_desk.reports.labeler import POSITIVE, label_report
 from rrg_desk.reports.text import clean_clinical_note
 from train.config import CONFIG_DIR, deep_merge, load_config, parse_override
 from train.data.csv_reports import CsvReportDataset
@@ -38,7 +38,6 @@ from train.data.preprocess import PreprocessSpec
 from train.data.r2gen import R2GenDataset
 from train.data.text_corpus import region_sentence_pairs
 from train.engine import LoopConfig, fit
-from train.metrics import auc_per_finding, ce_metrics, nlg_metrics
 from train.tasks.clip_task import ClipTask, ClipTrainModule, _PairDataset
 from train.tasks.generator_task import GeneratorTask, HeadsTask, HeadsTrainModule, _HeadTargets, _RegionSentences
 
@@ -202,23 +201,16 @@ def evaluate_on_studies(bundle_dir: Path, rows: list[tuple[str, Study, str]], de
     """NLG, CE and classifier AUC of a bundle's drafts against the references of `rows`
     (the shape of train.evaluate.evaluate_bundle's "model" entry); detector IoU when a
     dataset with region boxes is given, else None."""
-    from rrg_desk.inference.pipeline import DraftPipeline, DraftSettings
+    from rrg_desk.inference.pipeline import DraftPipeline
+    from train.evaluate import classifier_auc, draft_references, score_system
     from train.tasks.detector_task import evaluate_detector
 
     pipeline = DraftPipeline(bundle_dir, device=device)
-    references, hypotheses, probs = {}, {}, []
-    for sid, study, reference in rows:
-        draft = pipeline.draft(study, DraftSettings(finding_heatmaps=False))
-        references[sid] = reference.lower()
-        hypotheses[sid] = f"{draft.findings_text} {draft.impression_text}".strip().lower()
-        probs.append([f.probability for f in draft.findings])
-    ce = ce_metrics(list(references.values()), [hypotheses[s] for s in references])
-    labels = np.array([list(to_binary(label_report(text)).values()) for text in references.values()])
-    aucs = auc_per_finding(labels, np.array(probs), pipeline.bundle.finding_names)
+    references, hypotheses, probs = draft_references(pipeline, rows)
+    aucs = classifier_auc(pipeline, references, probs)
     defined = [v for v in aucs.values() if v is not None]
     result = {"studies": len(rows), "bundle_id": pipeline.bundle.bundle_id,
-              "model": {"nlg": nlg_metrics(references, hypotheses, with_meteor=meteor),
-                        "ce": {k: v for k, v in ce.items() if k != "per_finding"}},
+              "model": score_system(references, hypotheses, meteor),
               "classifier_auc": aucs, "classifier_mean_auc": float(np.mean(defined)) if defined else None,
               "detector": None}
     if jsrt_dataset is not None:
