@@ -12,6 +12,7 @@ SUBCOMMANDS = {
 
 USAGE = """usage: rrg-desk [OPTIONS] [STUDY_PATH ...]      open the workstation (GUI)
        rrg-desk draft PATH [PATH ...] [--bundle DIR] [--device cpu|cuda] [--json OUT]
+       rrg-desk draft --each PATH [PATH ...] --jsonl OUT.jsonl [--bundle DIR]   every image its own study
        rrg-desk --selftest [--study DIR] [--bundle DIR] [--keep DIR]   headless end-to-end check
 
 Run `rrg-desk SUBCOMMAND --help` for a subcommand's options, `rrg-desk --help-gui` for the GUI's."""

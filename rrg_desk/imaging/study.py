@@ -65,6 +65,12 @@ def folder_study_uid(folder: Path) -> str:
     return "2.25." + str(int.from_bytes(digest[:16], "big"))
 
 
+def walk_image_files(folder: str | Path) -> list[Path]:
+    """The files under `folder` that load_studies would read, recursively, in path order
+    (hidden entries and obvious non-images such as .txt skipped, symlink loops followed once)."""
+    return list(_walk(Path(folder), visited=set()))
+
+
 def _candidate_files(paths: Iterable[str | Path], errors: list[ImageReadError]) -> Iterator[Path]:
     for raw in paths:
         path = Path(raw)

@@ -22,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rrg-desk draft",
         description="Draft a chest X-ray report for one study (DICOM, PNG or JPEG files, or a folder).")
-    parser.add_argument("paths", nargs="+", type=Path, help="image files and/or folders of ONE study")
+    parser.add_argument("paths", nargs="+", type=Path,
+                        help="image files and/or folders of ONE study (with --each: every image its own study)")
     parser.add_argument("--bundle", type=Path, default=default_bundle_dir(),
                         help="model bundle folder (default: the bundled default models)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
@@ -32,6 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-len", type=int, default=None, help="longest sentence in tokens")
     parser.add_argument("--no-finding-heatmaps", action="store_true", help="skip Grad-CAM maps (faster)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser.add_argument("--each", action="store_true",
+                        help="batch: draft every image file (folders walked recursively) as its own study; "
+                             "needs --jsonl")
+    parser.add_argument("--jsonl", type=Path, default=None, metavar="OUT.jsonl",
+                        help="with --each: write one JSON line per image to this file (--json shape, or "
+                             "{path, error} for a refused file)")
     return parser
 
 
@@ -75,8 +82,13 @@ def _fail(code: int, message: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    if args.each or args.jsonl is not None:
+        from rrg_desk.inference.batch import run_batch
+
+        return run_batch(parser, args)
     from rrg_desk.imaging import load_studies
 
     missing = [str(p) for p in args.paths if not p.exists()]
