@@ -3,17 +3,21 @@ import json
 import re
 import shutil
 
-import numpy as np
 import pytest
 from PIL import Image
 
+from rrg_desk.imaging import apply_window, read_image
 from rrg_desk.inference.cli import EXIT_BAD_BUNDLE, EXIT_BAD_INPUT, EXIT_FAILED, main
 from rrg_desk.inference.pipeline import DraftPipeline
+from rrg_desk.paths import samples_dir
+
+_SAMPLES = sorted(samples_dir().glob("study*/*.dcm"))
 
 
-def _png(path, seed):
-    rng = np.random.default_rng(seed)
-    Image.fromarray(rng.integers(0, 255, (96, 80), dtype=np.uint8), mode="L").save(path)
+def _png(path, index):
+    """A real radiograph (a sample DICOM) saved as PNG, so input checks on content pass."""
+    image = read_image(_SAMPLES[index % len(_SAMPLES)])
+    Image.fromarray(apply_window(image.pixels, image.display_window())).save(path)
     return path
 
 
@@ -47,7 +51,8 @@ def test_each_drafts_every_image_in_order_and_refuses_the_bad_one(tiny_bundle, w
     assert set(bad) == {"path", "error"}
     assert bad["error"].startswith("b_corrupt.png:") and "\n" not in bad["error"]
     for line in good:
-        assert len(line["images"]) == 1 and line["images"][0]["width"] == 80
+        assert len(line["images"]) == 1
+        assert line["images"][0]["width"] == Image.open(line["images"][0]["path"]).width
         assert len(line["findings"]) == 14
         assert all(0 <= f["probability"] <= 1 and 0 <= f["threshold"] <= 1 for f in line["findings"])
         assert set(line["report"]) == {"findings", "impression"} and line["device"] == "cpu"
