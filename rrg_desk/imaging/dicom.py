@@ -51,7 +51,7 @@ _METADATA_KEYWORDS = (
     "SeriesNumber", "InstanceNumber", "AcquisitionDate", "ContentDate", "PatientAge",
     "PhotometricInterpretation", "BitsAllocated", "BitsStored", "PixelRepresentation",
     "RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth", "VOILUTFunction",
-    "KVP", "Exposure", "ImageComments",
+    "KVP", "Exposure", "ImageComments", "SOPClassUID",
 )
 
 
