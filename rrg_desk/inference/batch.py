@@ -155,7 +155,8 @@ def run_batch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if pipeline is None:
         return code
     # Grad-CAM finding maps are not in the JSONL: skip them
-    settings = DraftSettings(beam_size=args.beam_size, max_len=args.max_len, finding_heatmaps=False)
+    settings = DraftSettings(beam_size=args.beam_size, max_len=args.max_len, finding_heatmaps=False,
+                             draft_anyway=args.draft_anyway)
     try:
         args.jsonl.parent.mkdir(parents=True, exist_ok=True)
         with open(args.jsonl, "w", encoding="utf-8") as out:

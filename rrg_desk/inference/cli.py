@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--beam-size", type=int, default=None, help="beam size (default: the bundle's)")
     parser.add_argument("--max-len", type=int, default=None, help="longest sentence in tokens")
     parser.add_argument("--no-finding-heatmaps", action="store_true", help="skip Grad-CAM maps (faster)")
+    parser.add_argument("--draft-anyway", action="store_true",
+                        help="draft even when the input check says an image is not a chest radiograph")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     parser.add_argument("--each", action="store_true",
                         help="batch: draft every image file (folders walked recursively) as its own study; "
@@ -85,6 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    if not args.verbose:
+        # pydicom logs a traceback for every decoder that fails and a line for every
+        # non-conformance; the reader already turns those into one typed refusal. (Importing
+        # pydicom sets its logger's level, so that comes first.)
+        import pydicom  # noqa: F401
+
+        logging.getLogger("pydicom").setLevel(logging.CRITICAL)
     if args.each or args.jsonl is not None:
         from rrg_desk.inference.batch import run_batch
 
@@ -104,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rrg-desk draft: skipped {error.user_message}", file=sys.stderr)
     study = studies[0]
 
+    from rrg_desk.imaging.input_check import InputRefusal
     from rrg_desk.inference.device import DeviceUnavailableError
     from rrg_desk.inference.pipeline import DraftError, DraftPipeline, DraftSettings
     from rrg_desk.models.bundle import BundleError
@@ -114,8 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         pipeline = DraftPipeline(args.bundle, device=args.device)
         settings = DraftSettings(beam_size=args.beam_size, max_len=args.max_len,
-                                 finding_heatmaps=not args.no_finding_heatmaps)
+                                 finding_heatmaps=not args.no_finding_heatmaps, draft_anyway=args.draft_anyway)
         draft = pipeline.draft(study, settings)
+    except InputRefusal as exc:
+        return _fail(EXIT_BAD_INPUT, f"{exc.user_message} Use --draft-anyway to draft all the same.")
     except DeviceUnavailableError as exc:
         return _fail(EXIT_BAD_INPUT, exc.user_message)
     except BundleError as exc:

@@ -2,6 +2,9 @@
 selected region, heatmaps, assemble FINDINGS and IMPRESSION. No Qt; models loaded once.
 
 The frontal view drives regions and sentences; every view contributes to classification.
+Every image first passes the input check (rrg_desk.imaging.input_check), whose refusal stops
+the draft unless the request says draft_anyway; a study with no frontal view gets findings and
+an impression but no regions or region sentences (they would be drawn on a lateral).
 """
 from __future__ import annotations
 
@@ -15,7 +18,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from rrg_desk.imaging.types import Study, XrayImage
+from rrg_desk.imaging.input_check import (InputCheckResult, LearnedScorer, LearnedScores, LearnedThresholds,
+                                          check_image)
+from rrg_desk.imaging.types import Study, ViewPosition, XrayImage
 from rrg_desk.inference.cancel import CancelToken
 from rrg_desk.inference.assemble import assemble_report, merge_duplicate_sentences, report_order, tidy_sentence
 from rrg_desk.inference.device import choose_device
@@ -47,6 +52,7 @@ class DraftSettings:
     max_len: int | None = None
     selector_threshold: float | None = None  # None: the card's, else 0.5
     finding_heatmaps: bool = True  # Grad-CAM for findings above threshold
+    draft_anyway: bool = False  # draft even when the input check refuses an image (the app audits it)
 
     def to_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items()}
@@ -134,8 +140,7 @@ class DraftPipeline:
     # -- the draft ----------------------------------------------------------------------
     def draft(self, study: Study, settings: DraftSettings = DraftSettings(), cancel: CancelToken | None = None,
               progress: ProgressCallback | None = None) -> Draft:
-        frontal = study.frontal or (study.images[0] if study.images else None)
-        if frontal is None:
+        if not study.images:
             raise DraftError("The study has no image to draft from.")
         timings: dict[str, float] = {}
         total_start = time.perf_counter()
@@ -151,34 +156,82 @@ class DraftPipeline:
             bundle = self.bundle
         with torch.inference_mode():
             with stage("preprocess"):
-                views = [frontal] + [im for im in study.images if im is not frontal]
+                checks = self._check_inputs(study.images, settings)
+                frontal = _region_image(study, checks)  # None: no frontal view, so no regions
+                others = [im for im in study.images if im is not frontal]
+                views = others if frontal is None else [frontal] + others
                 prepared = [self._prepare(im) for im in views]
-            with stage("detect"):
-                detections = bundle.detector.detect(prepared[0].tensor)
+            detections = None
+            if frontal is not None:
+                with stage("detect"):
+                    detections = bundle.detector.detect(prepared[0].tensor)
             with stage("classify"):
                 probs = self._classify(prepared)
-                finding_probs = probs[None]
                 findings = [FindingResult(name, float(p), float(bundle.thresholds.get(name, 0.5)))
                             for name, p in zip(bundle.finding_names, probs.tolist())]
-            with stage("generate"):
-                sentences_ids, chosen, region_ids = self._generate(detections, prepared[0], finding_probs, settings)
-            with stage("heatmaps"):
-                maps = self._sentence_heatmaps(sentences_ids, detections, prepared[0], region_ids, finding_probs)
-                finding_maps = self._finding_heatmaps(prepared[0], findings) if settings.finding_heatmaps else {}
+            regions, sentences, finding_maps = [], [], {}
+            if detections is not None:
+                regions, sentences, finding_maps = self._region_sentences(
+                    stage, detections, prepared[0], frontal, probs[None], findings, settings)
+            else:
+                log.info("no frontal view in study %s: findings only, no regions or region sentences",
+                         study.study_uid)
         with stage("assemble"):
-            regions = self._regions(detections, prepared[0].scale, chosen, (frontal.height, frontal.width))
-            sentences = [Sentence(text=tidy_sentence(bundle.tokenizer.decode(ids)), region=bundle.region_names[r],
-                                  heatmap=heat, image_index=0)
-                         for ids, r, heat in zip(sentences_ids, chosen, maps)]
-            sentences = [s for s in sentences if s.text.strip()]
             sentences = report_order(merge_duplicate_sentences(sentences))
             findings_text, impression_text = assemble_report(sentences, findings)
         timings["total"] = (time.perf_counter() - total_start) * 1000.0
         beam, max_len = self._generation(settings)
+        refused = [c.user_message for c in checks if not c.passed]  # drafted anyway
         return Draft(study_uid=study.study_uid, regions=regions, findings=findings, sentences=sentences,
                      findings_text=findings_text, impression_text=impression_text, bundle_id=bundle.bundle_id,
-                     device=str(self.device), settings={**settings.to_dict(), "beam_size": beam, "max_len": max_len},
+                     device=str(self.device),
+                     settings={**settings.to_dict(), "beam_size": beam, "max_len": max_len,
+                               **({"refused_inputs": refused} if refused else {})},
                      timings_ms=timings, finding_heatmaps=finding_maps)
+
+    def _region_sentences(self, stage, detections, prepared: _Prepared, frontal: XrayImage,
+                          finding_probs: torch.Tensor, findings: list[FindingResult], settings: DraftSettings
+                          ) -> tuple[list[RegionResult], list[Sentence], dict[str, np.ndarray]]:
+        """Regions on the frontal view, one sentence per selected region, and the heatmaps."""
+        bundle = self.bundle
+        with stage("generate"):
+            sentences_ids, chosen, region_ids = self._generate(detections, prepared, finding_probs, settings)
+        with stage("heatmaps"):
+            maps = self._sentence_heatmaps(sentences_ids, detections, prepared, region_ids, finding_probs)
+            finding_maps = self._finding_heatmaps(prepared, findings) if settings.finding_heatmaps else {}
+        regions = self._regions(detections, prepared.scale, chosen, (frontal.height, frontal.width))
+        sentences = [Sentence(text=tidy_sentence(bundle.tokenizer.decode(ids)), region=bundle.region_names[r],
+                              heatmap=heat, image_index=0)
+                     for ids, r, heat in zip(sentences_ids, chosen, maps)]
+        return regions, [s for s in sentences if s.text.strip()], finding_maps
+
+    # -- the input check ------------------------------------------------------------------
+    def _check_inputs(self, images: list[XrayImage], settings: DraftSettings) -> list[InputCheckResult]:
+        """The input check ("is this a chest radiograph?") on every image; the first refusal is
+        raised (an InputRefusal with a user_message) unless the request says draft_anyway."""
+        scorer, thresholds = self._learned_input_check()
+        checks = [check_image(image, scorer, thresholds) for image in images]
+        refused = [check for check in checks if not check.passed]
+        if refused and not settings.draft_anyway:
+            refused[0].raise_if_refused()
+        for check in refused:
+            log.warning("drafting anyway although %s", check.user_message)
+        return checks
+
+    def _learned_input_check(self) -> tuple[LearnedScorer | None, LearnedThresholds | None]:
+        """The learned half of the input check, when the bundle has it: a classifier method
+        `input_check_scores(images [V, 1, S, S]) -> (p_chest [V], p_lateral [V])` and the card's
+        "input_check" section {"p_chest_threshold", "p_lateral_threshold"}. Else rules only."""
+        thresholds = LearnedThresholds.from_card(self.bundle.card)
+        head = getattr(self.bundle.classifier, "input_check_scores", None)
+        if thresholds is None or head is None:
+            return None, None
+
+        def score(image: XrayImage) -> LearnedScores:
+            p_chest, p_lateral = head(self._prepare(image).tensor)
+            return LearnedScores(p_chest=float(p_chest[0]), p_lateral=float(p_lateral[0]))
+
+        return score, thresholds
 
     def _selected_regions(self, detections, settings: DraftSettings) -> list[int]:
         threshold = settings.selector_threshold
@@ -250,7 +303,9 @@ class DraftPipeline:
                         settings: DraftSettings = DraftSettings()) -> Sentence:
         """RGRG's region-selection mode: one sentence about a box the radiologist drew on the
         frontal image (original pixels). The region type is the detected region it overlaps most."""
-        frontal = study.frontal or study.images[0]
+        frontal = study.frontal
+        if frontal is None:
+            raise DraftError("Describing a region needs a frontal view; this study has only lateral views.")
         bundle = self.bundle
         with torch.inference_mode():
             prepared = self._prepare(frontal)
@@ -271,6 +326,16 @@ class DraftPipeline:
                                                                         probs[None]))
         return Sentence(text=tidy_sentence(bundle.tokenizer.decode(ids[0])), region=bundle.region_names[region_index],
                         heatmap=heat[0], image_index=0)
+
+
+def _region_image(study: Study, checks: list[InputCheckResult]) -> XrayImage | None:
+    """The image regions are drawn on: the study's frontal view (the one the UI and the exports
+    overlay), unless the learned check found it to be a lateral. None when there is none."""
+    frontal = study.frontal
+    if frontal is None:
+        return None
+    check = next(c for image, c in zip(study.images, checks) if image is frontal)
+    return None if check.view is ViewPosition.LATERAL else frontal
 
 
 def _best_overlap(boxes: torch.Tensor, box: torch.Tensor, names: list[str]) -> int:
