@@ -65,6 +65,7 @@ class Session:
         self.study: Study | None = None
         self.draft: Draft | None = None
         self.document: ReportDocument | None = None
+        self.refusal: str | None = None  # why the input check refused to draft the open study
         self._pending_recovery = set(db.unsaved_recovery())
         self._dirty_since: float | None = None  # monotonic time of the first unsaved edit
         self._last_edit: float | None = None
@@ -100,6 +101,7 @@ class Session:
         if study is None or study.study_uid != study_uid:
             study = self.db.load_study(study_uid)
         self.record, self.study = record, study
+        self.refusal = None
         self.draft = self.db.load_model_draft(study_uid)
         signed = self.db.signed_reports(study_uid)
         document = None
@@ -123,7 +125,7 @@ class Session:
     def close_study(self) -> None:
         if self.dirty:
             self.autosave()
-        self.record = self.study = self.draft = self.document = None
+        self.record = self.study = self.draft = self.document = self.refusal = None
 
     def needs_draft(self) -> bool:
         """Auto-draft rule: a study with no model draft, not signed, when auto_draft is on."""
@@ -141,6 +143,7 @@ class Session:
             return False
         self.db.save_model_draft(draft.study_uid, draft, self.user)
         self.draft = draft
+        self.refusal = None
         if self.is_signed:  # the signed text never changes; only the overlays follow the draft
             if self.document is not None:
                 self.document.draft = draft
@@ -153,6 +156,31 @@ class Session:
             self.document = ReportDocument.from_draft(draft)
             self._mark_dirty()
         return True
+
+    # --- the input check ("is this a chest radiograph?") -----------------------------------
+    def draft_request_settings(self, draft_anyway: bool = False) -> dict:
+        """The settings a draft request carries (plain values: the GUI thread never imports torch)."""
+        settings = {"beam_size": self.settings.beam_size}
+        return {**settings, "draft_anyway": True} if draft_anyway else settings
+
+    def note_refusal(self, message: str) -> bool:
+        """The input check refused to draft the open study: keep the reason (the UI offers
+        "Draft anyway") and audit that the radiologist was told. False if no study is open."""
+        if self.record is None:
+            return False
+        self.refusal = message
+        self.db.audit(self.record.study_uid, self.user, "input_refused", {"reason": message})
+        return True
+
+    def draft_anyway(self) -> dict:
+        """The radiologist overrides the refusal: audited with the reason they overrode; returns
+        the request settings. The report text is untouched (apply_draft keeps typed text)."""
+        if self.record is None or self.refusal is None:
+            raise SessionError("There is no refused draft to override.")
+        if self.is_signed:
+            raise ReportSignedError(self.record.study_uid)
+        self.db.audit(self.record.study_uid, self.user, "draft_anyway", {"reason": self.refusal})
+        return self.draft_request_settings(draft_anyway=True)
 
     # --- editing ------------------------------------------------------------------------
     def _editable_document(self) -> ReportDocument:

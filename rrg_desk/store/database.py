@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 DATABASE_FILE_NAME = "rrg-desk.sqlite3"
 BUSY_TIMEOUT_S = 5.0
 ACTIONS = ("imported", "opened", "drafted", "edited", "flags_reviewed", "signed", "addendum",
-           "exported", "recovered", "status_changed")
+           "exported", "recovered", "status_changed", "input_refused", "draft_anyway")
 SORT_COLUMNS = {"study_date": "study_date", "patient_name": "patient_name COLLATE NOCASE",
                 "patient_id": "patient_id", "accession": "accession", "description": "description COLLATE NOCASE",
                 "status": "status", "imported_at": "imported_at", "updated_at": "updated_at",

@@ -83,7 +83,9 @@ class DraftsMixin:
                              (now, study_uid))
             self._audit(conn, study_uid, user, "drafted",
                         {"bundle_id": draft.bundle_id, "device": draft.device,
-                         "sentences": len(draft.sentences), "total_ms": draft.timings_ms.get("total")})
+                         "sentences": len(draft.sentences), "total_ms": draft.timings_ms.get("total"),
+                         "draft_anyway": bool(draft.settings.get("draft_anyway")),
+                         "refused_inputs": list(draft.settings.get("refused_inputs", []))})
 
     def load_model_draft(self, study_uid: str) -> Draft | None:
         with self._reading("reading the model draft") as conn:

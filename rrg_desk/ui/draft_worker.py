@@ -17,6 +17,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
+from rrg_desk.imaging.input_check import InputRefusal  # torch-free, like CancelToken
 from rrg_desk.inference.cancel import CancelToken  # torch-free: held by the GUI thread
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class _Engine(QObject):
     regionDescribed = Signal(int, object)
     heatmapReady = Signal(int, str, object)
     failed = Signal(int, str, str)  # request id, kind, message
+    refused = Signal(int, str)  # request id, why the input check refused to draft
     cancelled = Signal(int)
 
     def __init__(self) -> None:
@@ -97,6 +99,8 @@ class _Engine(QObject):
                 self.heatmapReady.emit(job.request_id, job.finding, pipeline.finding_heatmap(job.image, job.finding))
         except DraftCancelled:
             self.cancelled.emit(job.request_id)
+        except InputRefusal as exc:  # not an error: the radiologist may still draft anyway
+            self.refused.emit(job.request_id, exc.user_message)
         except Exception as exc:
             if not getattr(exc, "user_message", None):
                 log.exception("%s request %d failed", job.kind, job.request_id)
@@ -114,6 +118,7 @@ class DraftWorker(QObject):
     progressed = Signal(int, str, int, int)  # request id, stage, index, total
     finished = Signal(int, object)  # request id, Draft
     failed = Signal(int, str)  # request id, message for the user
+    refused = Signal(int, str)  # request id, why the input check refused (the UI offers "Draft anyway")
     cancelled = Signal(int)  # request id
     regionDescribed = Signal(int, object)  # request id, Sentence
     describeFailed = Signal(int, str)
@@ -138,6 +143,7 @@ class DraftWorker(QObject):
         self._engine.regionDescribed.connect(self._on_described)
         self._engine.heatmapReady.connect(self._on_heatmap)
         self._engine.failed.connect(self._on_failed)
+        self._engine.refused.connect(self._on_refused)
         self._engine.cancelled.connect(self._on_cancelled)
         self._thread.start()
 
@@ -231,6 +237,13 @@ class DraftWorker(QObject):
             self.describeFailed.emit(request_id, message)
         else:
             log.warning("finding heatmap failed: %s", message)
+
+    def _on_refused(self, request_id: int, message: str) -> None:
+        kind = self._kind_of(request_id)
+        if kind is not None and kind != KIND_DRAFT:  # only drafts offer "Draft anyway"
+            self._on_failed(request_id, kind, message)
+        elif self._settle(KIND_DRAFT, request_id):
+            self.refused.emit(request_id, message)
 
     def _on_cancelled(self, request_id: int) -> None:
         # A cancelled job was already dropped from _current; report it all the same.

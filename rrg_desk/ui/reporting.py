@@ -21,6 +21,7 @@ class ReportingController(QObject):
     studyOpened = Signal(object)  # OpenedStudy
     draftApplied = Signal(object)  # Draft
     draftFailed = Signal(str)
+    draftRefused = Signal(str)  # why the input check refused; the window shows it with "Draft anyway"
     autosaved = Signal()
     signed = Signal(object)  # SignedReport
     message = Signal(str, str)  # title, text: the window shows a non-blocking box
@@ -51,6 +52,7 @@ class ReportingController(QObject):
         overlay_panel.describeRequested.connect(self.arm_describe_tool)
         worker.finished.connect(self._on_draft_finished)
         worker.failed.connect(self._on_draft_failed)
+        worker.refused.connect(self._on_draft_refused)
         worker.regionDescribed.connect(self._on_region_described)
         worker.describeFailed.connect(lambda _rid, text: self.message.emit("Describe region", text))
         worker.heatmapReady.connect(self._on_heatmap_ready)
@@ -136,8 +138,23 @@ class ReportingController(QObject):
             self.status("This report is signed; use an addendum for changes.")
             return None
         self.worker.configure(self.session.settings.bundle_dir, self.session.settings.device)
-        request_id = self.worker.request_draft(self.session.study, {"beam_size": self.session.settings.beam_size})
+        request_id = self.worker.request_draft(self.session.study, self.session.draft_request_settings())
         self.status("Drafting…")
+        return request_id
+
+    def draft_anyway(self) -> int | None:
+        """Re-run a refused draft with the input check overridden; the session audits the choice."""
+        from rrg_desk.app.session import SessionError
+        from rrg_desk.store import StoreError
+
+        try:
+            settings = self.session.draft_anyway()
+        except (SessionError, StoreError) as exc:  # nothing logged, so nothing drafted
+            self.message.emit("Draft anyway", exc.user_message)
+            return None
+        self.worker.configure(self.session.settings.bundle_dir, self.session.settings.device)
+        request_id = self.worker.request_draft(self.session.study, settings)
+        self.status("Drafting anyway (your choice is logged)…")
         return request_id
 
     def _on_draft_finished(self, _request_id: int, draft) -> None:
@@ -146,14 +163,27 @@ class ReportingController(QObject):
         self.show_report()
         self.autosave_timer.start(self._autosave_ms())
         total = draft.timings_ms.get("total")
+        no_regions = "" if draft.regions else " No frontal view: no regions or region sentences were drafted."
         self.status(f"Draft ready{f' in {total / 1000:.1f} s' if total else ''} ({draft.device}). "
-                    "Model text is tinted until you accept or edit it.")
+                    f"Model text is tinted until you accept or edit it.{no_regions}")
         self.draftApplied.emit(draft)
 
     def _on_draft_failed(self, _request_id: int, text: str) -> None:
         self.status("Drafting failed.")
         self.message.emit("Drafting failed", text)
         self.draftFailed.emit(text)
+
+    def _on_draft_refused(self, _request_id: int, text: str) -> None:
+        from rrg_desk.store import StoreError
+
+        try:
+            if not self.session.note_refusal(text):
+                return  # the study was closed meanwhile
+        except StoreError as exc:  # the reason is still kept and shown; the audit log is unavailable
+            log.warning("input refusal not logged: %s", exc.user_message)
+        self.status("Not drafted: the input check refused the image (see the Report panel).")
+        self.draftRefused.emit(text)
+        self.draftFailed.emit(text)  # headless callers (screenshot, selftest) wait for an outcome
 
     # ----- describe a region (RGRG's region-selection mode) -----------------------------------
     def arm_describe_tool(self) -> None:

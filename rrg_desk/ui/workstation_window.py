@@ -5,12 +5,13 @@ ReportingController, SignOffFlow, DraftWorker and the Qt-free Session.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QMenu, QMessageBox, QProgressBar, QPushButton
+from PySide6.QtWidgets import QApplication, QMenu, QMessageBox, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from rrg_desk.app.settings import AppSettings
 from rrg_desk.reports.templates import NORMAL_CHEST_TEMPLATE, MacroStore
 from rrg_desk.ui.findings_panel import FindingsPanel
 from rrg_desk.ui.overlay_panel import OverlayPanel
+from rrg_desk.ui.refusal_banner import RefusalBanner
 from rrg_desk.ui.report_editor import ReportEditor
 from rrg_desk.ui.settings_dialog import SettingsDialog, bundle_problem
 from rrg_desk.ui.theme import apply_theme
@@ -38,7 +39,7 @@ class WorkstationWindowMixin:
             self.pacs_dock = self.add_panel("PACS", self.pacs_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
             self.tabifyDockWidget(self.worklist_dock, self.pacs_dock)
             self.worklist_dock.raise_()
-        self.report_dock = self.add_panel("Report", self.editor)
+        self.report_dock = self.add_panel("Report", self._report_panel())
         self.findings_dock = self.add_panel("Findings", self.findings)
         self.overlay_dock = self.add_panel("Overlays", self.overlay_panel)
         self.tabifyDockWidget(self.findings_dock, self.overlay_dock)
@@ -58,6 +59,16 @@ class WorkstationWindowMixin:
             if isinstance(menu, QMenu):
                 menu.addAction(self.commands["bundles"])
         self.commands["bundles"].triggered.connect(self.open_bundles_dialog)
+
+    def _report_panel(self) -> QWidget:
+        """The report editor under the input check's refusal banner (hidden until a refusal)."""
+        panel = QWidget(self)
+        self.refusal_banner = RefusalBanner(panel)
+        layout = QVBoxLayout(panel)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.refusal_banner)
+        layout.addWidget(self.editor)
+        return panel
 
     # ----- reporting ----------------------------------------------------------------
     def _on_study_opened(self, opened) -> None:
