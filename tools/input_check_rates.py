@@ -1,11 +1,15 @@
-"""False-refusal rate of the input check's rules on the real chest radiographs in ../shared/data.
+"""False-refusal rate of the input check on the real chest radiographs in ../shared/data.
 
-    .venv/bin/python tools/input_check_rates.py [--data ../shared/data] [--json OUT] [--show N]
+    .venv/bin/python tools/input_check_rates.py [--data ../shared/data] [--bundle DIR] [--json OUT] [--show N]
 
 Every image of every set is read as the app reads it and checked with
-rrg_desk.imaging.input_check.check_image (rules only; no learned score). Every image there
-is a real chest radiograph, so every refusal is a false refusal. Prints one row per set
-(covid_cxr's laterals also on their own row) and the refused files with their reasons.
+rrg_desk.imaging.input_check.check_image: the rules only, or with --bundle the rules plus that
+bundle's learned score (chest radiograph? lateral view?), exactly as drafting runs it. Every
+image there is a real chest radiograph, so every refusal is a false refusal. Prints one row
+per set (covid_cxr's laterals also on their own row, with how many the check calls lateral)
+and the refused files with their reasons. With --bundle it also checks the held-out half of
+the non-radiographs the gate was fitted against (train/input_gate.py), where every image
+should be refused.
 """
 from __future__ import annotations
 
@@ -41,20 +45,22 @@ def covid_laterals(folder: Path) -> set[Path]:
             if str(entry.get("view", "")).strip().upper() in _LATERAL_LABELS}
 
 
-def check_set(paths: list[Path]) -> dict:
-    refused, unreadable, stats = [], [], []
+def check_set(paths: list[Path], scorer=None, thresholds=None) -> dict:
+    refused, unreadable, stats, lateral = [], [], [], set()
     for path in paths:
         try:
             image = read_image(path)
         except ImageReadError as exc:
             unreadable.append({"path": str(path), "reason": exc.user_message})
             continue
-        result = check_image(image)
+        result = check_image(image, scorer, thresholds)
         stats.append(result.measurements)
+        if result.view.value == "LATERAL":
+            lateral.add(path.resolve())
         if not result.passed:
             refused.append({"path": str(path), "reason": result.user_message,
                             "rule": type(result.refusals[0]).__name__})
-    return {"images": len(paths), "refused": refused, "unreadable": unreadable, "stats": stats}
+    return {"images": len(paths), "refused": refused, "unreadable": unreadable, "stats": stats, "lateral": lateral}
 
 
 def _summary(name: str, outcome: dict) -> dict:
@@ -74,12 +80,39 @@ def _summary(name: str, outcome: dict) -> dict:
             "lowest": lowest, "highest_single_value_fraction": highest_single}
 
 
+def learned_check(bundle: Path):
+    from rrg_desk.inference.pipeline import DraftPipeline
+
+    return DraftPipeline(bundle, device="cpu")._learned_input_check()
+
+
+def negatives_row(scorer, thresholds) -> dict:
+    """The held-out half of the gate's packaged non-radiographs, each refused or not."""
+    from train.input_gate import held_out, packaged_negative_files
+
+    files = [p for p in packaged_negative_files() if held_out(p)]
+    refused, passed = 0, []
+    for path in files:
+        try:
+            result = check_image(read_image(path), scorer, thresholds)
+        except ImageReadError:
+            refused += 1  # the reader refuses it already
+            continue
+        refused += not result.passed
+        if result.passed:
+            passed.append(path.name)
+    return {"set": "non-radiographs (held out)", "images": len(files), "negatives_refused": refused,
+            "passed_files": passed, "refused": refused, "false_refusal_rate": None, "by_rule": {}}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--json", dest="json_out", type=Path, help="write the per-set figures here")
     parser.add_argument("--show", type=int, default=20, help="list at most this many refused files per set")
+    parser.add_argument("--bundle", type=Path, help="add this bundle's learned score to the rules")
     args = parser.parse_args(argv)
+    scorer, thresholds = learned_check(args.bundle) if args.bundle else (None, None)
     rows, refused_files = [], {}
     for name in SETS:
         folder = args.data / name
@@ -88,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         paths = set_images(folder)
         start = time.perf_counter()
-        outcome = check_set(paths)
+        outcome = check_set(paths, scorer, thresholds)
         rows.append(_summary(name, outcome) | {"seconds": round(time.perf_counter() - start, 1)})
         refused_files[name] = outcome["refused"] + outcome["unreadable"]
         if name == "covid_cxr":
@@ -98,11 +131,22 @@ def main(argv: list[str] | None = None) -> int:
                                "unreadable": [r for r in outcome["unreadable"]
                                               if Path(r["path"]).resolve() in laterals],
                                "stats": []}
-            rows.append(_summary("covid_cxr (laterals)", lateral_outcome))
+            rows.append(_summary("covid_cxr (laterals)", lateral_outcome)
+                        | {"called_lateral": len(outcome["lateral"] & laterals),
+                           "frontal_called_lateral": len(outcome["lateral"] - laterals)})
+    if scorer is not None:
+        rows.append(negatives_row(scorer, thresholds))
     print(f"{'set':24} {'images':>6} {'refused':>7} {'rate':>7}  by rule")
     for row in rows:
         rate = "n/a" if row["false_refusal_rate"] is None else f"{row['false_refusal_rate']:.2%}"
         print(f"{row['set']:24} {row['images']:>6} {row['refused']:>7} {rate:>7}  {row['by_rule'] or ''}")
+    for row in rows:
+        if "called_lateral" in row:
+            print(f"  covid_cxr: {row['called_lateral']} of {row['images']} laterals called lateral, "
+                  f"{row['frontal_called_lateral']} frontal images called lateral")
+        if "negatives_refused" in row:
+            print(f"  held-out non-radiographs: {row['negatives_refused']} of {row['images']} refused "
+                  f"({row['negatives_refused'] / max(1, row['images']):.1%}); passed: {row['passed_files']}")
     for row in rows:
         if row.get("lowest"):
             print(f"  {row['set']}: shortest side >= {row['min_short_side']} px, aspect <= {row['max_aspect']}, "

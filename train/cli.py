@@ -14,14 +14,20 @@ from pathlib import Path
 SUBCOMMANDS = {
     "regions": "derive region boxes for every JSRT image from the SCR organ masks (writes regions.json)",
     "detector": "train the Faster R-CNN region detector on JSRT region boxes",
-    "clip": "train the CLIP classifier on image-report pairs (contrastive + finding head)",
+    "clip": "train the finding classifier (ImageNet EfficientNet-Lite start, finding head on the labelled "
+            "images + CLIP image-text alignment); then choose its mode, calibrate it and set thresholds on "
+            "validation, and fit its input gate (chest radiograph? lateral?)",
     "generator": "stage 1: language-model pre-training on report text; then the region selector/"
                  "abnormality heads and stage 2: image-conditioned sentences with region features "
                  "and disease clues (needs detector and clip)",
-    "evaluate": "evaluate a bundle: NLG (BLEU, METEOR, ROUGE-L, CIDEr), clinical efficacy, classifier "
-                "AUC and detector IoU, beside the most-frequent-report and nearest-neighbour baselines",
+    "evaluate": "evaluate a bundle: NLG (BLEU, METEOR, ROUGE-L, CIDEr) and clinical efficacy beside the "
+                "most-frequent-report and nearest-neighbour baselines; classifier AUC with 95%% intervals on every "
+                "labelled test split beside a linear probe; draft contradictions and CE beside the classifier "
+                "alone and a template report; detector IoU",
     "export": "build a model bundle from the trained runs (safetensors + card.json)",
     "all": "the whole chain: detector, clip, generator, export, evaluate, export with metrics",
+    "score": "finding AUCs (95%% bootstrap intervals) of a `rrg-desk draft --each --jsonl` file of the "
+             "labelled split's images, per source",
 }
 
 log = logging.getLogger("train")
@@ -40,8 +46,10 @@ def get_args_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override the config's device")
         if name in ("evaluate", "export", "all"):
             p.add_argument("--bundle", type=Path, help="bundle folder (default: the config's export.out)")
-        if name == "evaluate":
+        if name in ("evaluate", "score"):
             p.add_argument("--split", default=None, help="split to evaluate (default: the config's)")
+        if name == "score":
+            p.add_argument("--jsonl", type=Path, required=True, help="drafts written by rrg-desk draft --each")
     _add_feedback_loop_commands(sub)
     return parser
 
@@ -110,7 +118,16 @@ def cmd_clip(config, info, resume):
     from train.tasks.clip_task import ClipTask
     from train.tasks.common import loop_config, run_dir
 
-    return fit(ClipTask(config), loop_config(config, config["clip"]), run_dir(config, "clip"), info, resume=resume)
+    task = ClipTask(config)
+    result = fit(task, loop_config(config, config["clip"]), run_dir(config, "clip"), info, resume=resume)
+    if info.is_main:
+        from train.calibration import calibrate_trained_classifier
+
+        provenance = getattr(task, "pretrained_provenance", None)
+        if provenance:
+            (run_dir(config, "clip") / "pretrained.json").write_text(json.dumps(provenance, indent=1))
+        calibrate_trained_classifier(config, info.device)
+    return result
 
 
 def cmd_generator(config, info, resume):
@@ -145,11 +162,11 @@ def _pretrained(folder: Path) -> Path:
     return folder / "best.safetensors" if (folder / "best.safetensors").exists() else folder / "last.safetensors"
 
 
-def cmd_export(config, info, bundle=None, metrics=None, thresholds=None):
+def cmd_export(config, info, bundle=None, metrics=None):
     from train.export import export_bundle
 
     if info.is_main:
-        return export_bundle(config, bundle, metrics=metrics, thresholds=thresholds)
+        return export_bundle(config, bundle, metrics=metrics)
     return None
 
 
@@ -167,16 +184,25 @@ def cmd_evaluate(config, info, bundle=None, split=None):
     write_metrics_into_card(bundle, metrics)
     print(summary_table(metrics))
     print(f"detector mean IoU {metrics['detector']['mean_iou']:.3f}, mAP@0.5 {metrics['detector']['map50']:.3f}")
-    aucs = {k: round(v, 3) for k, v in metrics["classifier_auc"].items() if v is not None}
-    print(f"classifier AUC: {aucs}")
+    from train.classifier_evaluation import classifier_table
+
+    from train.draft_evaluation import drafts_table
+
+    print(classifier_table(metrics["classifier"]))
+    print(drafts_table(metrics["drafts"]))
     print(f"full metrics: {out}")
     return metrics
 
 
-def cmd_all(config, info, resume, bundle=None):
-    from train.evaluate import classifier_thresholds
-    from rrg_desk.inference.pipeline import DraftPipeline
+def cmd_score(config, jsonl: Path, split: str) -> None:
+    from train.classifier_evaluation import classifier_table, score_jsonl
 
+    result = score_jsonl(config, jsonl, split)
+    print(f"{result['images']} drafted images of the {split} split in {jsonl}")
+    print(classifier_table(result))
+
+
+def cmd_all(config, info, resume, bundle=None):
     started = time.time()
     timings = {}
     for name, step in (("detector", cmd_detector), ("clip", cmd_clip), ("generator", cmd_generator)):
@@ -186,10 +212,7 @@ def cmd_all(config, info, resume, bundle=None):
     bundle = Path(bundle or config["export"]["out"])
     cmd_export(config, info, bundle)
     if info.is_main:
-        thresholds, validation = classifier_thresholds(DraftPipeline(bundle, device=str(info.device)), config, "val")
-        cmd_export(config, info, bundle, thresholds=thresholds)
         metrics = cmd_evaluate(config, info, bundle)
-        metrics["classifier_threshold_selection"] = validation
         metrics["train_seconds"] = timings
         metrics["total_seconds"] = round(time.time() - started, 1)
         from train.evaluate import write_metrics_into_card
@@ -227,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"bundle written to {path}")
         elif args.command == "evaluate":
             cmd_evaluate(config, info, args.bundle, args.split)
+        elif args.command == "score":
+            cmd_score(config, args.jsonl, args.split or config.get("evaluate", {}).get("split", "test"))
         elif args.command == "all":
             cmd_all(config, info, args.resume, args.bundle)
     except FileNotFoundError as exc:

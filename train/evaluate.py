@@ -41,48 +41,13 @@ def _embed(pipeline: DraftPipeline, study: Study) -> np.ndarray:
         return pipeline.bundle.classifier.encode_image(prepared.tensor)[0].cpu().numpy()
 
 
-def classifier_thresholds(pipeline: DraftPipeline, config: dict, split: str = "val",
-                          min_auc: float = 0.6, min_cases: int = 3) -> tuple[dict[str, float], dict]:
-    """Per finding, the threshold maximising F1 on `split`, but only where the classifier shows
-    skill there (AUC >= min_auc with >= min_cases positives and negatives). Elsewhere 0.5: a
-    finding the classifier cannot separate must not be asserted just because F1 favours
-    calling everything positive. Returns (thresholds, per-finding validation record)."""
-    rows = _studies(config, split)
-    probs, labels = [], []
-    for _sid, study, note in rows:
-        with torch.inference_mode():
-            prepared = [pipeline._prepare(im) for im in study.images]
-            probs.append(pipeline._classify(prepared).cpu().numpy())
-        labels.append(list(to_binary(label_report(note)).values()))
-    probs, labels = np.array(probs), np.array(labels)
-    aucs = auc_per_finding(labels, probs, pipeline.bundle.finding_names)
-    thresholds, record = {}, {}
-    for k, name in enumerate(pipeline.bundle.finding_names):
-        positives = int(labels[:, k].sum())
-        negatives = len(labels) - positives
-        auc = aucs.get(name)
-        validated = auc is not None and auc >= min_auc and min(positives, negatives) >= min_cases
-        if validated:
-            thresholds[name] = float(max(np.unique(probs[:, k]), key=lambda t: _f1(labels[:, k], probs[:, k] >= t)))
-        else:
-            thresholds[name] = 0.5
-        record[name] = {"val_auc": auc, "val_positives": positives, "validated": validated,
-                        "threshold": thresholds[name]}
-    return thresholds, record
-
-
-def _f1(truth: np.ndarray, predicted: np.ndarray) -> float:
-    tp = float((truth.astype(bool) & predicted).sum())
-    return 2 * tp / max(1.0, float(truth.sum() + predicted.sum()))
-
-
 def draft_references(pipeline: DraftPipeline, rows: list[tuple[str, Study, str]]
                      ) -> tuple[dict[str, str], dict[str, str], np.ndarray]:
     """Draft every study of `rows` (id, Study, reference) with the app's pipeline:
     (references, hypotheses, finding probabilities [N, F]), texts lower-cased for scoring."""
     references, hypotheses, probs = {}, {}, []
     for sid, study, reference in rows:
-        draft = pipeline.draft(study, DraftSettings(finding_heatmaps=False))
+        draft = pipeline.draft(study, DraftSettings(finding_heatmaps=False, draft_anyway=True))
         references[sid] = reference.lower()
         hypotheses[sid] = f"{draft.findings_text} {draft.impression_text}".strip().lower()
         probs.append([f.probability for f in draft.findings])
@@ -119,7 +84,13 @@ def evaluate_bundle(config: dict, bundle: str | Path, split: str = "test", devic
     result: dict = {"split": split, "studies": len(test)}
     for name, hyp in systems.items():
         result[name] = score_system(references, hyp)
-    result["classifier_auc"] = classifier_auc(pipeline, references, probs)
+    from train.classifier_evaluation import evaluate_classifier
+
+    result["classifier"] = evaluate_classifier(config, pipeline, split,
+                                               probe=bool(config.get("evaluate", {}).get("probe", True)))
+    from train.draft_evaluation import evaluate_drafts
+
+    result["drafts"] = evaluate_drafts(config, pipeline, split)
     jsrt = JsrtRegionDataset(config["data"]["jsrt"], split, spec_of(config),
                              regions=tuple(r for r in pipeline.bundle.region_names if r != "whole_image"))
     if int(config.get("evaluate", {}).get("max_studies", 0) or 0):

@@ -40,6 +40,10 @@ def trained_models(config: dict, device: str | torch.device = "cpu"):
         detector.heads.load_state_dict(_strip(_weights(heads_dir), "heads."))
     classifier = build_classifier(config, tokenizer)
     classifier.load_state_dict(_strip(_weights(run_dir(config, "clip")), "classifier."))
+    from train.calibration import gate_weights_path
+
+    if gate_weights_path(config).exists():  # fitted after training on frozen features
+        classifier.input_gate.load_state_dict(load_file(str(gate_weights_path(config))))
     generator = build_generator(config, tokenizer, detector)
     gen_dir = run_dir(config, "generator")
     generator.load_state_dict(_weights(gen_dir if gen_dir.exists() else run_dir(config, "generator_pretrain")))
@@ -54,8 +58,7 @@ def git_commit() -> str:
         return "unknown"
 
 
-def export_bundle(config: dict, out: str | Path | None = None, metrics: dict | None = None,
-                  thresholds: dict | None = None) -> Path:
+def export_bundle(config: dict, out: str | Path | None = None, metrics: dict | None = None) -> Path:
     detector, classifier, generator, tokenizer = trained_models(config)
     out = Path(out or config["export"]["out"])
     summaries = {}
@@ -73,18 +76,27 @@ def export_bundle(config: dict, out: str | Path | None = None, metrics: dict | N
         selector = selection.pop("threshold")
         log.info("region selector threshold %.3f: %.1f regions per draft on val (reports name %.1f)",
                  selector, selection["mean_selected_on_val"] or 0, selection["target_regions_per_report"])
+    from train.calibration import load_classification
+
+    classification = load_classification(config)
     card_extra = {
         "preprocessing": dict(config["preprocessing"]),
-        "thresholds": thresholds or {},
+        "thresholds": classification.get("thresholds", {}),
         "generation": {"max_len": int(config["generator"]["max_len"]),
                        "beam_size": int(config["export"].get("beam_size", 1)), "image_tokens_from": "detector"},
-        "classification": {"mode": config["clip"].get("classification_mode", "ensemble")},
+        "classification": {"mode": classification["mode"], "calibration": classification.get("calibration", {})},
         "region_selection": {"threshold": float(selector), **selection},
         "training": {"data": config["data"], "config": config, "commit": git_commit(),
                      "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                     "validation": summaries},
+                     "validation": summaries, "classifier_selection": classification.get("validation", {}),
+                     "input_gate": classification.get("input_gate"),
+                     "initial_weights": classification.get("pretrained")},
         "metrics": metrics or {},
     }
+    if "input_gate" in classification:  # the learned half of the input check (else rules only)
+        gate = classification["input_gate"]
+        card_extra["input_check"] = {"p_chest_threshold": gate["chest_threshold"],
+                                     "p_lateral_threshold": gate["lateral_threshold"]}
     path = save_bundle(out, detector=detector, classifier=classifier, generator=generator, tokenizer=tokenizer,
                        card_extra=card_extra)
     log.info("exported bundle to %s", path)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,7 +29,7 @@ from torch import nn
 from rrg_desk.imaging import read_image
 from rrg_desk.imaging.types import Study
 from rrg_desk.models.bundle import BundleError, load_bundle, save_bundle, sha256_file
-from rrg_desk.models.classify import prompt_token_ids, view_probabilities
+from rrg_desk.models.classify import prompt_token_ids, study_probabilities
 from rrg_desk.models.regions import REGION_NAMES
 from rrg_desk.reports.labeler import POSITIVE, label_report
 from rrg_desk.reports.text import clean_clinical_note
@@ -38,7 +39,7 @@ from train.data.preprocess import PreprocessSpec
 from train.data.r2gen import R2GenDataset
 from train.data.text_corpus import region_sentence_pairs
 from train.engine import LoopConfig, fit
-from train.tasks.clip_task import ClipTask, ClipTrainModule, _PairDataset
+from train.tasks.clip_task import ClipTask, ClipTrainModule, ReportImageSet, positive_weights
 from train.tasks.generator_task import GeneratorTask, HeadsTask, HeadsTrainModule, _HeadTargets, _RegionSentences
 
 log = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ def evaluation_studies(layout: str, data: Path, split: str, limit: int = 0) -> l
 
 
 @torch.no_grad()
-def feature_cache(dataset, bundle, mode: str, max_len: int, device, limit: int = 0) -> dict:
+def feature_cache(dataset, bundle, classification: dict, max_len: int, device, limit: int = 0) -> dict:
     """Per study: region features, image tokens, finding probabilities and (region, sentence,
     abnormal) pairs, from the frozen detector and classifier (as build_feature_cache does)."""
     detector, classifier, tokenizer = bundle.detector.eval(), bundle.classifier.eval(), bundle.tokenizer
@@ -104,8 +105,7 @@ def feature_cache(dataset, bundle, mode: str, max_len: int, device, limit: int =
         detections = detector.detect(item["images"][:1].to(device))
         features.append(detections.features[0].cpu())
         tokens.append(detections.image_tokens[0].cpu())
-        probs.append(classifier.combine_views(view_probabilities(classifier, item["images"].to(device),
-                                                                 mode, prompts)).cpu())
+        probs.append(study_probabilities(classifier, item["images"].to(device), classification, prompts).cpu())
         pairs.append([[REGION_NAMES.index(region), tokenizer.encode(sentence, max_len=max_len),
                        int(any(v == POSITIVE for k, v in label_report(sentence).items() if k != "No Finding"))]
                       for region, sentence in region_sentence_pairs(item["report"], "all")])
@@ -132,12 +132,15 @@ def _cached(path: Path, build, info) -> dict:
 
 # --- tasks: the training tasks, on local data and the parent's models --------------------------
 class LocalClipTask(ClipTask):
-    def __init__(self, config: dict, bundle, train_set, val_set) -> None:
-        self.config, self.tokenizer = config, bundle.tokenizer
-        self.context_length = bundle.classifier.config.context_length
+    """The classifier on local studies, labelled by the labeler from their reports."""
+
+    def __init__(self, config: dict, bundle, train_set, val_set, spec: PreprocessSpec) -> None:
+        self.config, self.tokenizer, self.spec = config, bundle.tokenizer, spec
+        self.classifier_config = bundle.classifier.config
+        self.context_length = self.classifier_config.context_length
         limit = int(config.get("limit", 0) or 0)
-        self.train_set = _PairDataset([train_set], self.tokenizer, self.context_length, limit)
-        self.val_set = _PairDataset([val_set], self.tokenizer, self.context_length, limit)
+        self.train_set, self.val_set = ReportImageSet(train_set, limit), ReportImageSet(val_set, limit)
+        self._rng = random.Random(int(config.get("seed", 0)))
 
 
 class LocalHeadsTask(HeadsTask):
@@ -177,15 +180,17 @@ def train_parts(config: dict, bundle, parts: tuple[str, ...], layout: str, data:
                                           run_root / "detector", info, resume)
     local = {split: local_dataset(layout, data, split, spec) for split in ("train", "val")}
     if "classifier" in parts:
-        module = ClipTrainModule(bundle.classifier, float(config["clip"].get("head_weight", 1.0)))
-        summaries["classifier"] = _fit_best(LocalClipTask(config, bundle, local["train"], local["val"]), module,
-                                            section["clip_loop"], run_root / "clip", info, resume)
-    mode = bundle.card.get("classification", {}).get("mode", "ensemble")
+        task = LocalClipTask(config, bundle, local["train"], local["val"], spec)
+        module = ClipTrainModule(bundle.classifier, float(config["clip"].get("head_weight", 1.0)),
+                                 float(config["clip"].get("contrastive_weight", 1.0)),
+                                 positive_weights(task.train_set.items))
+        summaries["classifier"] = _fit_best(task, module, section["clip_loop"], run_root / "clip", info, resume)
+    classification = bundle.card.get("classification", {})
     max_len = int(bundle.card.get("training", {}).get("config", {}).get("generator", {}).get("max_len")
                   or bundle.generation["max_len"])
     limit = int(config.get("limit", 0) or 0)
     caches = {split: _cached(run_root / "features" / f"{split}.safetensors",
-                             lambda s=split: feature_cache(local[s], bundle, mode, max_len, info.device, limit), info)
+                             lambda s=split: feature_cache(local[s], bundle, classification, max_len, info.device, limit), info)
               for split in ("train", "val")}
     if "heads" in parts:
         summaries["region_heads"] = _fit_best(LocalHeadsTask(bundle, caches), HeadsTrainModule(bundle.detector.heads),

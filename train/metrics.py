@@ -223,3 +223,54 @@ def auc_per_finding(y_true, y_score, names: Sequence[str] | None = None) -> dict
     if names is None:
         names = FINDING_NAMES if truth.shape[1] == len(FINDING_NAMES) else [str(k) for k in range(truth.shape[1])]
     return {name: binary_auc(truth[:, k], score[:, k]) for k, name in enumerate(names)}
+
+
+def masked_auc_per_finding(y_true, mask, y_score, names: Sequence[str], min_cases: int = 1
+                           ) -> dict[str, float | None]:
+    """AUC per finding over the images where that finding is labelled (mask 1); None when fewer
+    than `min_cases` positives or negatives are labelled."""
+    truth, labelled, score = np.asarray(y_true), np.asarray(mask).astype(bool), np.asarray(y_score, dtype=float)
+    out: dict[str, float | None] = {}
+    for k, name in enumerate(names):
+        rows = labelled[:, k]
+        positives = int(truth[rows, k].sum())
+        if min(positives, int(rows.sum()) - positives) < min_cases:
+            out[name] = None
+            continue
+        out[name] = binary_auc(truth[rows, k], score[rows, k])
+    return out
+
+
+def bootstrap_auc_interval(truth, score, resamples: int = 1000, seed: int = 0, level: float = 0.95
+                           ) -> tuple[float | None, float | None]:
+    """Percentile bootstrap interval of the AUC (images resampled with replacement; resamples
+    with one class only are skipped)."""
+    truth, score = np.asarray(truth), np.asarray(score, dtype=float)
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(resamples):
+        pick = rng.integers(0, len(truth), len(truth))
+        auc = binary_auc(truth[pick], score[pick])
+        if auc is not None:
+            values.append(auc)
+    if len(values) < resamples // 2:
+        return None, None
+    tail = (1.0 - level) / 2.0
+    return float(np.quantile(values, tail)), float(np.quantile(values, 1.0 - tail))
+
+
+def within_source_mean_auc(y_true, mask, y_score, sources: Sequence[str], min_cases: int = 3) -> float | None:
+    """Mean AUC over (source, finding) pairs, each computed WITHIN one source (>= min_cases
+    positives and negatives there). A model that only tells sources apart (one hospital's
+    images are all pneumonia, another's all normal) scores 0.5 here, however high its pooled AUC."""
+    truth, labelled, score = np.asarray(y_true), np.asarray(mask).astype(bool), np.asarray(y_score, dtype=float)
+    sources = np.asarray(sources)
+    aucs = []
+    for source in sorted(set(sources.tolist())):
+        rows = sources == source
+        for k in range(truth.shape[1]):
+            keep = rows & labelled[:, k]
+            positives = int(truth[keep, k].sum())
+            if min(positives, int(keep.sum()) - positives) >= min_cases:
+                aucs.append(binary_auc(truth[keep, k], score[keep, k]))
+    return float(np.mean(aucs)) if aucs else None

@@ -75,9 +75,8 @@ class BundleInfo:
         metrics = self.card.get("metrics") if isinstance(self.card.get("metrics"), dict) else {}
         model = metrics.get("model") if isinstance(metrics.get("model"), dict) else {}
         nlg, ce = model.get("nlg", {}) or {}, model.get("ce", {}) or {}
-        aucs = [v for v in (metrics.get("classifier_auc") or {}).values() if isinstance(v, (int, float))]
         return {"BLEU-4": nlg.get("BLEU-4"), "CIDEr": nlg.get("CIDEr"), "CE micro F1": ce.get("micro_f1"),
-                "classifier mean AUC": sum(aucs) / len(aucs) if aucs else None,
+                "classifier mean AUC": _classifier_mean_auc(metrics),
                 "detector mean IoU": (metrics.get("detector") or {}).get("mean_iou")}
 
     @property
@@ -185,3 +184,14 @@ def draft_summary(draft) -> str:
                       "IMPRESSION:", draft.impression_text or "(none)", "",
                       "Positive findings: " + (", ".join(positive) or "none"),
                       "Most likely others: " + (", ".join(others) or "-")])
+
+
+def _classifier_mean_auc(metrics: dict) -> float | None:
+    """The NIH test mean AUC over the goal findings (train/classifier_evaluation.py), else the
+    mean of an older card's per-finding `classifier_auc`."""
+    groups = (metrics.get("classifier") or {}).get("groups") if isinstance(metrics.get("classifier"), dict) else None
+    if isinstance(groups, dict):
+        value = ((groups.get("nih") or {}).get("model") or {}).get("goal_mean_auc")
+        return float(value) if isinstance(value, (int, float)) else None
+    aucs = [v for v in (metrics.get("classifier_auc") or {}).values() if isinstance(v, (int, float))]
+    return sum(aucs) / len(aucs) if aucs else None

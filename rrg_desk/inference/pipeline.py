@@ -23,9 +23,11 @@ from rrg_desk.imaging.input_check import (InputCheckResult, LearnedScorer, Learn
 from rrg_desk.imaging.types import Study, ViewPosition, XrayImage
 from rrg_desk.inference.cancel import CancelToken
 from rrg_desk.inference.assemble import assemble_report, merge_duplicate_sentences, report_order, tidy_sentence
+from rrg_desk.inference.consistency import (FINDING_REGIONS, FINDING_SENTENCES, bind_to_findings,
+                                            positive_findings, states_only)
 from rrg_desk.inference.device import choose_device
 from rrg_desk.models.bundle import ModelBundle, load_bundle
-from rrg_desk.models.classify import prompt_token_ids, view_probabilities
+from rrg_desk.models.classify import prompt_token_ids, study_probabilities
 from rrg_desk.models.preprocess import Preprocessing, prepare_image, window_to_unit
 from rrg_desk.models.regions import WHOLE_IMAGE
 from rrg_desk.reports.draft import Draft, FindingResult, RegionResult, Sentence
@@ -53,6 +55,7 @@ class DraftSettings:
     selector_threshold: float | None = None  # None: the card's, else 0.5
     finding_heatmaps: bool = True  # Grad-CAM for findings above threshold
     draft_anyway: bool = False  # draft even when the input check refuses an image (the app audits it)
+    bind_to_findings: bool = True  # hold the text to the classifier (off only to measure the generator alone)
 
     def to_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items()}
@@ -120,10 +123,18 @@ class DraftPipeline:
 
     def _classify(self, prepared: list[_Prepared]) -> torch.Tensor:
         """[F] probabilities, the mean over the study's views."""
-        classifier = self.bundle.classifier
-        mode = self.bundle.card.get("classification", {}).get("mode", "zero_shot")
         images = torch.cat([p.tensor for p in prepared])  # [V, 1, S, S]
-        return classifier.combine_views(view_probabilities(classifier, images, mode, self._prompt_embeddings()))
+        return study_probabilities(self.bundle.classifier, images, self._classification, self._prompt_embeddings())
+
+    @property
+    def _classification(self) -> dict:
+        return self.bundle.card.get("classification", {})
+
+    def _heatmap_prompts(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Grad-CAM explains what decides the probability: the prompts in zero-shot mode, else the head."""
+        if self._classification.get("mode", "ensemble") == "zero_shot" or self.bundle.classifier.finding_head is None:
+            return self._prompt_embeddings()
+        return None, None
 
     def _image_tokens(self, detections, prepared: _Prepared) -> torch.Tensor:
         source = self.bundle.card.get("generation", {}).get("image_tokens_from", "detector")
@@ -193,17 +204,78 @@ class DraftPipeline:
                           finding_probs: torch.Tensor, findings: list[FindingResult], settings: DraftSettings
                           ) -> tuple[list[RegionResult], list[Sentence], dict[str, np.ndarray]]:
         """Regions on the frontal view, one sentence per selected region, and the heatmaps."""
-        bundle = self.bundle
+        names = self.bundle.region_names
         with stage("generate"):
             sentences_ids, chosen, region_ids = self._generate(detections, prepared, finding_probs, settings)
-        with stage("heatmaps"):
-            maps = self._sentence_heatmaps(sentences_ids, detections, prepared, region_ids, finding_probs)
             finding_maps = self._finding_heatmaps(prepared, findings) if settings.finding_heatmaps else {}
-        regions = self._regions(detections, prepared.scale, chosen, (frontal.height, frontal.width))
-        sentences = [Sentence(text=tidy_sentence(bundle.tokenizer.decode(ids)), region=bundle.region_names[r],
-                              heatmap=heat, image_index=0)
-                     for ids, r, heat in zip(sentences_ids, chosen, maps)]
-        return regions, [s for s in sentences if s.text.strip()], finding_maps
+            written = self._bound_to_findings(sentences_ids, chosen, detections, prepared, finding_probs, findings,
+                                              finding_maps, settings)
+        with stage("heatmaps"):
+            region_ids = torch.tensor([r for _t, _ids, r in written], dtype=torch.long, device=self.device)
+            maps = self._sentence_heatmaps([ids for _t, ids, _r in written], detections, prepared, region_ids,
+                                           finding_probs)
+        used = sorted(set(chosen) | {r for _t, _ids, r in written})
+        regions = self._regions(detections, prepared.scale, used, (frontal.height, frontal.width))
+        sentences = [Sentence(text=text, region=names[r], heatmap=heat, image_index=0)
+                     for (text, _ids, r), heat in zip(written, maps)]
+        return regions, sentences, finding_maps
+
+    def _bound_to_findings(self, sentences_ids, chosen, detections, prepared, finding_probs, findings,
+                           finding_maps, settings) -> list[tuple[str, list[int], int]]:
+        """(text, ids, region) of the sentences that agree with the classifier, plus one sentence
+        for each positive finding none of them states (rrg_desk.inference.consistency)."""
+        decode = self.bundle.tokenizer.decode
+        candidates = [(tidy_sentence(decode(ids)), ids, r) for ids, r in zip(sentences_ids, chosen)]
+        if not settings.bind_to_findings:
+            return [c for c in candidates if c[0].strip(" .")]
+        as_sentences = [Sentence(text=t, region=self.bundle.region_names[r]) for t, _ids, r in candidates]
+        kept, missing = bind_to_findings(as_sentences, findings)
+        kept_ids = {id(s) for s in kept}
+        written = [c for c, s in zip(candidates, as_sentences) if id(s) in kept_ids]
+        positive = positive_findings(findings)
+        for name in missing:
+            region = self._finding_region(name, detections, finding_maps.get(name))
+            written.append(self._finding_sentence(name, region, detections, prepared, finding_probs, positive,
+                                                  settings))
+        return written
+
+    def _finding_region(self, finding: str, detections, heatmap: np.ndarray | None) -> int:
+        """The usual region of a finding; among several, the one the finding's heatmap covers most."""
+        names = self.bundle.region_names
+        candidates = [names.index(r) for r in FINDING_REGIONS.get(finding, (WHOLE_IMAGE,)) if r in names]
+        if not candidates:
+            return names.index(WHOLE_IMAGE)
+        if heatmap is None or len(candidates) == 1:
+            return candidates[0]
+        size = self.preprocessing.image_size
+        grid = heatmap.shape[0]
+        boxes = (detections.boxes[0].float().cpu().numpy() / size * grid)
+
+        def heat_in(index: int) -> float:
+            x0, y0, x1, y1 = boxes[index]
+            cells = heatmap[int(y0):max(int(y0) + 1, int(np.ceil(y1))), int(x0):max(int(x0) + 1, int(np.ceil(x1)))]
+            return float(cells.mean()) if cells.size else 0.0
+
+        return max(candidates, key=heat_in)
+
+    def _finding_sentence(self, finding: str, region: int, detections, prepared, finding_probs, positive: set[str],
+                          settings) -> tuple[str, list[int], int]:
+        """The generator's sentence for `region` with the finding's clue made certain, kept when the
+        labeler reads it as stating that finding and nothing unsupported; else the fixed sentence."""
+        bundle = self.bundle
+        forced = finding_probs.clone()
+        forced[..., bundle.finding_names.index(finding)] = 1.0
+        region_ids = torch.tensor([region], device=self.device)
+        beam, max_len = self._generation(settings)
+        ids = bundle.generator.generate_sentences(
+            region_features=detections.features[0, region_ids], region_ids=region_ids,
+            image_tokens=self._image_tokens(detections, prepared), finding_probs=forced,
+            max_len=max_len, beam_size=beam)[0]
+        text = tidy_sentence(bundle.tokenizer.decode(ids))
+        if states_only(text, finding, positive):
+            return text, ids, region
+        text = FINDING_SENTENCES[finding]
+        return text, bundle.tokenizer.encode(text)[1:], region
 
     # -- the input check ------------------------------------------------------------------
     def _check_inputs(self, images: list[XrayImage], settings: DraftSettings) -> list[InputCheckResult]:
@@ -273,7 +345,7 @@ class DraftPipeline:
         positive = [f for f in findings if f.positive and f.name != "No Finding"]
         if not positive:
             return out
-        pos, neg = self._prompt_embeddings()
+        pos, neg = self._heatmap_prompts()
         names = self.bundle.finding_names
         for finding in positive:
             cam = self.bundle.classifier.finding_heatmaps(prepared.tensor, names.index(finding.name), pos, neg)
@@ -283,7 +355,7 @@ class DraftPipeline:
     def finding_heatmap(self, image: XrayImage, finding: str) -> np.ndarray:
         """Grad-CAM of one finding on an image, on demand (the UI asks when one is selected)."""
         prepared = self._prepare(image)
-        pos, neg = self._prompt_embeddings()
+        pos, neg = self._heatmap_prompts()
         index = self.bundle.finding_names.index(finding)
         return self.bundle.classifier.finding_heatmaps(prepared.tensor, index, pos, neg)[0].float().cpu().numpy()
 

@@ -16,6 +16,7 @@ import hashlib
 import importlib
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -289,11 +290,25 @@ def _wrong_types(card: dict) -> list[str]:
         and isinstance(card["preprocessing"].get("std"), (int, float)) and card["preprocessing"]["std"] > 0,
         "tokenizer": isinstance(card["tokenizer"], dict),
         "generation": isinstance(card["generation"], dict),
+        "classification": _valid_classification(card.get("classification", {})),
         "components": all(isinstance(card["components"][c]["config"], dict)
                           and isinstance(card["components"][c]["file"], str)
                           and isinstance(card["components"][c]["sha256"], str) for c in COMPONENTS),
     }
     return [name for name, ok in checks.items() if not ok]
+
+
+def _valid_classification(section: Any) -> bool:
+    """{"mode": one of CLASSIFICATION_MODES, "calibration": {finding: {"scale": n, "bias": n}}}."""
+    from rrg_desk.models.classify import CLASSIFICATION_MODES
+
+    if not isinstance(section, dict) or section.get("mode", "ensemble") not in CLASSIFICATION_MODES:
+        return False
+    calibration = section.get("calibration", {})
+    return isinstance(calibration, dict) and all(
+        isinstance(v, dict) and set(v) <= {"scale", "bias"}
+        and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v.values())
+        for v in calibration.values())
 
 
 def verify_bundle(folder: str | Path) -> dict:

@@ -1,4 +1,6 @@
-"""Finding probabilities for a study's views: zero-shot, linear head, or their mean.
+"""Finding probabilities for a study's views: the finding head, zero-shot prompts, or their
+mean, then per-finding calibration fitted on validation data (the card's
+`classification` section).
 
 Shared by the app's pipeline and the trainer (which feeds the same probabilities to the
 generator as disease clues), so both see identical clues.
@@ -21,14 +23,35 @@ def prompt_token_ids(classifier, tokenizer, device) -> tuple[torch.Tensor, torch
 
 def view_probabilities(classifier, images: torch.Tensor, mode: str,
                        prompts: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
-    """images [V, 1, S, S] -> [V, F] probabilities per view."""
+    """images [V, 1, S, S] -> [V, F] uncalibrated probabilities per view (one backbone pass)."""
     if mode not in CLASSIFICATION_MODES:
         raise ValueError(f"classification mode must be one of {CLASSIFICATION_MODES}, got {mode!r}")
+    features = classifier.image_features(images)
     has_head = classifier.finding_head is not None
-    if mode == "head" and has_head:
-        return classifier.head_probabilities(images)
-    pos, neg = prompts
-    zero_shot = classifier.zero_shot_probabilities(classifier.encode_image(images), pos, neg)
-    if mode == "ensemble" and has_head:
-        return 0.5 * (zero_shot + classifier.head_probabilities(images))
-    return zero_shot
+    if has_head and mode != "zero_shot":
+        head = torch.sigmoid(classifier.head_logits(features))
+        if mode == "head":
+            return head
+    zero_shot = classifier.zero_shot_probabilities(classifier.embed_features(features), *prompts)
+    return 0.5 * (zero_shot + head) if has_head and mode == "ensemble" else zero_shot
+
+
+def calibrate(probabilities: torch.Tensor, names: list[str], calibration: dict | None) -> torch.Tensor:
+    """Platt scaling per finding: sigmoid(scale * logit(p) + bias), with {name: {"scale", "bias"}}
+    from the card; findings without an entry are returned unchanged. [..., F] -> [..., F]."""
+    if not calibration:
+        return probabilities
+    scale = probabilities.new_tensor([float(calibration.get(n, {}).get("scale", 1.0)) for n in names])
+    bias = probabilities.new_tensor([float(calibration.get(n, {}).get("bias", 0.0)) for n in names])
+    logits = torch.logit(probabilities.clamp(1e-6, 1 - 1e-6))
+    return torch.sigmoid(scale * logits + bias)
+
+
+def study_probabilities(classifier, images: torch.Tensor, classification: dict,
+                        prompts: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    """images [V, 1, S, S] of one study -> [F] calibrated probabilities (mean over views).
+
+    `classification` is the card's section: {"mode": ..., "calibration": {...}}."""
+    mode = classification.get("mode", "ensemble")
+    combined = classifier.combine_views(view_probabilities(classifier, images, mode, prompts))
+    return calibrate(combined, list(classifier.config.finding_names), classification.get("calibration"))

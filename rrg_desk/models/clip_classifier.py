@@ -1,14 +1,17 @@
-"""CLIP finding classifier: open_clip's `CLIP` with a small ViT and its built-in text tower.
+"""Finding classifier: a pretrained-able CNN image encoder with a linear finding head, aligned
+CLIP-style with a report text encoder (CRRG-CLIP, TRRG) for zero-shot prompts.
 
 Image inputs are single-channel float tensors [B,1,H,W] ALREADY normalised by the caller
-with the bundle card's (mean, std); they are resized here to `config.image_size` square if
-needed (pad to square first to keep the aspect ratio). Text inputs are token ids from
-`ReportTokenizer.encode` (bos ... eos); the text tower pools at the first eos.
+with the bundle card's (mean, std); they are resized here to `config.image_size` square.
+The image encoder is timm's `config.backbone` (default `tf_efficientnet_lite0`) built with
+`pretrained=False` and one input channel: ImageNet weights, when used, are converted and
+loaded by `train/` only; the app loads the bundle's safetensors. Text inputs are token ids
+from `ReportTokenizer.encode` (bos ... eos); open_clip's built-in text tower pools at eos.
 
-Zero-shot finding probabilities compare each image with a (positive, negative) prompt pair
-per finding; an optional linear head on the image embedding is trained with BCE on the
-labeler's finding labels. Grad-CAM gives a coarse heatmap per finding on the ViT grid.
-Nothing here ever downloads: the towers are built from config with random init.
+Outputs: the finding head's probabilities, zero-shot probabilities from (positive, negative)
+prompt pairs, Grad-CAM heatmaps on the last feature map, and the input gate (is this a
+chest radiograph? is it a lateral view?) fitted on frozen features after training.
+Nothing here ever downloads.
 """
 from __future__ import annotations
 
@@ -18,13 +21,14 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from open_clip.loss import ClipLoss
-from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+from open_clip.model import CLIPTextCfg, _build_text_tower
 from torch import nn
 
 from rrg_desk.models.config import ConfigDict
 from rrg_desk.models.findings import FINDING_NAMES, default_prompt_pairs
 
 MAX_LOGIT_SCALE = 100.0
+GATE_OUTPUTS = ("chest_radiograph", "lateral_view")  # input_gate logits, in this order
 
 
 @dataclass
@@ -33,16 +37,16 @@ class ClipClassifierConfig(ConfigDict):
     context_length: int = 64
     pad_id: int = 0
     eos_id: int = 2
-    embed_dim: int = 128
-    image_size: int = 224
-    patch_size: int = 16
-    vision_width: int = 128
-    vision_layers: int = 4
-    vision_head_width: int = 32          # heads = vision_width // vision_head_width
+    backbone: str = "tf_efficientnet_lite0"  # a timm CNN, built with pretrained=False, in_chans=1
+    feature_dim: int = 1280                 # the backbone's pooled feature width
+    feature_stride: int = 32                # input pixels per cell of the last feature map
+    embed_dim: int = 256
+    image_size: int = 256
     text_width: int = 128
     text_layers: int = 3
     text_heads: int = 4
     mlp_ratio: float = 4.0
+    head_dropout: float = 0.2
     use_finding_head: bool = True
     init_logit_scale: float = math.log(1 / 0.07)
     finding_names: list[str] = field(default_factory=lambda: list(FINDING_NAMES))
@@ -51,18 +55,20 @@ class ClipClassifierConfig(ConfigDict):
 
     @classmethod
     def tiny(cls, vocab_size: int = 2000, **overrides) -> ClipClassifierConfig:
-        """Milliseconds-per-step config for tests."""
-        values = dict(vocab_size=vocab_size, context_length=16, embed_dim=32, image_size=32, patch_size=8,
-                      vision_width=32, vision_layers=1, vision_head_width=16, text_width=32, text_layers=1,
-                      text_heads=2, mlp_ratio=2.0)
+        """Milliseconds-per-step config for tests (timm's own test-sized EfficientNet)."""
+        values = dict(vocab_size=vocab_size, context_length=16, backbone="test_efficientnet", feature_dim=256,
+                      embed_dim=32, image_size=64, text_width=32, text_layers=1, text_heads=2, mlp_ratio=2.0)
         values.update(overrides)
         return cls(**values)
 
-
-
     @property
     def grid_size(self) -> int:
-        return self.image_size // self.patch_size
+        return max(1, self.image_size // self.feature_stride)
+
+    @property
+    def vision_width(self) -> int:
+        """Width of the image tokens the generator may take from this classifier."""
+        return self.feature_dim
 
 
 @dataclass
@@ -72,29 +78,37 @@ class ClipOutput:
     logit_scale: torch.Tensor    # scalar, exp() applied and clamped
 
 
+def build_backbone(name: str) -> nn.Module:
+    """timm CNN with one input channel and no classifier (forward -> pooled [B, C])."""
+    import timm
+
+    return timm.create_model(name, pretrained=False, in_chans=1, num_classes=0)
+
+
 class ClipClassifier(nn.Module):
     def __init__(self, config: ClipClassifierConfig):
         super().__init__()
         if config.prompts and len(config.prompts) != len(config.finding_names):
             raise ValueError("config.prompts needs one [positive, negative] pair per finding")
         self.config = config
-        vision_cfg = CLIPVisionCfg(layers=config.vision_layers, width=config.vision_width,
-                                   head_width=config.vision_head_width, mlp_ratio=config.mlp_ratio,
-                                   patch_size=config.patch_size, image_size=config.image_size,
-                                   output_tokens=True)
+        self.backbone = build_backbone(config.backbone)
+        if self.backbone.num_features != config.feature_dim:
+            raise ValueError(f"{config.backbone} has {self.backbone.num_features} features, "
+                             f"config.feature_dim says {config.feature_dim}")
+        self.image_projection = nn.Linear(config.feature_dim, config.embed_dim)
         text_cfg = CLIPTextCfg(context_length=config.context_length, vocab_size=config.vocab_size,
                                width=config.text_width, heads=config.text_heads, layers=config.text_layers,
                                mlp_ratio=config.mlp_ratio, pad_id=config.pad_id, eos_id=config.eos_id,
                                pool_type="eos")
-        self.clip = CLIP(config.embed_dim, vision_cfg, text_cfg, init_logit_scale=config.init_logit_scale)
-        # X-rays have one channel: a 1-channel patch embedding instead of repeating the image 3x.
-        self.clip.visual.conv1 = nn.Conv2d(1, config.vision_width, kernel_size=config.patch_size,
-                                           stride=config.patch_size, bias=False)
+        self.text = _build_text_tower(config.embed_dim, text_cfg)
+        self.logit_scale_log = nn.Parameter(torch.tensor(float(config.init_logit_scale)))
+        self.head_dropout = nn.Dropout(config.head_dropout)
         num_findings = len(config.finding_names)
-        self.finding_head = nn.Linear(config.embed_dim, num_findings) if config.use_finding_head else None
+        self.finding_head = nn.Linear(config.feature_dim, num_findings) if config.use_finding_head else None
+        self.input_gate = nn.Linear(config.feature_dim, len(GATE_OUTPUTS))
         self._clip_loss = ClipLoss()
 
-    # -- encoders --------------------------------------------------------------------
+    # -- image encoder -----------------------------------------------------------------
     def _resize(self, images: torch.Tensor) -> torch.Tensor:
         # images: [B,1,H,W] -> [B,1,S,S], S = config.image_size
         if images.ndim != 4 or images.shape[1] != 1:
@@ -105,16 +119,33 @@ class ClipClassifier(nn.Module):
                                    antialias=True)
         return images
 
+    def feature_map(self, images: torch.Tensor) -> torch.Tensor:
+        """images [B,1,H,W] -> last feature map [B,C,g,g]."""
+        return self.backbone.forward_features(self._resize(images))
+
+    def pool(self, feature_map: torch.Tensor) -> torch.Tensor:
+        """[B,C,g,g] -> [B,C] (the backbone's own global pooling)."""
+        return self.backbone.forward_head(feature_map)
+
+    def image_features(self, images: torch.Tensor) -> torch.Tensor:
+        """images [B,1,H,W] -> pooled backbone features [B,C]."""
+        return self.pool(self.feature_map(images))
+
     def encode_image_tokens(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """images [B,1,H,W] -> (embeds [B,D] not normalised, patch tokens [B,g*g,vision_width])."""
-        pooled, tokens = self.clip.visual(self._resize(images))
-        return pooled, tokens
+        """images [B,1,H,W] -> (embeds [B,D] not normalised, tokens [B,g*g,C] of the last feature map)."""
+        fmap = self.feature_map(images)
+        return self.image_projection(self.pool(fmap)), fmap.flatten(2).transpose(1, 2)
+
+    def embed_features(self, features: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        """Pooled features [B,C] -> image embeddings [B,D] in the shared image-text space."""
+        embeds = self.image_projection(features)
+        return F.normalize(embeds, dim=-1) if normalize else embeds
 
     def encode_image(self, images: torch.Tensor, normalize: bool = True) -> torch.Tensor:
         """images [B,1,H,W] -> [B,D]."""
-        pooled, _ = self.encode_image_tokens(images)
-        return F.normalize(pooled, dim=-1) if normalize else pooled
+        return self.embed_features(self.image_features(images), normalize)
 
+    # -- text encoder ------------------------------------------------------------------
     def _fit_context(self, token_ids: torch.Tensor) -> torch.Tensor:
         # token_ids [T,L] -> [T,context_length]; a truncated sequence keeps an eos to pool at
         length = self.config.context_length
@@ -128,37 +159,45 @@ class ClipClassifier(nn.Module):
 
     def encode_text(self, token_ids: torch.Tensor, normalize: bool = True) -> torch.Tensor:
         """token_ids [T,L] (bos ... eos, padded) -> [T,D]."""
-        return self.clip.encode_text(self._fit_context(token_ids.long()), normalize=normalize)
+        embeds = self.text(self._fit_context(token_ids.long()))
+        return F.normalize(embeds, dim=-1) if normalize else embeds
 
     @property
     def logit_scale(self) -> torch.Tensor:
-        return self.clip.logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+        return self.logit_scale_log.exp().clamp(max=MAX_LOGIT_SCALE)
 
     def forward(self, images: torch.Tensor, token_ids: torch.Tensor) -> ClipOutput:
         """images [B,1,H,W], token_ids [B,L] (paired by index) -> normalised embeddings."""
         return ClipOutput(self.encode_image(images), self.encode_text(token_ids), self.logit_scale)
 
-    # -- losses ----------------------------------------------------------------------
+    # -- losses ------------------------------------------------------------------------
     def contrastive_loss(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
         """Symmetric InfoNCE over the batch; both inputs [B,D] normalised, pairs on the diagonal."""
         return self._clip_loss(image_embeds, text_embeds, self.logit_scale)
 
-    def finding_logits(self, images: torch.Tensor) -> torch.Tensor:
-        """images [B,1,H,W] -> [B,F] logits of the linear head."""
+    def head_logits(self, features: torch.Tensor) -> torch.Tensor:
+        """Pooled features [B,C] -> [B,F] finding logits (dropout only in training)."""
         if self.finding_head is None:
             raise ValueError("this classifier was built without a finding head")
-        return self.finding_head(self.encode_image(images, normalize=False))
+        return self.finding_head(self.head_dropout(features))
+
+    def finding_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """images [B,1,H,W] -> [B,F] logits of the linear head."""
+        return self.head_logits(self.image_features(images))
 
     @staticmethod
-    def head_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """BCE of [B,F] logits vs 0/1 targets; mask [B,F] (1 = labelled) skips unmentioned findings."""
-        loss = F.binary_cross_entropy_with_logits(logits, targets.float(), reduction="none")
+    def head_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor | None = None,
+                  pos_weight: torch.Tensor | None = None) -> torch.Tensor:
+        """BCE of [B,F] logits vs 0/1 targets; mask [B,F] (1 = labelled) skips unlabelled findings;
+        pos_weight [F] up-weights the positives of rare findings."""
+        loss = F.binary_cross_entropy_with_logits(logits, targets.float(), reduction="none",
+                                                  pos_weight=pos_weight)
         if mask is None:
             return loss.mean()
         mask = mask.float()
         return (loss * mask).sum() / mask.sum().clamp(min=1.0)
 
-    # -- classification --------------------------------------------------------------
+    # -- classification ----------------------------------------------------------------
     def zero_shot_probabilities(self, image_embeds: torch.Tensor, positive_prompt_embeds: torch.Tensor,
                                 negative_prompt_embeds: torch.Tensor) -> torch.Tensor:
         """[B,D] images, [F,D] positive and negative prompts -> [B,F] P(positive).
@@ -181,47 +220,44 @@ class ClipClassifier(nn.Module):
         """images [B,1,H,W] -> [B,F] sigmoid of the finding head."""
         return torch.sigmoid(self.finding_logits(images))
 
+    def gate_probabilities(self, features: torch.Tensor) -> torch.Tensor:
+        """Pooled features [B,C] -> [B,2]: P(chest radiograph), P(lateral view) (GATE_OUTPUTS)."""
+        return torch.sigmoid(self.input_gate(features))
+
+    def input_check_scores(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """images [V,1,H,W] -> (P(chest radiograph) [V], P(lateral view) [V]) for the input check."""
+        gate = self.gate_probabilities(self.image_features(images))
+        return gate[:, 0], gate[:, 1]
+
     @staticmethod
     def combine_views(view_probabilities: torch.Tensor) -> torch.Tensor:
         """[V,F] probabilities of the views of one study -> [F] (mean over views)."""
         return view_probabilities.mean(dim=0)
 
-    # -- explanation -----------------------------------------------------------------
+    # -- explanation -------------------------------------------------------------------
     def finding_heatmaps(self, images: torch.Tensor, finding_index: int,
                          positive_prompt_embeds: torch.Tensor | None = None,
                          negative_prompt_embeds: torch.Tensor | None = None) -> torch.Tensor:
-        """Gradient saliency of one finding on the ViT patch grid: [B,1,H,W] -> [B,g,g] in [0,1].
+        """Grad-CAM of one finding on the last feature map: [B,1,H,W] -> [B,g,g] in [0,1].
 
         The score is the zero-shot margin when prompt embeddings [F,D] are given, else the
-        head logit. Gradients are taken at the INPUT of the last block: with class-token
-        pooling the last block's patch outputs do not reach the score at all. Each patch's
-        heat is the L2 norm of d(score)/d(token), max-normalised. Channel-averaged Grad-CAM
-        weights were tried first and failed on ViT tokens (tests/models/test_clip_classifier.py
-        ::test_heatmap_points_at_the_evidence: 0-13% peak hits vs 100% for the norm).
-        Works inside torch.inference_mode() (it briefly leaves it).
+        head logit. Channel weights are the spatially averaged gradients (Selvaraju et al.);
+        negative evidence is clipped. Works inside torch.inference_mode() (it briefly leaves it).
         """
         use_prompts = positive_prompt_embeds is not None and negative_prompt_embeds is not None
         if not use_prompts and self.finding_head is None:
             raise ValueError("Grad-CAM needs prompt embeddings or a finding head")
-        captured: list[torch.Tensor] = []
-        last_block = self.clip.visual.transformer.resblocks[-1]
-        handle = last_block.register_forward_pre_hook(lambda _module, args: captured.append(args[0]))
-        try:
-            with torch.inference_mode(False), torch.enable_grad():
-                x = images.clone()  # a normal tensor even if `images` is an inference tensor
-                pooled, _ = self.encode_image_tokens(x)
-                if use_prompts:
-                    positive = positive_prompt_embeds.clone()[finding_index]
-                    negative = negative_prompt_embeds.clone()[finding_index]
-                    image = F.normalize(pooled, dim=-1)
-                    score = image @ F.normalize(positive, dim=-1) - image @ F.normalize(negative, dim=-1)
-                else:
-                    score = self.finding_head(pooled)[:, finding_index]
-                activations = captured[-1]                               # [B,1+g*g,W]
-                (gradients,) = torch.autograd.grad(score.sum(), activations)
-        finally:
-            handle.remove()
-        cam = gradients[:, 1:].norm(dim=-1).detach()                      # [B,g*g]
-        cam = cam / cam.amax(dim=1, keepdim=True).clamp(min=1e-8)
-        grid = self.config.grid_size
-        return cam.reshape(cam.shape[0], grid, grid)
+        with torch.inference_mode(False), torch.enable_grad():
+            fmap = self.feature_map(images.clone())                      # [B,C,g,g]
+            features = self.pool(fmap)
+            if use_prompts:
+                image = self.embed_features(features)
+                positive = F.normalize(positive_prompt_embeds.clone()[finding_index], dim=-1)
+                negative = F.normalize(negative_prompt_embeds.clone()[finding_index], dim=-1)
+                score = image @ positive - image @ negative
+            else:
+                score = self.finding_head(features)[:, finding_index]
+            (gradients,) = torch.autograd.grad(score.sum(), fmap)
+        weights = gradients.mean(dim=(2, 3), keepdim=True)                # [B,C,1,1]
+        cam = F.relu((weights * fmap).sum(dim=1)).detach()                # [B,g,g]
+        return cam / cam.amax(dim=(1, 2), keepdim=True).clamp(min=1e-8)

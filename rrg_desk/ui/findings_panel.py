@@ -102,6 +102,9 @@ class FindingBars(QWidget):
         row = self.row_at(event.position().y())
         if row >= 0:
             f = self._findings[row]
+            if f.threshold >= 1.0:  # the card's mark for a finding without validated skill
+                self.setToolTip(f"{f.name}: not assessed by this model (no validated skill); never asserted")
+                return
             verdict = "above" if f.positive else "below"
             self.setToolTip(f"{f.name}: {f.probability:.1%} ({verdict} the threshold {f.threshold:.0%})")
 

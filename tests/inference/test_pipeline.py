@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from rrg_desk.imaging import load_studies
 from rrg_desk.inference.pipeline import STAGES, CancelToken, DraftCancelled, DraftPipeline, DraftSettings
@@ -28,9 +29,18 @@ def _scripted_generator(pipeline, monkeypatch):
     monkeypatch.setattr(generator, "generate_sentences", generate_sentences)
 
 
+def _classifier_says(pipeline, monkeypatch, **positive):
+    """Fix the classifier's probabilities: 0.05 everywhere, the named findings as given."""
+    probs = torch.full((len(FINDING_NAMES),), 0.05)
+    for name, p in positive.items():
+        probs[FINDING_NAMES.index(name.replace("_", " "))] = p
+    monkeypatch.setattr(pipeline, "_classify", lambda prepared: probs.clone())
+
+
 def test_draft_ties_every_sentence_to_a_region_and_heatmap(tiny_bundle, study, monkeypatch):
     pipeline = DraftPipeline(tiny_bundle, device="cpu")
     _scripted_generator(pipeline, monkeypatch)
+    _classifier_says(pipeline, monkeypatch)
     draft = pipeline.draft(study)
     frontal = study.frontal
     assert [r.name for r in draft.regions] == list(REGION_NAMES)
@@ -49,6 +59,38 @@ def test_draft_ties_every_sentence_to_a_region_and_heatmap(tiny_bundle, study, m
         assert np.isfinite(sentence.heatmap).all() and sentence.heatmap.max() == pytest.approx(1.0)
     assert draft.impression_text
     assert set(STAGES) - {"heatmaps"} <= set(draft.timings_ms)
+
+
+def test_one_positive_finding_is_stated_once_and_nothing_else_positive(tiny_bundle, study, monkeypatch):
+    """The generator (scripted) asserts edema in every region; the classifier sees only an effusion."""
+    pipeline = DraftPipeline(tiny_bundle, device="cpu")
+    tok = pipeline.bundle.tokenizer
+    edema = [tok.token_to_id(w) for w in ("there", "is", "pulmonary", "edema", ".")]
+    assert None not in edema
+    monkeypatch.setattr(pipeline.bundle.generator, "generate_sentences",
+                        lambda region_features=None, region_ids=None, **kw: [edema + [tok.eos_id]] * len(region_ids))
+    _classifier_says(pipeline, monkeypatch, Pleural_Effusion=0.9)
+    draft = pipeline.draft(study)
+    from rrg_desk.inference.consistency import contradictions, read_sentence
+
+    readings = [read_sentence(s.text) for s in draft.sentences]
+    assert [r.asserted for r in readings] == [frozenset({"Pleural Effusion"})]
+    effusion = draft.sentences[0]
+    assert effusion.region in ("right_costophrenic_angle", "left_costophrenic_angle")
+    assert draft.region(effusion.region).selected and effusion.heatmap is not None
+    assert "effusion" in draft.impression_text.lower()
+    assert contradictions(draft.findings_text, draft.impression_text, draft.findings) == 0
+
+
+def test_no_positive_finding_gives_a_normal_impression_and_no_assertion(tiny_bundle, study, monkeypatch):
+    pipeline = DraftPipeline(tiny_bundle, device="cpu")
+    _classifier_says(pipeline, monkeypatch)
+    draft = pipeline.draft(study)
+    from rrg_desk.inference.consistency import contradictions, read_sentence
+
+    assert all(not read_sentence(s.text).asserted for s in draft.sentences)
+    assert draft.impression_text == "No acute cardiopulmonary abnormality."
+    assert contradictions(draft.findings_text, draft.impression_text, draft.findings) == 0
 
 
 def test_draft_is_deterministic(tiny_bundle, study):
@@ -87,7 +129,9 @@ def test_describe_a_drawn_box(tiny_bundle, study):
     assert sentence.heatmap is not None
 
 
-def test_selector_threshold_above_one_falls_back_to_whole_image(tiny_bundle, study):
-    draft = DraftPipeline(tiny_bundle, device="cpu").draft(study, DraftSettings(selector_threshold=1.1))
+def test_selector_threshold_above_one_falls_back_to_whole_image(tiny_bundle, study, monkeypatch):
+    pipeline = DraftPipeline(tiny_bundle, device="cpu")
+    _classifier_says(pipeline, monkeypatch)  # no positive finding, so no finding sentence in its own region
+    draft = pipeline.draft(study, DraftSettings(selector_threshold=1.1))
     assert {s.region for s in draft.sentences} <= {"whole_image"}
     assert [r.name for r in draft.regions if r.selected] == ["whole_image"]

@@ -1,4 +1,5 @@
-"""ClipClassifier: open_clip CLIP (small ViT + built-in text tower), 1-channel, random init."""
+"""ClipClassifier: a timm CNN image encoder (1 channel, built without download), a finding head,
+open_clip's built-in text tower, the input gate, Grad-CAM."""
 from __future__ import annotations
 
 import json
@@ -55,16 +56,28 @@ def test_config_round_trips_through_json():
 
 
 def test_encoders_take_one_channel_any_size(model):
-    assert model.clip.visual.conv1.in_channels == 1
+    assert model.backbone.conv_stem.in_channels == 1
     images = torch.randn(3, 1, 50, 41)  # resized to config.image_size inside
     embeds, tokens = model.encode_image_tokens(images)
     grid = model.config.grid_size
     assert embeds.shape == (3, model.config.embed_dim)
     assert tokens.shape == (3, grid * grid, model.config.vision_width)
+    assert model.image_features(images).shape == (3, model.config.feature_dim)
     normalised = model.encode_image(images)
     torch.testing.assert_close(normalised.norm(dim=-1), torch.ones(3))
     with pytest.raises(ValueError):
         model.encode_image(torch.randn(2, 3, 32, 32))
+
+
+def test_config_refuses_a_feature_width_the_backbone_does_not_have():
+    with pytest.raises(ValueError, match="features"):
+        ClipClassifier(ClipClassifierConfig.tiny(VOCAB, feature_dim=999))
+
+
+def test_input_gate_gives_two_probabilities_per_image(model):
+    with torch.inference_mode():
+        gate = model.gate_probabilities(model.image_features(torch.randn(3, 1, 64, 64)))
+    assert gate.shape == (3, 2) and ((gate > 0) & (gate < 1)).all()
 
 
 def test_text_encoder_pools_at_eos_and_fits_context(model):
@@ -81,7 +94,7 @@ def test_text_encoder_pools_at_eos_and_fits_context(model):
 
 
 def test_contrastive_loss_decreases_on_a_tiny_batch(model):
-    images, texts = torch.randn(8, 1, 32, 32), _texts(8)
+    images, texts = torch.randn(8, 1, 64, 64), _texts(8)
     optimiser = torch.optim.Adam(model.parameters(), lr=2e-3)
     losses = []
     for _ in range(25):
@@ -101,7 +114,7 @@ def test_contrastive_loss_decreases_on_a_tiny_batch(model):
 
 def test_zero_shot_probabilities(model):
     with torch.inference_mode():
-        images = model.encode_image(torch.randn(4, 1, 32, 32))
+        images = model.encode_image(torch.randn(4, 1, 64, 64))
         positive, negative = model.prompt_embeddings(_texts(14, seed=1), _texts(14, seed=2))
         probs = model.zero_shot_probabilities(images, positive, negative)
         swapped = model.zero_shot_probabilities(images, negative, positive)
@@ -125,7 +138,8 @@ def test_default_prompts_encode_with_a_report_tokenizer(model):
 
 
 def test_head_loss_ignores_masked_labels(model):
-    logits = model.finding_logits(torch.randn(2, 1, 32, 32))
+    model.eval()
+    logits = model.finding_logits(torch.randn(2, 1, 64, 64))
     assert logits.shape == (2, 14)
     targets = torch.zeros(2, 14)
     mask = torch.zeros(2, 14)
@@ -136,7 +150,7 @@ def test_head_loss_ignores_masked_labels(model):
 
 def test_heatmaps_shape_range_and_inference_mode(model):
     model.eval()
-    images = torch.randn(2, 1, 32, 32)
+    images = torch.randn(2, 1, 64, 64)
     with torch.inference_mode():
         positive, negative = model.prompt_embeddings(_texts(14, seed=1), _texts(14, seed=2))
         from_head = model.finding_heatmaps(images, 2)
@@ -150,23 +164,24 @@ def test_heatmaps_shape_range_and_inference_mode(model):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_heatmap_points_at_the_evidence(seed):
-    """A head trained to detect a bright square: its heatmap peaks on the square's patch."""
+    """A head trained to detect a bright square: its Grad-CAM peaks on the square's cell."""
     torch.manual_seed(seed)
-    model = ClipClassifier(ClipClassifierConfig.tiny(VOCAB, vision_layers=2))
+    model = ClipClassifier(ClipClassifierConfig.tiny(VOCAB, head_dropout=0.0))
     generator = torch.Generator().manual_seed(seed + 1)
+    grid = model.config.grid_size  # 2 x 2 cells of 32 px
 
     def batch(size):
-        images = torch.randn(size, 1, 32, 32, generator=generator) * 0.3
-        cells = torch.randint(0, 16, (size,), generator=generator)
+        images = torch.randn(size, 1, 64, 64, generator=generator) * 0.3
+        cells = torch.randint(0, grid * grid, (size,), generator=generator)
         labels = torch.randint(0, 2, (size,), generator=generator)
         for i in range(size):
             if labels[i]:
-                row, col = divmod(int(cells[i]), 4)
-                images[i, 0, row * 8:(row + 1) * 8, col * 8:(col + 1) * 8] += 2.0
+                row, col = divmod(int(cells[i]), grid)
+                images[i, 0, row * 32 + 8:row * 32 + 24, col * 32 + 8:col * 32 + 24] += 2.0
         return images, labels, cells
 
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
-    for _ in range(60):
+    for _ in range(40):
         images, labels, _ = batch(32)
         loss = F.binary_cross_entropy_with_logits(model.finding_logits(images)[:, 3], labels.float())
         optimiser.zero_grad()
@@ -177,11 +192,11 @@ def test_heatmap_points_at_the_evidence(seed):
     heatmaps = model.finding_heatmaps(images, 3)
     peaks = heatmaps.reshape(64, -1).argmax(dim=1)
     hit_rate = (peaks == cells)[labels == 1].float().mean().item()
-    assert hit_rate > 0.8  # chance is 1/16
+    assert hit_rate > 0.75  # chance is 1/4
 
 
 def test_default_config_fits_the_budget():
     model = ClipClassifier(ClipClassifierConfig(vocab_size=2000))
     params = sum(p.numel() for p in model.parameters())
-    print(f"default ClipClassifier parameters: {params:,} ({params * 4 / 1e6:.1f} MB fp32)")
-    assert params < 2_000_000
+    # EfficientNet-Lite0 (3.4 M) + projection, text tower, heads: ~19 MB of fp32 in the bundle
+    assert params < 5_000_000

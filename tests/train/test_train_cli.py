@@ -25,7 +25,10 @@ pytestmark = pytest.mark.skipif(not (DATA / "jsrt_scr").exists(), reason="../sha
 def _args(out: Path, *extra: str) -> list[str]:
     return ["--config", TINY, "--device", "cpu", "--set", f"out_dir={out}", "--set", f"export.out={out / 'bundle'}",
             "--set", f"data.jsrt={DATA / 'jsrt_scr'}", "--set", f"data.covid={DATA / 'covid_cxr'}",
-            "--set", f"data.text_corpora=[{DATA / 'iu_xray_reports' / 'annotation.json'}]", *extra]
+            "--set", f"data.text_corpora=[{DATA / 'iu_xray_reports' / 'annotation.json'}]",
+            *[arg for kind, folder in (("nih", "nih_cxr14"), ("covid", "covid_cxr"), ("jsrt", "jsrt_scr"),
+                                       ("tb", "tb_cxr"))
+              for arg in ("--set", f"data.labelled.{kind}={DATA / folder}")], *extra]
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +64,17 @@ def test_all_exports_a_bundle_the_app_loads_with_metrics_beside_baselines(tiny_r
     assert card["training"]["config"]["tiny"] is True
     for run in ("detector", "clip", "generator_pretrain", "region_heads", "generator"):
         assert (tiny_run / run / "curves.png").exists() and (tiny_run / run / "metrics.csv").exists()
+    # the classifier: mode, calibration and thresholds chosen on validation; the input gate
+    assert card["classification"]["mode"] in ("head", "zero_shot", "ensemble")
+    assert set(card["thresholds"]) == set(card["finding_names"])
+    assert 0.0 < card["input_check"]["p_chest_threshold"] <= 0.5
+    gate = card["training"]["input_gate"]
+    assert gate["held_out_negatives"] > 100 and 0.0 <= gate["held_out_negatives_refused"] <= 1.0
+    # evaluation on every labelled test split, and the drafts' truthfulness beside baselines
+    assert {"nih", "covid_cxr"} <= set(card["metrics"]["classifier"]["groups"])
+    drafts = card["metrics"]["drafts"]["groups"]["all"]
+    assert {"drafts", "generator_alone", "classifier_alone", "template"} <= set(drafts)
+    assert drafts["drafts"]["contradictions_per_draft"] == 0.0  # held to the classifier by construction
     studies, _ = load_studies([samples_dir() / "study2"])
     draft = DraftPipeline(bundle, device="cpu").draft(studies[0])
     assert draft.bundle_id == card["bundle_id"] and len(draft.findings) == 14

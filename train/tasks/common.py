@@ -85,6 +85,17 @@ def generator_texts(config: dict, split: str) -> list[str]:
     return [t for t in texts if t.strip()]
 
 
+def image_report_datasets(config: dict, split: str) -> list:
+    """The image-report pairs for the generator: covid_cxr plus any extra R2Gen folders."""
+    from train.data.r2gen import CovidCxrDataset, R2GenDataset
+
+    spec = spec_of(config)
+    sets = [CovidCxrDataset(config["data"]["covid"], split, spec)]
+    for root in config["data"].get("extra_r2gen", []):
+        sets.append(R2GenDataset(root, split, spec, missing="skip"))
+    return sets
+
+
 def tokenizer_for(config: dict) -> ReportTokenizer:
     """Train the tokenizer once per run folder (on training text only) and reuse it."""
     path = Path(config["out_dir"]) / "tokenizer.json"

@@ -16,15 +16,15 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from rrg_desk.models.classify import prompt_token_ids, view_probabilities
+from rrg_desk.models.classify import prompt_token_ids, study_probabilities
 from rrg_desk.models.generator import GeneratorConfig, RegionSentenceGenerator, make_labels
 from rrg_desk.models.regions import REGION_NAMES
 from rrg_desk.reports.labeler import POSITIVE, label_report
 from rrg_desk.reports.text import clean_report_r2gen, split_sentences
 from train.data.r2gen import read_annotation
 from train.data.text_corpus import region_sentence_pairs
-from train.tasks.clip_task import image_report_datasets
-from train.tasks.common import generator_texts, limit, radiological_sentences, run_dir, tokenizer_for
+from train.tasks.common import (generator_texts, image_report_datasets, limit, radiological_sentences, run_dir,
+                                tokenizer_for)
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,9 @@ def build_feature_cache(config: dict, detector, classifier, tokenizer, split: st
         tensors = load_file(str(path))
         return {**tensors, "pairs": json.loads(meta_path.read_text())}
     detector.eval(), classifier.eval()
-    mode = config["clip"].get("classification_mode", "ensemble")
+    from train.calibration import load_classification
+
+    classification = load_classification(config)
     prompts = classifier.prompt_embeddings(*prompt_token_ids(classifier, tokenizer, device))
     features, tokens, probs, pairs = [], [], [], []
     max_len = int(config["generator"]["max_len"])
@@ -114,8 +116,7 @@ def build_feature_cache(config: dict, detector, classifier, tokenizer, split: st
             detections = detector.detect(image)
             features.append(detections.features[0].cpu())
             tokens.append(detections.image_tokens[0].cpu())
-            probs.append(classifier.combine_views(view_probabilities(classifier, item["images"].to(device),
-                                                                     mode, prompts)).cpu())
+            probs.append(study_probabilities(classifier, item["images"].to(device), classification, prompts).cpu())
             study_pairs = []
             for region, sentence in region_sentence_pairs(" ".join(radiological_sentences(item["report"])), "all"):
                 study_pairs.append([REGION_NAMES.index(region), tokenizer.encode(sentence, max_len=max_len),

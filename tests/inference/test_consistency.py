@@ -1,0 +1,69 @@
+"""Draft text bound to the classifier's decisions: crafted drafts, read by the labeler."""
+from __future__ import annotations
+
+from rrg_desk.inference.assemble import NORMAL_IMPRESSION, impression_from_findings
+from rrg_desk.inference.consistency import (FINDING_SENTENCES, bind_to_findings, contradictions, read_sentence,
+                                            states_only)
+from rrg_desk.models.findings import FINDING_NAMES
+from rrg_desk.reports.draft import FindingResult, Sentence
+
+
+def _findings(**probabilities) -> list[FindingResult]:
+    named = {name.replace(" ", "_"): name for name in FINDING_NAMES}
+    values = {named[k]: v for k, v in probabilities.items()}
+    return [FindingResult(name, values.get(name, 0.05), 0.5) for name in FINDING_NAMES]
+
+
+def _sentences(*texts: str) -> list[Sentence]:
+    return [Sentence(text=t, region="whole_image") for t in texts]
+
+
+def test_unsupported_and_denied_findings_and_empty_sentences_are_dropped():
+    findings = _findings(Pleural_Effusion=0.9)
+    kept, missing = bind_to_findings(_sentences(
+        "The chest x-ray revealed bilateral pulmonary edema.",   # edema below threshold
+        "Chest x-ray images and chest x-ray.",                    # content-free
+        "There is a left-sided-sided opacity.",                   # repeated word, opacity unsupported
+        "No pleural effusion.",                                   # denies a positive finding
+        "The heart size is normal.",
+        "There is a small right pleural effusion.",
+        "Small bilateral pleural effusions are present.",         # second sentence for the same finding
+        "No acute cardiopulmonary abnormality.",                  # normal beside a positive finding
+    ), findings)
+    assert [s.text for s in kept] == ["The heart size is normal.", "There is a small right pleural effusion."]
+    assert missing == []
+
+
+def test_a_positive_finding_no_sentence_states_is_reported_missing_in_probability_order():
+    findings = _findings(Cardiomegaly=0.7, Consolidation=0.95)
+    kept, missing = bind_to_findings(_sentences("The lungs are clear of pneumothorax."), findings)
+    assert missing == ["Consolidation", "Cardiomegaly"]
+
+
+def test_a_normal_study_keeps_normal_sentences_only():
+    kept, missing = bind_to_findings(_sentences("The heart is normal in size.", "The lungs are clear.",
+                                                "There is a right lower lobe consolidation."), _findings())
+    assert [s.text for s in kept] == ["The heart is normal in size.", "The lungs are clear."]
+    assert missing == []
+
+
+def test_every_fallback_sentence_states_its_finding_and_nothing_else():
+    for name, text in FINDING_SENTENCES.items():
+        assert states_only(text, name, {name}), (name, text, read_sentence(text))
+
+
+def test_contradiction_count():
+    findings = _findings(Pleural_Effusion=0.9)
+    assert contradictions("There is a pleural effusion.", "Pleural effusion.", findings) == 0
+    assert contradictions("There is a pleural effusion. There is pulmonary edema.", "Pleural effusion.", findings) == 1
+    assert contradictions("There is a pleural effusion.", NORMAL_IMPRESSION, findings) == 1
+    normal = _findings()
+    assert contradictions("The lungs are clear.", impression_from_findings(normal), normal) == 0
+
+
+def test_impression_never_contradicts_the_bound_findings():
+    for probabilities in ({}, {"Pleural_Effusion": 0.9}, {"Edema": 0.8, "Cardiomegaly": 0.6}):
+        findings = _findings(**probabilities)
+        kept, missing = bind_to_findings(_sentences("The lungs are clear.", "Mild pulmonary edema."), findings)
+        text = " ".join([s.text for s in kept] + [FINDING_SENTENCES[m] for m in missing])
+        assert contradictions(text, impression_from_findings(findings), findings) == 0, (probabilities, text)

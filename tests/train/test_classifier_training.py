@@ -1,0 +1,202 @@
+"""The classifier's training parts: pretrained-weight conversion, label sources, calibration,
+thresholds, the contrastive loss with repeated texts, augmentation, evaluation tables."""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import timm
+import torch
+
+from rrg_desk.models.clip_classifier import build_backbone
+from rrg_desk.models.classify import calibrate
+from rrg_desk.models.findings import FINDING_NAMES
+from train.calibration import apply_platt, choose_threshold, fit_platt, select_classification
+from train.classifier_evaluation import auc_table, evaluation_groups
+from train.data.finding_labels import (LabelledImage, covid_labels, label_vector, labelled_images, nih_labels,
+                                       read_jsrt, read_nih)
+from train.metrics import bootstrap_auc_interval, masked_auc_per_finding
+from train.pretrained import PretrainedWeightsError, convert_state_dict, load_imagenet_backbone, weights_file
+from train.tasks.clip_task import augment, label_text, positive_weights
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _original_layout_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A state dict in EfficientNet-PyTorch's naming (different names, same order, `_fc` last),
+    standing in for the PyPI package's file."""
+    state = model.state_dict()
+    renamed = {}
+    for index, (key, value) in enumerate(state.items()):
+        if key.startswith("classifier."):
+            renamed["_fc." + key.split(".")[-1]] = value.clone()
+        else:
+            renamed[f"_blocks_{index}.{key.split('.')[-1]}"] = value.clone()
+    return renamed
+
+
+def test_imagenet_weights_convert_in_order_and_grey_stem_matches_rgb(tmp_path):
+    torch.manual_seed(0)
+    rgb = timm.create_model("test_efficientnet", pretrained=False, num_classes=1000).eval()
+    with torch.no_grad():  # non-trivial BN statistics, so a wrong mapping would show
+        for module in rgb.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 1.5)
+    path = tmp_path / "weights.pth"
+    torch.save(_original_layout_state(rgb), path)
+    grey = build_backbone("test_efficientnet").eval()
+    provenance = load_imagenet_backbone(grey, "test_efficientnet", path=path)
+    image = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        expected = rgb.forward_head(rgb.forward_features(image.expand(-1, 3, -1, -1)), pre_logits=True)
+        torch.testing.assert_close(grey(image), expected, rtol=1e-4, atol=1e-4)
+    assert len(provenance["sha256"]) == 64 and provenance["licence"] == "Apache-2.0"
+
+
+def test_conversion_refuses_weights_of_another_shape():
+    grey = build_backbone("test_efficientnet")
+    other = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000)
+    with pytest.raises(PretrainedWeightsError):
+        convert_state_dict(_original_layout_state(other), grey.state_dict())
+    with pytest.raises(PretrainedWeightsError, match="no ImageNet weights package"):
+        weights_file("resnet50")
+
+
+def test_nih_labels_map_onto_the_app_findings():
+    labels = nih_labels("Effusion|Infiltration|Nodule|Emphysema")
+    assert labels["Pleural Effusion"] == labels["Lung Opacity"] == labels["Lung Lesion"] == 1
+    assert labels["No Finding"] == 0 and labels["Cardiomegaly"] == 0
+    assert "Support Devices" not in labels and "Fracture" not in labels  # NIH does not label them
+    normal = nih_labels("No Finding")
+    assert normal["No Finding"] == 1 and sum(normal.values()) == 1
+    assert nih_labels("Pleural_Thickening")["Pleural Other"] == 1
+    with pytest.raises(ValueError):
+        nih_labels("Dragons")
+    values, mask = label_vector(nih_labels("Mass"))
+    assert values[FINDING_NAMES.index("Lung Lesion")] == 1 and mask[FINDING_NAMES.index("Fracture")] == 0
+
+
+def test_covid_labels_from_diagnosis_and_note():
+    labels = covid_labels("COVID-19", "Bilateral ground-glass opacities. No pleural effusion.")
+    assert labels["Pneumonia"] == 1 and labels["No Finding"] == 0 and labels["Pleural Effusion"] == 0
+    assert covid_labels("No Finding", "")["No Finding"] == 1
+    assert "Pneumonia" not in covid_labels("todo", "The heart is normal in size.")
+
+
+@pytest.mark.skipif(not (DATA / "nih_cxr14").is_dir(), reason="needs ../shared/data")
+def test_real_sources_split_by_patient_and_label_what_they_know():
+    nih = read_nih(DATA / "nih_cxr14")
+    assert len(nih) == 1196
+    patients = {split: {i.patient for i in nih if i.split == split} for split in ("train", "val", "test")}
+    assert not (patients["train"] & patients["test"]) and not (patients["val"] & patients["test"])
+    jsrt = read_jsrt(DATA / "jsrt_scr")
+    nodules = [i for i in jsrt if i.path.name.startswith("JPCLN")]
+    lesion = FINDING_NAMES.index("Lung Lesion")
+    assert nodules and all(i.labels[lesion] == 1 for i in nodules)
+    assert all(i.labels[lesion] == 0 and i.mask[lesion] == 1 for i in jsrt if i not in nodules)
+    test = labelled_images({"nih": str(DATA / "nih_cxr14"), "jsrt": str(DATA / "jsrt_scr")}, "test")
+    groups = evaluation_groups(test)
+    assert set(groups) >= {"nih", "jsrt", "nih_darkcovidnet", "nih_other_sources"}
+    assert len(groups["nih_darkcovidnet"]) + len(groups["nih_other_sources"]) == len(groups["nih"])
+
+
+def test_platt_calibration_fixes_an_overconfident_score():
+    rng = np.random.default_rng(0)
+    true_p = np.where(rng.integers(0, 2, 2000) == 1, 0.7, 0.3)
+    truth = (rng.random(2000) < true_p).astype(int)
+    overconfident = 1 / (1 + np.exp(-3 * np.log(true_p / (1 - true_p))))  # logit x3
+    scale, bias = fit_platt(overconfident, truth)
+    assert 0.2 < scale < 0.5 and abs(bias) < 0.2
+    calibrated = apply_platt(overconfident, scale, bias)
+    assert abs(calibrated[true_p == 0.7].mean() - 0.7) < 0.05
+    # the app applies the same map from the card
+    torch_calibrated = calibrate(torch.tensor(overconfident[None, :1].repeat(14, 1).T), list(FINDING_NAMES),
+                                 {"Edema": {"scale": scale, "bias": bias}})
+    edema = FINDING_NAMES.index("Edema")
+    assert torch_calibrated[0, edema].item() == pytest.approx(calibrated[0], abs=1e-5)
+    assert torch_calibrated[0, 0].item() == pytest.approx(overconfident[0], abs=1e-5)
+
+
+def test_thresholds_f1_and_youden():
+    probs = np.array([0.1, 0.2, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9])
+    truth = np.array([0, 0, 0, 1, 0, 1, 1, 1])
+    assert choose_threshold(probs, truth, "f1") == pytest.approx(0.4)
+    assert choose_threshold(probs, truth, "youden") in (0.4, 0.7)
+    with pytest.raises(ValueError):
+        choose_threshold(probs, truth, "magic")
+
+
+def test_selection_picks_the_better_mode_and_validates_only_skilled_findings():
+    rng = np.random.default_rng(1)
+    n = 200
+    labels = rng.integers(0, 2, (n, 14)).astype(float)
+    mask = np.ones((n, 14))
+    mask[:, 12] = 0  # Fracture never labelled
+    good = np.clip(labels * 0.6 + rng.random((n, 14)) * 0.4, 0, 1)
+    noise = rng.random((n, 14))
+    result = select_classification({"head": good, "zero_shot": noise}, labels, mask, list(FINDING_NAMES))
+    assert result["mode"] == "head"
+    record = result["validation"]["per_finding"]
+    assert record["Cardiomegaly"]["validated"] and record["Cardiomegaly"]["calibrated"]
+    assert not record["Fracture"]["validated"] and result["thresholds"]["Fracture"] == 1.0  # never asserted
+    forced = select_classification({"head": good, "zero_shot": noise}, labels, mask, list(FINDING_NAMES), "zero_shot")
+    assert forced["mode"] == "zero_shot"
+    assert all(not r["validated"] or r["val_auc"] >= 0.6 for r in forced["validation"]["per_finding"].values())
+
+
+def test_label_text_uses_the_prompts():
+    prompts = [[f"pos {n}.", f"neg {n}."] for n in FINDING_NAMES]
+    labels, mask = label_vector(nih_labels("Effusion"))
+    text = label_text(labels, mask, prompts, random.Random(0))
+    assert "pos Pleural Effusion." in text and "pos No Finding." not in text and "neg Pleural Effusion" not in text
+    normal_labels, normal_mask = label_vector(nih_labels("No Finding"))
+    assert label_text(normal_labels, normal_mask, prompts, random.Random(0)).startswith("pos No Finding.")
+
+
+def test_augment_keeps_shape_range_and_changes_the_image():
+    from train.data.preprocess import PreprocessSpec
+
+    spec = PreprocessSpec(64, (0.5,), (0.25,))
+    images = (torch.rand(4, 1, 64, 64) - 0.5) / 0.25
+    out = augment(images, 48, spec, torch.Generator().manual_seed(0))
+    assert out.shape == (4, 1, 48, 48)
+    unit = out * 0.25 + 0.5
+    assert unit.min() >= -0.05 and unit.max() <= 1.05
+    plain = torch.nn.functional.interpolate(images, size=(48, 48), mode="bilinear", antialias=True)
+    assert (out - plain).abs().mean() > 0.05
+
+
+def test_positive_weights_up_weight_rare_findings():
+    item = lambda labels: LabelledImage(Path("x"), *label_vector(nih_labels(labels)), "nih", "train", "p", "PA")
+    items = [item("No Finding")] * 15 + [item("Pneumothorax")]
+    weights = positive_weights(items, cap=8.0)
+    assert weights[FINDING_NAMES.index("Pneumothorax")] == pytest.approx(np.sqrt(15))
+    assert weights[FINDING_NAMES.index("No Finding")] == pytest.approx(1.0)
+
+
+def test_auc_table_intervals_and_masks():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, (120, 14)).astype(float)
+    scores = labels * 0.5 + rng.random((120, 14)) * 0.6
+    mask = np.ones_like(labels)
+    mask[:, 3] = 0
+    table = auc_table(labels, mask, scores, resamples=200)
+    edema = table["per_finding"]["Edema"]
+    low, high = edema["ci95"]
+    assert low < edema["auc"] < high and edema["auc"] > 0.7
+    assert table["per_finding"]["Lung Lesion"]["auc"] is None
+    assert table["goal_findings_defined"] == 8
+    aucs = masked_auc_per_finding(labels, mask, scores, FINDING_NAMES, min_cases=3)
+    assert aucs["Lung Lesion"] is None and aucs["Edema"] == pytest.approx(edema["auc"])
+    assert bootstrap_auc_interval([1, 1, 1], [0.1, 0.2, 0.3]) == (None, None)

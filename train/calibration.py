@@ -1,0 +1,177 @@
+"""After the classifier is trained: choose how it classifies, calibrate it, set thresholds,
+and fit its input gate (train/input_gate.py).
+
+All three are chosen on the VALIDATION images (never on a test split) and written to
+<out_dir>/clip/classification.json, which the generator's clue cache and the export read,
+so the generator learns from exactly the probabilities the app will show.
+- mode: "auto" picks the mode (head, zero_shot, ensemble) with the best mean validation AUC.
+- calibration: Platt scaling per finding (sigmoid(scale * logit(p) + bias)), fitted by
+  penalised likelihood on the labelled validation images; findings with fewer than
+  MIN_CASES positives or negatives keep the identity.
+- thresholds: per finding on the calibrated probabilities, F1-optimal ("f1") or Youden's J
+  ("youden"), only where the classifier shows skill on validation (AUC >= MIN_AUC with
+  MIN_CASES positives and negatives); elsewhere UNASSESSED (1.0): a finding the classifier
+  has not shown it can separate (no labels, one class only, or chance-level AUC) is never
+  asserted, whatever its raw score.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from train.metrics import binary_auc, within_source_mean_auc
+
+log = logging.getLogger(__name__)
+
+MIN_CASES = 3
+MIN_AUC = 0.6
+UNASSESSED = 1.0  # the threshold of a finding without validated skill: the app never asserts it
+THRESHOLD_RULES = ("f1", "youden")
+
+
+def fit_platt(probabilities: np.ndarray, labels: np.ndarray, penalty: float = 1.0, steps: int = 300
+              ) -> tuple[float, float]:
+    """(scale, bias) minimising the BCE of sigmoid(scale * logit(p) + bias), with an L2 pull
+    towards the identity (1, 0) so a handful of cases cannot produce an extreme map."""
+    logits = torch.logit(torch.as_tensor(probabilities, dtype=torch.float64).clamp(1e-6, 1 - 1e-6))
+    targets = torch.as_tensor(labels, dtype=torch.float64)
+    params = torch.tensor([1.0, 0.0], dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([params], lr=0.5, max_iter=steps, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        z = params[0] * logits + params[1]
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(z, targets, reduction="sum")
+        loss = loss + penalty * ((params[0] - 1.0) ** 2 + params[1] ** 2)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    scale, bias = (float(v) for v in params.detach())
+    return scale, bias
+
+
+def apply_platt(probabilities: np.ndarray, scale: float, bias: float) -> np.ndarray:
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return 1.0 / (1.0 + np.exp(-(scale * np.log(p / (1 - p)) + bias)))
+
+
+def choose_threshold(probabilities: np.ndarray, labels: np.ndarray, rule: str = "f1") -> float:
+    """The cut (a value of `probabilities`) that maximises F1 or Youden's J = TPR - FPR."""
+    if rule not in THRESHOLD_RULES:
+        raise ValueError(f"threshold rule must be one of {THRESHOLD_RULES}, got {rule!r}")
+    truth = np.asarray(labels).astype(bool)
+    best, best_value = 0.5, -np.inf
+    for cut in np.unique(probabilities):
+        predicted = probabilities >= cut
+        tp = float((truth & predicted).sum())
+        if rule == "f1":
+            value = 2 * tp / max(1.0, float(truth.sum() + predicted.sum()))
+        else:
+            value = tp / max(1, truth.sum()) - float((~truth & predicted).sum()) / max(1, (~truth).sum())
+        if value > best_value:
+            best, best_value = float(cut), value
+    return best
+
+
+def _mean_auc(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray) -> float | None:
+    aucs = []
+    for k in range(labels.shape[1]):
+        rows = mask[:, k].astype(bool)
+        positives = int(labels[rows, k].sum())
+        if min(positives, int(rows.sum()) - positives) >= MIN_CASES:
+            aucs.append(binary_auc(labels[rows, k], probs[rows, k]))
+    return float(np.mean(aucs)) if aucs else None
+
+
+def select_classification(scores: dict[str, np.ndarray], labels: np.ndarray, mask: np.ndarray, names: list[str],
+                          mode: str = "auto", rule: str = "f1", sources: list[str] | None = None) -> dict:
+    """{mode, calibration, thresholds, validation} from validation scores {mode: [N, F]}; the
+    mode by the mean AUC within each source when `sources` are given, else pooled."""
+    if sources is not None:
+        by_mode = {m: within_source_mean_auc(labels, mask, p, sources) for m, p in scores.items()}
+    else:
+        by_mode = {m: _mean_auc(p, labels, mask) for m, p in scores.items()}
+    if mode == "auto":
+        mode = max((m for m in by_mode if by_mode[m] is not None), key=lambda m: by_mode[m], default="head"
+                   if "head" in scores else "zero_shot")
+    if mode not in scores:
+        raise ValueError(f"classification mode {mode!r} has no validation scores (have {sorted(scores)})")
+    probs = scores[mode]
+    calibration, thresholds, record = {}, {}, {}
+    for k, name in enumerate(names):
+        rows = mask[:, k].astype(bool)
+        truth, p = labels[rows, k], probs[rows, k]
+        positives, negatives = int(truth.sum()), int(len(truth) - truth.sum())
+        enough = min(positives, negatives) >= MIN_CASES
+        auc = binary_auc(truth, p) if min(positives, negatives) > 0 else None
+        if enough:
+            scale, bias = fit_platt(p, truth)
+            calibration[name] = {"scale": round(scale, 6), "bias": round(bias, 6)}
+            p = apply_platt(p, scale, bias)
+        validated = enough and auc is not None and auc >= MIN_AUC
+        thresholds[name] = round(choose_threshold(p, truth, rule), 6) if validated else UNASSESSED
+        record[name] = {"val_auc": auc, "val_positives": positives, "val_negatives": negatives,
+                        "validated": validated, "threshold": thresholds[name], "calibrated": name in calibration}
+    return {"mode": mode, "calibration": calibration, "thresholds": thresholds,
+            "validation": {"mean_auc_by_mode": by_mode, "threshold_rule": rule, "per_finding": record}}
+
+
+def classification_path(config: dict) -> Path:
+    return Path(config["out_dir"]) / "clip" / "classification.json"
+
+
+def gate_weights_path(config: dict) -> Path:
+    return Path(config["out_dir"]) / "clip" / "input_gate.safetensors"
+
+
+def load_classification(config: dict) -> dict:
+    """The chosen mode + calibration + thresholds, or the config's mode when not yet calibrated."""
+    path = classification_path(config)
+    if path.exists():
+        return json.loads(path.read_text())
+    mode = config["clip"].get("classification_mode", "ensemble")
+    return {"mode": "ensemble" if mode == "auto" else mode, "calibration": {}, "thresholds": {}}
+
+
+def calibrate_trained_classifier(config: dict, device) -> dict:
+    """Load the trained classifier run, score the validation images, select and write."""
+    from rrg_desk.models.classify import prompt_token_ids
+    from train.export import _strip, _weights
+    from train.tasks.clip_task import ClipTask, build_classifier, validation_scores
+    from train.tasks.common import run_dir
+
+    task = ClipTask(config)
+    classifier = build_classifier(config, task.tokenizer)
+    classifier.load_state_dict(_strip(_weights(run_dir(config, "clip")), "classifier."))
+    classifier.to(device).eval()
+    with torch.no_grad():
+        prompts = classifier.prompt_embeddings(*prompt_token_ids(classifier, task.tokenizer, device))
+        scores = validation_scores(classifier, task.val_set, prompts, device)
+    labels = np.stack([np.asarray(i.labels) for i in task.val_set.items])
+    mask = np.stack([np.asarray(i.mask) for i in task.val_set.items])
+    from train.data.finding_labels import source_family
+
+    result = select_classification(scores, labels, mask, list(classifier.config.finding_names),
+                                   config["clip"].get("classification_mode", "auto"),
+                                   config["clip"].get("threshold_rule", "f1"),
+                                   [source_family(i) for i in task.val_set.items])
+    from safetensors.torch import save_file
+
+    from train.input_gate import fit_input_gate
+
+    result["input_gate"] = fit_input_gate(config, classifier, device)
+    save_file({k: v.detach().cpu().contiguous() for k, v in classifier.input_gate.state_dict().items()},
+              str(gate_weights_path(config)))
+    provenance = run_dir(config, "clip") / "pretrained.json"
+    if provenance.exists():
+        result["pretrained"] = json.loads(provenance.read_text())
+    path = classification_path(config)
+    path.write_text(json.dumps(result, indent=1))
+    log.info("classification: mode %s (validation mean AUC by mode %s) -> %s", result["mode"],
+             result["validation"]["mean_auc_by_mode"], path)
+    return result
