@@ -23,11 +23,12 @@ from rrg_desk.reports.draft import FindingResult, Sentence
 from rrg_desk.reports.labeler import NEGATIVE, POSITIVE, UNCERTAIN, label_report
 
 # words that say nothing about the patient: a sentence made only of these is content-free
-_EMPTY_WORDS = frozenset("""a an and are as at be been being by chest demonstrate demonstrated demonstrates examination
-exam film films for frontal from image images imaging in is it lateral of on pa ap portable radiograph radiographs
-radiography ray rays reveal revealed reveals show showed shown shows study the there this upright view views was were
-which with x xray""".split())
+_EMPTY_WORDS = frozenset("""a an and are as at be been being by chest ct computed demonstrate demonstrated demonstrates
+examination exam film films for frontal from image images imaging in is it lateral of on pa ap portable radiograph
+radiographs radiography ray rays reveal revealed reveals scan scans show showed shown shows study the there this
+tomography upright view views was were which with x xray""".split())
 _REPEATED_WORD = re.compile(r"\b([a-z]{2,})(?:[\s-]+\1\b)+", re.IGNORECASE)
+_REPEATED_PHRASE = re.compile(r"\b([a-z]+[\s-]+[a-z]+)\b.*\b\1\b", re.IGNORECASE)  # "chest ct ... chest ct"
 _GLOBAL_NORMAL = re.compile(r"no (?:evidence of )?(?:acute|active) (?:cardio\s?pulmonary|pulmonary|intrathoracic)?"
                             r"\s*(?:disease|abnormalit\w*|process|findings?)|normal chest|chest is normal"
                             r"|no acute (?:abnormalit\w*|findings?)", re.IGNORECASE)
@@ -87,7 +88,7 @@ def read_sentence(text: str) -> SentenceReading:
     words = re.findall(r"[a-z]+", text.lower())
     return SentenceReading(asserted, denied, bool(_GLOBAL_NORMAL.search(text)),
                            content_free=not any(w not in _EMPTY_WORDS for w in words),
-                           repeated_word=bool(_REPEATED_WORD.search(text)))
+                           repeated_word=bool(_REPEATED_WORD.search(text) or _REPEATED_PHRASE.search(text)))
 
 
 def positive_findings(findings: list[FindingResult]) -> set[str]:
@@ -127,6 +128,33 @@ def bind_to_findings(sentences: list[Sentence], findings: list[FindingResult]) -
     order = sorted(findings, key=lambda f: f.probability, reverse=True)
     missing = [f.name for f in order if f.name in positive - stated]
     return kept, missing
+
+
+# a normal study still reads region by region: the statement for each area no sentence covers
+NORMAL_STATEMENTS: tuple[tuple[str, str, frozenset[str]], ...] = (
+    ("heart", "The heart size is normal.", frozenset({"Cardiomegaly", "Enlarged Cardiomediastinum"})),
+    ("whole_image", "The lungs are clear.", frozenset({"Lung Opacity", "Consolidation", "Edema", "Pneumonia",
+                                                      "Atelectasis", "Lung Lesion"})),
+    ("whole_image", "There is no pleural effusion or pneumothorax.",
+     frozenset({"Pleural Effusion", "Pneumothorax", "Pleural Other"})),
+)
+_AREA_REGIONS = {"heart": {"heart", "mediastinum", "upper_mediastinum"}}
+
+
+def normal_statements(sentences: list[Sentence], findings: list[FindingResult]) -> list[tuple[str, str]]:
+    """(region, text) of the normal statements to add: one per area (heart, lungs, pleura) that no
+    kept sentence speaks about and where the classifier sees nothing."""
+    positive = positive_findings(findings)
+    spoken = set()
+    for sentence in sentences:
+        reading = read_sentence(sentence.text)
+        spoken |= reading.asserted | reading.denied
+        if sentence.region in _AREA_REGIONS["heart"]:
+            spoken |= {"Cardiomegaly"}
+        if re.search(r"\blungs?\b.*\bclear\b|\bclear lungs?\b", sentence.text, re.IGNORECASE):
+            spoken |= {"Lung Opacity"}
+    return [(region, text) for region, text, area in NORMAL_STATEMENTS
+            if not (area & positive) and not (area & spoken)]
 
 
 def states_only(text: str, finding: str, positive: set[str]) -> bool:

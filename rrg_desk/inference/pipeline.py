@@ -24,7 +24,7 @@ from rrg_desk.imaging.types import Study, ViewPosition, XrayImage
 from rrg_desk.inference.cancel import CancelToken
 from rrg_desk.inference.assemble import assemble_report, merge_duplicate_sentences, report_order, tidy_sentence
 from rrg_desk.inference.consistency import (FINDING_REGIONS, FINDING_SENTENCES, bind_to_findings,
-                                            positive_findings, states_only)
+                                            normal_statements, positive_findings, states_only)
 from rrg_desk.inference.device import choose_device
 from rrg_desk.models.bundle import ModelBundle, load_bundle
 from rrg_desk.models.classify import prompt_token_ids, study_probabilities
@@ -237,6 +237,9 @@ class DraftPipeline:
             region = self._finding_region(name, detections, finding_maps.get(name))
             written.append(self._finding_sentence(name, region, detections, prepared, finding_probs, positive,
                                                   settings))
+        names = self.bundle.region_names
+        for region, text in normal_statements([Sentence(text=t, region=names[r]) for t, _i, r in written], findings):
+            written.append((text, self.bundle.tokenizer.encode(text)[1:], names.index(region)))
         return written
 
     def _finding_region(self, finding: str, detections, heatmap: np.ndarray | None) -> int:

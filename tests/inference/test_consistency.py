@@ -67,3 +67,20 @@ def test_impression_never_contradicts_the_bound_findings():
         kept, missing = bind_to_findings(_sentences("The lungs are clear.", "Mild pulmonary edema."), findings)
         text = " ".join([s.text for s in kept] + [FINDING_SENTENCES[m] for m in missing])
         assert contradictions(text, impression_from_findings(findings), findings) == 0, (probabilities, text)
+
+
+def test_repeated_phrases_and_imaging_words_are_empty():
+    assert read_sentence("Chest x-ray images and chest ct images and chest ct images.").repeated_word
+    assert read_sentence("Chest CT scan images.").content_free
+    assert not read_sentence("The heart and lungs are normal.").repeated_word
+
+
+def test_a_normal_study_gets_a_statement_for_each_silent_area():
+    from rrg_desk.inference.consistency import normal_statements
+
+    added = normal_statements(_sentences("There is no pleural effusion."), _findings())
+    assert [text for _region, text in added] == ["The heart size is normal.", "The lungs are clear."]
+    with_finding = normal_statements(_sentences(), _findings(Consolidation=0.9))
+    assert "The lungs are clear." not in [text for _r, text in with_finding]
+    for _region, text in normal_statements([], _findings()):
+        assert not read_sentence(text).asserted

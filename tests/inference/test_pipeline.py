@@ -51,7 +51,9 @@ def test_draft_ties_every_sentence_to_a_region_and_heatmap(tiny_bundle, study, m
     assert whole.box == pytest.approx((0, 0, frontal.width, frontal.height), abs=1.0)
     assert [f.name for f in draft.findings] == list(FINDING_NAMES)
     assert all(0.0 <= f.probability <= 1.0 for f in draft.findings)
-    assert [s.text for s in draft.sentences] == ["The lungs are clear."]  # duplicates merged
+    # the generator's sentence once (duplicates merged), then a normal statement for each silent area
+    assert [s.text for s in draft.sentences] == ["The heart size is normal.", "The lungs are clear.",
+                                                 "There is no pleural effusion or pneumothorax."]
     selected = {r.name for r in draft.regions if r.selected}
     for sentence in draft.sentences:
         assert sentence.region in selected
@@ -74,8 +76,8 @@ def test_one_positive_finding_is_stated_once_and_nothing_else_positive(tiny_bund
     from rrg_desk.inference.consistency import contradictions, read_sentence
 
     readings = [read_sentence(s.text) for s in draft.sentences]
-    assert [r.asserted for r in readings] == [frozenset({"Pleural Effusion"})]
-    effusion = draft.sentences[0]
+    assert [r.asserted for r in readings if r.asserted] == [frozenset({"Pleural Effusion"})]
+    effusion = next(s for s, r in zip(draft.sentences, readings) if r.asserted)
     assert effusion.region in ("right_costophrenic_angle", "left_costophrenic_angle")
     assert draft.region(effusion.region).selected and effusion.heatmap is not None
     assert "effusion" in draft.impression_text.lower()
@@ -133,5 +135,9 @@ def test_selector_threshold_above_one_falls_back_to_whole_image(tiny_bundle, stu
     pipeline = DraftPipeline(tiny_bundle, device="cpu")
     _classifier_says(pipeline, monkeypatch)  # no positive finding, so no finding sentence in its own region
     draft = pipeline.draft(study, DraftSettings(selector_threshold=1.1))
-    assert {s.region for s in draft.sentences} <= {"whole_image"}
-    assert [r.name for r in draft.regions if r.selected] == ["whole_image"]
+    from rrg_desk.inference.consistency import NORMAL_STATEMENTS
+
+    normal = {text: region for region, text, _area in NORMAL_STATEMENTS}
+    assert {s.region for s in draft.sentences if s.text not in normal} <= {"whole_image"}
+    expected = {"whole_image"} | {normal[s.text] for s in draft.sentences if s.text in normal}
+    assert {r.name for r in draft.regions if r.selected} == expected

@@ -200,3 +200,32 @@ def test_auc_table_intervals_and_masks():
     aucs = masked_auc_per_finding(labels, mask, scores, FINDING_NAMES, min_cases=3)
     assert aucs["Lung Lesion"] is None and aucs["Edema"] == pytest.approx(edema["auc"])
     assert bootstrap_auc_interval([1, 1, 1], [0.1, 0.2, 0.3]) == (None, None)
+
+
+def test_labels_constant_within_a_source_are_unlabelled():
+    from train.data.finding_labels import mask_source_constant_labels
+
+    def item(source, labels):
+        return LabelledImage(Path("x"), *label_vector(labels), source, "train", "p", "PA")
+
+    pneumonia, nothing = FINDING_NAMES.index("Pneumonia"), FINDING_NAMES.index("No Finding")
+    covid = [item("covid_cxr", {"Pneumonia": 1, "No Finding": 0})] * 40 + [item("covid_cxr", {"Pneumonia": 0})] * 2
+    nih = [item("nih:a", nih_labels("Pneumonia"))] * 10 + [item("nih:b", nih_labels("No Finding"))] * 30
+    masked = mask_source_constant_labels(covid + nih)
+    assert all(i.mask[pneumonia] == 0 for i in masked[:42])  # all-pneumonia source: teaches the hospital
+    assert all(i.mask[pneumonia] == 1 and i.mask[nothing] == 1 for i in masked[42:])  # varies within NIH
+
+
+def test_within_source_auc_gives_nothing_for_telling_sources_apart():
+    from train.metrics import within_source_mean_auc
+
+    rng = np.random.default_rng(0)
+    labels = np.concatenate([np.ones(50), np.zeros(50)])
+    labels = np.stack([labels, rng.integers(0, 2, 100)], axis=1)
+    labels[:50, 0] = rng.integers(0, 2, 50)  # source A: label varies; source B: all 0
+    sources = ["a"] * 50 + ["b"] * 50
+    source_score = np.stack([np.r_[np.full(50, 0.9), np.full(50, 0.1)], rng.random(100)], axis=1)
+    mask = np.ones_like(labels)
+    pooled = masked_auc_per_finding(labels, mask, source_score, ["x", "y"])["x"]
+    assert pooled > 0.7  # the pooled AUC rewards knowing the source
+    assert within_source_mean_auc(labels, mask, source_score, sources) == pytest.approx(0.5, abs=0.1)
