@@ -303,7 +303,8 @@ class DraftPipeline:
             return None, None
 
         def score(image: XrayImage) -> LearnedScores:
-            p_chest, p_lateral = head(self._prepare(image).tensor)
+            with torch.inference_mode():
+                p_chest, p_lateral = head(self._prepare(image).tensor)
             return LearnedScores(p_chest=float(p_chest[0]), p_lateral=float(p_lateral[0]))
 
         return score, thresholds
