@@ -9,13 +9,14 @@ ImageNet classifier is dropped. Only the trainer reads the file, once, with
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import logging
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from rrg_desk.models.bundle import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +49,6 @@ def weights_file(backbone: str) -> Path:
     return files[0]
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def convert_state_dict(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Map `source` (EfficientNet-PyTorch names) in order onto `target`'s keys (timm names).
 
@@ -85,7 +78,7 @@ def load_imagenet_backbone(backbone: nn.Module, name: str, path: Path | None = N
     backbone.load_state_dict(convert_state_dict(source, backbone.state_dict()))
     package, _module, version = PACKAGES.get(name, ("(file)", "", ""))
     provenance = {"backbone": name, "source": f"PyPI {package}=={version}" if version else str(path),
-                  "file": path.name, "sha256": sha256_of(path), "licence": LICENCE,
+                  "file": path.name, "sha256": sha256_file(path), "licence": LICENCE,
                   "converted": "keys mapped in order onto timm; RGB stem summed to one channel; ImageNet fc dropped"}
     log.info("ImageNet weights for %s from %s (sha256 %s)", name, provenance["source"], provenance["sha256"][:12])
     return provenance

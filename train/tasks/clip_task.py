@@ -251,6 +251,9 @@ class ClipTask:
             out[f"val_{mode}_mean_auc"] = within_source_mean_auc(labels, mask, probs, sources)
         # model selection: AUC within each source, so telling hospitals apart earns nothing
         out["val_mean_auc"] = out.get("val_head_mean_auc") or out.get("val_zero_shot_mean_auc")
+        main = np.clip(scores.get("head", scores["zero_shot"]), 1e-6, 1 - 1e-6)
+        bce = -(labels * np.log(main) + (1 - labels) * np.log(1 - main))
+        out["val_loss"] = float((bce * mask).sum() / max(1.0, mask.sum()))  # masked BCE: defined on any split
         return out
 
 
