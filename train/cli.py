@@ -119,7 +119,11 @@ def cmd_clip(config, info, resume):
     from train.tasks.common import loop_config, run_dir
 
     task = ClipTask(config)
-    result = fit(task, loop_config(config, config["clip"]), run_dir(config, "clip"), info, resume=resume)
+    loop = loop_config(config, config["clip"])
+    result = fit(task, loop, run_dir(config, "clip"), info, resume=resume)
+    if not (result.stopped_early or result.epochs_run >= loop.epochs):
+        log.info("clip: training paused (max_steps); calibrate after --resume finishes it")
+        return result
     if info.is_main:
         from train.calibration import calibrate_trained_classifier
 

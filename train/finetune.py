@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -140,7 +139,6 @@ class LocalClipTask(ClipTask):
         self.context_length = self.classifier_config.context_length
         limit = int(config.get("limit", 0) or 0)
         self.train_set, self.val_set = ReportImageSet(train_set, limit), ReportImageSet(val_set, limit)
-        self._rng = random.Random(int(config.get("seed", 0)))
 
 
 class LocalHeadsTask(HeadsTask):

@@ -194,7 +194,6 @@ class ClipTask:
         self.train_set = LabelledImageSet(train_items, spec, notes)
         self.val_set = LabelledImageSet(val_items, spec, notes)
         self.spec = spec
-        self._rng = random.Random(int(config.get("seed", 0)))
         log.info("classifier: %d training and %d validation images from %s", len(train_items), len(val_items),
                  ", ".join(sources))
 
@@ -219,7 +218,9 @@ class ClipTask:
 
     def _texts(self, batch) -> list[str]:
         prompts = self.classifier_config.prompts
-        return [note or label_text(labels.tolist(), mask.tolist(), prompts, self._rng)
+        # drawn from torch's generator, which checkpoints save, so --resume replays the same texts
+        rng = random.Random(int(torch.randint(0, 2**31 - 1, (1,))))
+        return [note or label_text(labels.tolist(), mask.tolist(), prompts, rng)
                 for _image, labels, mask, note in batch]
 
     def collate(self, batch):
