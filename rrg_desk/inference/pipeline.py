@@ -82,6 +82,7 @@ def cached_bundle(folder: Path, device: torch.device) -> ModelBundle:
 class _Prepared:
     tensor: torch.Tensor  # [1, 1, h, w] normalised
     scale: tuple[float, float]  # (sx, sy) model pixels per original pixel
+    features: torch.Tensor | None = None  # [1, C] classifier backbone features, computed once per draft
 
 
 @dataclass
@@ -94,6 +95,7 @@ class DraftPipeline:
         self.bundle_dir = Path(bundle_dir)
         self.device = choose_device(device)
         self._bundle: ModelBundle | None = None
+        self._draft_memo: dict[int, _Prepared] | None = None  # id(XrayImage) -> prepared, during draft()
         self._prompt_cache: tuple[torch.Tensor, torch.Tensor] | None = None
 
     # -- models -----------------------------------------------------------------------
@@ -116,15 +118,30 @@ class DraftPipeline:
 
     # -- stages -----------------------------------------------------------------------
     def _prepare(self, image: XrayImage) -> _Prepared:
+        """The model input of an image; within one draft each image is prepared once (the input
+        check and the models share it, and with it the classifier's backbone features)."""
+        memo = self._draft_memo
+        if memo is not None and id(image) in memo:
+            return memo[id(image)]
         window = image.display_window()
         unit = window_to_unit(image.pixels, window.center, window.width)
         tensor, scale = prepare_image(unit, self.preprocessing)
-        return _Prepared(tensor[None].to(self.device), scale)
+        prepared = _Prepared(tensor[None].to(self.device), scale)
+        if memo is not None:
+            memo[id(image)] = prepared
+        return prepared
+
+    def _features(self, prepared: _Prepared) -> torch.Tensor:
+        if prepared.features is None:
+            prepared.features = self.bundle.classifier.image_features(prepared.tensor)
+        return prepared.features
 
     def _classify(self, prepared: list[_Prepared]) -> torch.Tensor:
         """[F] probabilities, the mean over the study's views."""
         images = torch.cat([p.tensor for p in prepared])  # [V, 1, S, S]
-        return study_probabilities(self.bundle.classifier, images, self._classification, self._prompt_embeddings())
+        features = torch.cat([self._features(p) for p in prepared])
+        return study_probabilities(self.bundle.classifier, images, self._classification, self._prompt_embeddings(),
+                                   features=features)
 
     @property
     def _classification(self) -> dict:
@@ -153,6 +170,14 @@ class DraftPipeline:
               progress: ProgressCallback | None = None) -> Draft:
         if not study.images:
             raise DraftError("The study has no image to draft from.")
+        self._draft_memo = {}
+        try:
+            return self._draft(study, settings, cancel, progress)
+        finally:
+            self._draft_memo = None
+
+    def _draft(self, study: Study, settings: DraftSettings, cancel: CancelToken | None,
+               progress: ProgressCallback | None) -> Draft:
         timings: dict[str, float] = {}
         total_start = time.perf_counter()
 
@@ -295,8 +320,9 @@ class DraftPipeline:
 
     def _learned_input_check(self) -> tuple[LearnedScorer | None, LearnedThresholds | None]:
         """The learned half of the input check, when the bundle has it: a classifier method
-        `input_check_scores(images [V, 1, S, S]) -> (p_chest [V], p_lateral [V])` and the card's
-        "input_check" section {"p_chest_threshold", "p_lateral_threshold"}. Else rules only."""
+        `input_check_scores(features [V, C]) -> (p_chest [V], p_lateral [V])` on its backbone
+        features (shared with classification) and the card's "input_check" section
+        {"p_chest_threshold", "p_lateral_threshold"}. Else rules only."""
         thresholds = LearnedThresholds.from_card(self.bundle.card)
         head = getattr(self.bundle.classifier, "input_check_scores", None)
         if thresholds is None or head is None:
@@ -304,7 +330,7 @@ class DraftPipeline:
 
         def score(image: XrayImage) -> LearnedScores:
             with torch.inference_mode():
-                p_chest, p_lateral = head(self._prepare(image).tensor)
+                p_chest, p_lateral = head(self._features(self._prepare(image)))
             return LearnedScores(p_chest=float(p_chest[0]), p_lateral=float(p_lateral[0]))
 
         return score, thresholds

@@ -22,11 +22,14 @@ def prompt_token_ids(classifier, tokenizer, device) -> tuple[torch.Tensor, torch
 
 
 def view_probabilities(classifier, images: torch.Tensor, mode: str,
-                       prompts: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
-    """images [V, 1, S, S] -> [V, F] uncalibrated probabilities per view (one backbone pass)."""
+                       prompts: tuple[torch.Tensor, torch.Tensor] | None,
+                       features: torch.Tensor | None = None) -> torch.Tensor:
+    """images [V, 1, S, S] -> [V, F] uncalibrated probabilities per view (one backbone pass;
+    none when the caller already has the backbone features [V, C])."""
     if mode not in CLASSIFICATION_MODES:
         raise ValueError(f"classification mode must be one of {CLASSIFICATION_MODES}, got {mode!r}")
-    features = classifier.image_features(images)
+    if features is None:
+        features = classifier.image_features(images)
     has_head = classifier.finding_head is not None
     if has_head and mode != "zero_shot":
         head = torch.sigmoid(classifier.head_logits(features))
@@ -48,10 +51,11 @@ def calibrate(probabilities: torch.Tensor, names: list[str], calibration: dict |
 
 
 def study_probabilities(classifier, images: torch.Tensor, classification: dict,
-                        prompts: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+                        prompts: tuple[torch.Tensor, torch.Tensor] | None,
+                        features: torch.Tensor | None = None) -> torch.Tensor:
     """images [V, 1, S, S] of one study -> [F] calibrated probabilities (mean over views).
 
     `classification` is the card's section: {"mode": ..., "calibration": {...}}."""
     mode = classification.get("mode", "ensemble")
-    combined = classifier.combine_views(view_probabilities(classifier, images, mode, prompts))
+    combined = classifier.combine_views(view_probabilities(classifier, images, mode, prompts, features))
     return calibrate(combined, list(classifier.config.finding_names), classification.get("calibration"))

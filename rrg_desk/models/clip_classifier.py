@@ -224,9 +224,9 @@ class ClipClassifier(nn.Module):
         """Pooled features [B,C] -> [B,2]: P(chest radiograph), P(lateral view) (GATE_OUTPUTS)."""
         return torch.sigmoid(self.input_gate(features))
 
-    def input_check_scores(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """images [V,1,H,W] -> (P(chest radiograph) [V], P(lateral view) [V]) for the input check."""
-        gate = self.gate_probabilities(self.image_features(images))
+    def input_check_scores(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pooled features [V,C] -> (P(chest radiograph) [V], P(lateral view) [V]) for the input check."""
+        gate = self.gate_probabilities(features)
         return gate[:, 0], gate[:, 1]
 
     @staticmethod

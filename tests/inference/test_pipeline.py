@@ -141,3 +141,16 @@ def test_selector_threshold_above_one_falls_back_to_whole_image(tiny_bundle, stu
     assert {s.region for s in draft.sentences if s.text not in normal} <= {"whole_image"}
     expected = {"whole_image"} | {normal[s.text] for s in draft.sentences if s.text in normal}
     assert {r.name for r in draft.regions if r.selected} == expected
+
+
+def test_the_input_check_and_the_classifier_share_one_backbone_pass(tiny_bundle, study, monkeypatch):
+    pipeline = DraftPipeline(tiny_bundle, device="cpu")
+    monkeypatch.setitem(pipeline.bundle.card, "input_check", {"p_chest_threshold": 0.0, "p_lateral_threshold": 1.1})
+    classifier = pipeline.bundle.classifier
+    passes = []
+    original = classifier.image_features
+    monkeypatch.setattr(classifier, "image_features", lambda images: passes.append(len(images)) or original(images))
+    draft = pipeline.draft(study, DraftSettings(finding_heatmaps=False))
+    assert sum(passes) == len(study.images)  # once per image, though both the gate and the findings read it
+    assert len(draft.findings) == len(FINDING_NAMES)
+    assert pipeline._draft_memo is None  # nothing kept after the draft

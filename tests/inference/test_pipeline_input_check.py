@@ -90,9 +90,9 @@ def _learned_head(monkeypatch, pipeline, p_chest: float, p_lateral: float) -> li
     """Stand in for the lead's classifier head and card section (the plug-in contract)."""
     calls = []
 
-    def input_check_scores(images):  # [V, 1, S, S] -> (p_chest [V], p_lateral [V])
-        calls.append(tuple(images.shape))
-        count = images.shape[0]
+    def input_check_scores(features):  # backbone features [V, C] -> (p_chest [V], p_lateral [V])
+        calls.append(tuple(features.shape))
+        count = features.shape[0]
         return torch.full((count,), p_chest), torch.full((count,), p_lateral)
 
     monkeypatch.setattr(pipeline.bundle.classifier, "input_check_scores", input_check_scores, raising=False)
@@ -105,8 +105,8 @@ def test_a_learned_score_below_the_card_threshold_refuses(pipeline, monkeypatch)
     study = _study(samples_dir() / "study2")
     with pytest.raises(NotChestByModelError) as caught:
         pipeline.draft(study)
-    size = pipeline.preprocessing.image_size
-    assert calls == [(1, 1, size, size)] and "0.10" in caught.value.user_message
+    width = pipeline.bundle.classifier.config.feature_dim  # the backbone features classification reuses
+    assert calls == [(1, width)] and "0.10" in caught.value.user_message
 
 
 def test_a_learned_lateral_gets_no_regions(pipeline, monkeypatch, tmp_path, chest_pixels):
