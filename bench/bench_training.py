@@ -78,13 +78,12 @@ train_items = len(read_annotation(Path(base["data"]["covid"]) / "annotation.json
 out["clip"]["schedule_steps"] = loop.epochs * math.ceil(train_items / loop.batch_size)
 out["clip"]["batch_size"] = loop.batch_size
 
-# -- generator: region features from the (random) default detector + classifier on real images
-from train.tasks.clip_task import build_classifier
+# -- generator: region features from the (random) default detector on real images, report clues
 from train.tasks.generator_task import GeneratorTask
 loop = loop_config(base, base["generator"])
 config = config_with(8)
-detector, classifier = build_detector(config).eval(), build_classifier(config, task.tokenizer).eval()
-task = GeneratorTask(config, detector, classifier, task.tokenizer, device)
+detector = build_detector(config).eval()
+task = GeneratorTask(config, detector, task.tokenizer, device)
 n = len(task.train_set)
 batches = [task.collate([task.train_set[(i + k * loop.batch_size) % n] for i in range(loop.batch_size)])
            for k in range(2)]

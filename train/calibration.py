@@ -12,7 +12,10 @@ so the generator learns from exactly the probabilities the app will show.
   ("youden"), only where the classifier shows skill on validation (AUC >= MIN_AUC with
   MIN_CASES positives and negatives); elsewhere UNASSESSED (1.0): a finding the classifier
   has not shown it can separate (no labels, one class only, or chance-level AUC) is never
-  asserted, whatever its raw score.
+  asserted, whatever its raw score. A cut chosen on a handful of positives fits those cases,
+  not the finding (pneumothorax at p >= 0.06 was asserted on a COVID-19 pneumonia): with
+  fewer than MIN_THRESHOLD_POSITIVES validation positives the threshold is the calibrated
+  probability 0.5 (more likely present than not) unless the rule's cut is higher.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ log = logging.getLogger(__name__)
 
 MIN_CASES = 3
 MIN_AUC = 0.6
+MIN_THRESHOLD_POSITIVES = 10
 UNASSESSED = 1.0  # the threshold of a finding without validated skill: the app never asserts it
 THRESHOLD_RULES = ("f1", "youden")
 
@@ -78,6 +82,12 @@ def choose_threshold(probabilities: np.ndarray, labels: np.ndarray, rule: str = 
     return best
 
 
+def _threshold(probabilities: np.ndarray, labels: np.ndarray, rule: str) -> float:
+    """The rule's cut, or at least 0.5 where validation has too few positives to place a cut."""
+    cut = choose_threshold(probabilities, labels, rule)
+    return cut if int(np.sum(labels)) >= MIN_THRESHOLD_POSITIVES else max(cut, 0.5)
+
+
 def _mean_auc(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray) -> float | None:
     aucs = []
     for k in range(labels.shape[1]):
@@ -114,9 +124,10 @@ def select_classification(scores: dict[str, np.ndarray], labels: np.ndarray, mas
             calibration[name] = {"scale": round(scale, 6), "bias": round(bias, 6)}
             p = apply_platt(p, scale, bias)
         validated = enough and auc is not None and auc >= MIN_AUC
-        thresholds[name] = round(choose_threshold(p, truth, rule), 6) if validated else UNASSESSED
+        thresholds[name] = round(_threshold(p, truth, rule), 6) if validated else UNASSESSED
         record[name] = {"val_auc": auc, "val_positives": positives, "val_negatives": negatives,
-                        "validated": validated, "threshold": thresholds[name], "calibrated": name in calibration}
+                        "validated": validated, "threshold": thresholds[name], "calibrated": name in calibration,
+                        "threshold_rule": rule if positives >= MIN_THRESHOLD_POSITIVES else f"max({rule}, 0.5)"}
     return {"mode": mode, "calibration": calibration, "thresholds": thresholds,
             "validation": {"mean_auc_by_mode": by_mode, "threshold_rule": rule, "per_finding": record}}
 

@@ -138,8 +138,7 @@ def cmd_generator(config, info, resume):
     from safetensors.torch import load_file
 
     from train.engine import fit
-    from train.export import _strip, _weights
-    from train.tasks.clip_task import build_classifier
+    from train.export import _weights
     from train.tasks.common import loop_config, run_dir, tokenizer_for
     from train.tasks.detector_task import build_detector
     from train.tasks.generator_task import GeneratorPretrainTask, GeneratorTask, HeadsTask
@@ -148,15 +147,12 @@ def cmd_generator(config, info, resume):
     detector = build_detector(config)
     detector.load_state_dict(_weights(run_dir(config, "detector")))
     detector.to(info.device).eval()
-    classifier = build_classifier(config, tokenizer)
-    classifier.load_state_dict(_strip(_weights(run_dir(config, "clip")), "classifier."))
-    classifier.to(info.device).eval()
     section = config["generator"]
     pre = GeneratorPretrainTask(config, detector)
     fit(pre, loop_config(config, section, "pretrain_loop"), run_dir(config, "generator_pretrain"), info, resume=resume)
-    heads = HeadsTask(config, detector, classifier, tokenizer, info.device)
+    heads = HeadsTask(config, detector, tokenizer, info.device)
     fit(heads, loop_config(config, section, "heads_loop"), run_dir(config, "region_heads"), info, resume=resume)
-    stage2 = GeneratorTask(config, detector, classifier, tokenizer, info.device)
+    stage2 = GeneratorTask(config, detector, tokenizer, info.device)
     model = stage2.build_model()
     model.load_state_dict(load_file(str(_pretrained(run_dir(config, "generator_pretrain")))))
     return fit(stage2, loop_config(config, section), run_dir(config, "generator"), info, resume=resume, model=model)

@@ -71,8 +71,7 @@ def export_bundle(config: dict, out: str | Path | None = None, metrics: dict | N
     if selector == "calibrate":
         from train.tasks.generator_task import calibrate_selector_threshold
 
-        selection = calibrate_selector_threshold(config, detector.heads, tokenizer, detector, classifier,
-                                                 torch.device("cpu"))
+        selection = calibrate_selector_threshold(config, detector.heads, tokenizer, detector, torch.device("cpu"))
         selector = selection.pop("threshold")
         log.info("region selector threshold %.3f: %.1f regions per draft on val (reports name %.1f)",
                  selector, selection["mean_selected_on_val"] or 0, selection["target_regions_per_report"])
@@ -83,7 +82,8 @@ def export_bundle(config: dict, out: str | Path | None = None, metrics: dict | N
         "preprocessing": dict(config["preprocessing"]),
         "thresholds": classification.get("thresholds", {}),
         "generation": {"max_len": int(config["generator"]["max_len"]),
-                       "beam_size": int(config["export"].get("beam_size", 1)), "image_tokens_from": "detector"},
+                       "beam_size": int(config["export"].get("beam_size", 1)), "image_tokens_from": "detector",
+                       "clues": "thresholded"},
         "classification": {"mode": classification["mode"], "calibration": classification.get("calibration", {})},
         "region_selection": {"threshold": float(selector), **selection},
         "training": {"data": config["data"], "config": config, "commit": git_commit(),

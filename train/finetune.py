@@ -28,18 +28,15 @@ from torch import nn
 from rrg_desk.imaging import read_image
 from rrg_desk.imaging.types import Study
 from rrg_desk.models.bundle import BundleError, load_bundle, save_bundle, sha256_file
-from rrg_desk.models.classify import prompt_token_ids, study_probabilities
-from rrg_desk.models.regions import REGION_NAMES
-from rrg_desk.reports.labeler import POSITIVE, label_report
 from rrg_desk.reports.text import clean_clinical_note
 from train.config import CONFIG_DIR, deep_merge, load_config, parse_override
 from train.data.csv_reports import CsvReportDataset
 from train.data.preprocess import PreprocessSpec
 from train.data.r2gen import R2GenDataset
-from train.data.text_corpus import region_sentence_pairs
 from train.engine import LoopConfig, fit
 from train.tasks.clip_task import ClipTask, ClipTrainModule, ReportImageSet, positive_weights
-from train.tasks.generator_task import GeneratorTask, HeadsTask, HeadsTrainModule, _HeadTargets, _RegionSentences
+from train.tasks.generator_task import (GeneratorTask, HeadsTask, HeadsTrainModule, _HeadTargets, _RegionSentences,
+                                        report_clues, study_pairs)
 
 log = logging.getLogger(__name__)
 
@@ -93,25 +90,22 @@ def evaluation_studies(layout: str, data: Path, split: str, limit: int = 0) -> l
 
 
 @torch.no_grad()
-def feature_cache(dataset, bundle, classification: dict, max_len: int, device, limit: int = 0) -> dict:
-    """Per study: region features, image tokens, finding probabilities and (region, sentence,
-    abnormal) pairs, from the frozen detector and classifier (as build_feature_cache does)."""
-    detector, classifier, tokenizer = bundle.detector.eval(), bundle.classifier.eval(), bundle.tokenizer
-    prompts = classifier.prompt_embeddings(*prompt_token_ids(classifier, tokenizer, device))
-    features, tokens, probs, pairs = [], [], [], []
+def feature_cache(dataset, bundle, max_len: int, device, limit: int = 0) -> dict:
+    """Per study: region features, image tokens, the report's disease clues and (region,
+    sentence, abnormal) triples, from the frozen detector (as build_feature_cache does)."""
+    detector, tokenizer = bundle.detector.eval(), bundle.tokenizer
+    features, tokens, clues, pairs = [], [], [], []
     for index in range(min(len(dataset), limit) if limit else len(dataset)):
         item = dataset[index]
         detections = detector.detect(item["images"][:1].to(device))
         features.append(detections.features[0].cpu())
         tokens.append(detections.image_tokens[0].cpu())
-        probs.append(study_probabilities(classifier, item["images"].to(device), classification, prompts).cpu())
-        pairs.append([[REGION_NAMES.index(region), tokenizer.encode(sentence, max_len=max_len),
-                       int(any(v == POSITIVE for k, v in label_report(sentence).items() if k != "No Finding"))]
-                      for region, sentence in region_sentence_pairs(item["report"], "all")])
+        clues.append(report_clues(item["report"]))
+        pairs.append(study_pairs(item["report"], tokenizer, max_len))
     if not pairs:
         raise FileNotFoundError("the local data has no usable study in this split")
     log.info("feature cache: %d studies, %d sentences", len(pairs), sum(len(p) for p in pairs))
-    return {"features": torch.stack(features), "image_tokens": torch.stack(tokens), "probs": torch.stack(probs),
+    return {"features": torch.stack(features), "image_tokens": torch.stack(tokens), "clues": torch.stack(clues),
             "pairs": pairs}
 
 
@@ -120,7 +114,8 @@ def _cached(path: Path, build, info) -> dict:
     from train.distributed import barrier
 
     meta = path.with_suffix(".pairs.json")
-    if info.is_main and not (path.exists() and meta.exists()):
+    stale = path.exists() and "clues" not in load_file(str(path))  # older caches held classifier probabilities
+    if info.is_main and (stale or not (path.exists() and meta.exists())):
         cache = build()
         path.parent.mkdir(parents=True, exist_ok=True)
         save_file({k: v for k, v in cache.items() if k != "pairs"}, str(path))
@@ -183,12 +178,11 @@ def train_parts(config: dict, bundle, parts: tuple[str, ...], layout: str, data:
                                  float(config["clip"].get("contrastive_weight", 1.0)),
                                  positive_weights(task.train_set.items))
         summaries["classifier"] = _fit_best(task, module, section["clip_loop"], run_root / "clip", info, resume)
-    classification = bundle.card.get("classification", {})
     max_len = int(bundle.card.get("training", {}).get("config", {}).get("generator", {}).get("max_len")
                   or bundle.generation["max_len"])
     limit = int(config.get("limit", 0) or 0)
     caches = {split: _cached(run_root / "features" / f"{split}.safetensors",
-                             lambda s=split: feature_cache(local[s], bundle, classification, max_len, info.device, limit), info)
+                             lambda s=split: feature_cache(local[s], bundle, max_len, info.device, limit), info)
               for split in ("train", "val")}
     if "heads" in parts:
         summaries["region_heads"] = _fit_best(LocalHeadsTask(bundle, caches), HeadsTrainModule(bundle.detector.heads),
@@ -275,6 +269,8 @@ def run_finetune(args, config: dict, info) -> Path | None:
         return None
     card = bundle.card
     kept = {k: card[k] for k in ("thresholds", "generation", "classification", "region_selection") if k in card}
+    # the generator is always retrained here, on report-label clues (build_feature_cache's convention)
+    kept["generation"] = {**kept.get("generation", {}), "clues": "thresholded"}
     extra = {
         **kept, "preprocessing": dict(bundle.preprocessing),
         "parent": {"bundle_id": card["bundle_id"], "folder": str(parent.resolve()), "card_sha256": parent_card_sha},

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 
 from rrg_desk.models.findings import NO_FINDING
-from rrg_desk.reports.draft import FindingResult, Sentence
+from rrg_desk.reports.draft import FindingResult, Sentence, called_present
 from rrg_desk.reports.labeler import NEGATIVE, POSITIVE, UNCERTAIN, label_report
 
 # words that say nothing about the patient: a sentence made only of these is content-free
@@ -92,7 +92,8 @@ def read_sentence(text: str) -> SentenceReading:
 
 
 def positive_findings(findings: list[FindingResult]) -> set[str]:
-    return {f.name for f in findings if f.positive and f.name != NO_FINDING}
+    """The pathologies the classifier calls present."""
+    return called_present(findings) - {NO_FINDING}
 
 
 def sentence_problem(reading: SentenceReading, positive: set[str]) -> str | None:

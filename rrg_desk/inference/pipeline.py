@@ -153,6 +153,19 @@ class DraftPipeline:
             return self._prompt_embeddings()
         return None, None
 
+    def _findings(self, probs: torch.Tensor) -> list[FindingResult]:
+        bundle = self.bundle
+        return [FindingResult(name, float(p), float(bundle.thresholds.get(name, 0.5)))
+                for name, p in zip(bundle.finding_names, probs.tolist())]
+
+    def _clues(self, probs: torch.Tensor, findings: list[FindingResult]) -> torch.Tensor:
+        """[F] disease clues for the generator (TRRG), in the form its card says it was trained on:
+        "thresholded" = 1 for each finding the classifier calls positive, else 0 (the generator
+        learnt them from report labels); "probabilities" = the calibrated probabilities."""
+        if self.bundle.generation.get("clues", "probabilities") == "probabilities":
+            return probs
+        return torch.tensor([float(f.positive) for f in findings], dtype=probs.dtype, device=probs.device)
+
     def _image_tokens(self, detections, prepared: _Prepared) -> torch.Tensor:
         source = self.bundle.card.get("generation", {}).get("image_tokens_from", "detector")
         if source == "classifier":
@@ -203,12 +216,11 @@ class DraftPipeline:
                     detections = bundle.detector.detect(prepared[0].tensor)
             with stage("classify"):
                 probs = self._classify(prepared)
-                findings = [FindingResult(name, float(p), float(bundle.thresholds.get(name, 0.5)))
-                            for name, p in zip(bundle.finding_names, probs.tolist())]
+                findings = self._findings(probs)
             regions, sentences, finding_maps = [], [], {}
             if detections is not None:
                 regions, sentences, finding_maps = self._region_sentences(
-                    stage, detections, prepared[0], frontal, probs[None], findings, settings)
+                    stage, detections, prepared[0], frontal, self._clues(probs, findings)[None], findings, settings)
             else:
                 log.info("no frontal view in study %s: findings only, no regions or region sentences",
                          study.study_uid)
@@ -372,7 +384,8 @@ class DraftPipeline:
 
     def _finding_heatmaps(self, prepared: _Prepared, findings: list[FindingResult]) -> dict[str, np.ndarray]:
         out = {}
-        positive = [f for f in findings if f.positive and f.name != "No Finding"]
+        present = positive_findings(findings)
+        positive = [f for f in findings if f.name in present]
         if not positive:
             return out
         pos, neg = self._heatmap_prompts()
@@ -413,6 +426,7 @@ class DraftPipeline:
             prepared = self._prepare(frontal)
             detections = bundle.detector.detect(prepared.tensor)
             probs = self._classify([prepared] + [self._prepare(im) for im in study.images if im is not frontal])
+            clues = self._clues(probs, self._findings(probs))
             sx, sy = prepared.scale
             model_box = torch.tensor([box], dtype=torch.float32, device=self.device) * torch.tensor(
                 [sx, sy, sx, sy], device=self.device)
@@ -422,10 +436,10 @@ class DraftPipeline:
             beam, max_len = self._generation(settings)
             tokens = self._image_tokens(detections, prepared)
             ids = bundle.generator.generate_sentences(region_features=features, region_ids=region_ids,
-                                                      image_tokens=tokens, finding_probs=probs[None],
+                                                      image_tokens=tokens, finding_probs=clues[None],
                                                       max_len=max_len, beam_size=beam)
             heat = self._grid_maps(bundle.generator.cross_attention_map(ids, features, region_ids, tokens,
-                                                                        probs[None]))
+                                                                        clues[None]))
         return Sentence(text=tidy_sentence(bundle.tokenizer.decode(ids[0])), region=bundle.region_names[region_index],
                         heatmap=heat[0], image_index=0)
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from rrg_desk.models.findings import NO_FINDING
+
 DRAFT_FORMAT_VERSION = 1
 ORIGINS = ("model", "radiologist")
 
@@ -47,6 +49,14 @@ class RegionResult:
         return cls(name=str(d["name"]), box=_box(d["box"]), score=float(d["score"]),
                    selected=bool(d["selected"]), abnormal_score=float(d["abnormal_score"]),
                    image_index=int(d.get("image_index", 0)))
+
+
+def called_present(findings: list["FindingResult"]) -> set[str]:
+    """The names of the findings the classifier calls present: every pathology at or above its
+    threshold, and No Finding only when it is at or above its own and no pathology is (a
+    study is never both normal and abnormal)."""
+    pathologies = {f.name for f in findings if f.positive and f.name != NO_FINDING}
+    return pathologies or {f.name for f in findings if f.positive and f.name == NO_FINDING}
 
 
 @dataclass
@@ -130,7 +140,9 @@ class Draft:
         return next((r for r in self.regions if r.name == name and r.image_index == image_index), None)
 
     def positive_findings(self) -> list[FindingResult]:
-        return [f for f in self.findings if f.positive]
+        """The findings this draft calls present (see called_present)."""
+        present = called_present(self.findings)
+        return [f for f in self.findings if f.name in present]
 
     def to_dict(self) -> dict:
         return {"format_version": DRAFT_FORMAT_VERSION, "study_uid": self.study_uid,

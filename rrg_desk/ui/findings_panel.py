@@ -9,6 +9,9 @@ from PySide6.QtCore import QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFontMetrics, QKeyEvent, QMouseEvent, QPainter, QPen
 from PySide6.QtWidgets import QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
+from rrg_desk.models.findings import NO_FINDING
+from rrg_desk.reports.draft import called_present
+
 ROW_HEIGHT = 22
 NAME_WIDTH = 170
 VALUE_WIDTH = 44
@@ -24,6 +27,7 @@ class FindingBars(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._findings: list = []  # FindingResult-like: name, probability, threshold, positive
+        self._present: set[str] = set()
         self._selected = -1
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
@@ -32,6 +36,7 @@ class FindingBars(QWidget):
     def set_findings(self, findings) -> None:
         selected = self.selected_finding()
         self._findings = list(findings or [])
+        self._present = called_present(self._findings)
         names = [f.name for f in self._findings]
         self._selected = names.index(selected) if selected in names else -1
         self.setMinimumHeight(max(len(self._findings), 1) * ROW_HEIGHT)  # the scroll area sizes by it
@@ -81,7 +86,7 @@ class FindingBars(QWidget):
             bar = self.bar_rect(row)
             painter.fillRect(bar, palette.base())
             filled = QRectF(bar.left(), bar.top(), bar.width() * min(max(finding.probability, 0.0), 1.0), bar.height())
-            painter.fillRect(filled, POSITIVE_COLOR if finding.positive else NEGATIVE_COLOR)
+            painter.fillRect(filled, POSITIVE_COLOR if finding.name in self._present else NEGATIVE_COLOR)
             x = bar.left() + bar.width() * min(max(finding.threshold, 0.0), 1.0)
             painter.setPen(QPen(THRESHOLD_COLOR, 2))
             painter.drawLine(int(round(x)), int(bar.top()) - 3, int(round(x)), int(bar.bottom()) + 3)
@@ -106,7 +111,10 @@ class FindingBars(QWidget):
                 self.setToolTip(f"{f.name}: not assessed by this model (no validated skill); never asserted")
                 return
             verdict = "above" if f.positive else "below"
-            self.setToolTip(f"{f.name}: {f.probability:.1%} ({verdict} the threshold {f.threshold:.0%})")
+            text = f"{f.name}: {f.probability:.1%} ({verdict} the threshold {f.threshold:.0%})"
+            if f.positive and f.name not in self._present:
+                text += "; not called: a finding is above its threshold"
+            self.setToolTip(text)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         step = {Qt.Key.Key_Down: 1, Qt.Key.Key_Up: -1}.get(event.key())
@@ -142,7 +150,7 @@ class FindingsPanel(QWidget):
         if not findings:
             self.summary.setText(EMPTY_TEXT)
             return
-        positive = [f.name for f in findings if f.positive and f.name != "No Finding"]
+        positive = sorted(called_present(findings) - {NO_FINDING})
         self.summary.setText("Above threshold: " + (", ".join(positive) if positive else "none") +
                              ". White tick = the model card's threshold; click a finding for its heatmap.")
 

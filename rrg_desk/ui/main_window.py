@@ -138,9 +138,10 @@ class MainWindow(WorkstationWindowMixin, QMainWindow):
         try:
             database = database or Database.open()
         except StoreError as exc:
+            # bound now: Python unbinds `exc` when the except block ends, before the timer fires
+            message = f"{exc.user_message}\nImages can be viewed, not reported."
             QTimer.singleShot(0, lambda: self._show_error_box(QMessageBox(
-                QMessageBox.Icon.Warning, "No worklist", f"{exc.user_message}\nImages can be viewed, not reported.",
-                QMessageBox.StandardButton.Ok, self)))
+                QMessageBox.Icon.Warning, "No worklist", message, QMessageBox.StandardButton.Ok, self)))
             return None, None
         return database, Session(database, self.app_settings)
 

@@ -154,3 +154,32 @@ def test_the_input_check_and_the_classifier_share_one_backbone_pass(tiny_bundle,
     assert sum(passes) == len(study.images)  # once per image, though both the gate and the findings read it
     assert len(draft.findings) == len(FINDING_NAMES)
     assert pipeline._draft_memo is None  # nothing kept after the draft
+
+
+@pytest.mark.parametrize("form", ["thresholded", "probabilities"])
+def test_the_generator_gets_the_clues_in_the_form_its_card_names(tiny_bundle, study, monkeypatch, form):
+    """TRRG clues: a generator trained on report labels ("thresholded") sees 1 exactly for the
+    findings the classifier calls positive and 0 elsewhere; an older one sees probabilities."""
+    pipeline = DraftPipeline(tiny_bundle, device="cpu")
+    monkeypatch.setitem(pipeline.bundle.card["generation"], "clues", form)
+    _scripted_generator(pipeline, monkeypatch)
+    _classifier_says(pipeline, monkeypatch, Pleural_Effusion=0.9, Edema=0.3)
+    monkeypatch.setitem(pipeline.bundle.thresholds, "Edema", 0.5)
+    seen = []
+    original = pipeline.bundle.generator.generate_sentences
+
+    def recording(**kwargs):
+        seen.append(kwargs["finding_probs"].reshape(-1).clone())
+        return original(**kwargs)
+
+    monkeypatch.setattr(pipeline.bundle.generator, "generate_sentences", recording)
+    pipeline.draft(study)
+    assert seen
+    clues = seen[0]
+    effusion, edema = FINDING_NAMES.index("Pleural Effusion"), FINDING_NAMES.index("Edema")
+    if form == "thresholded":
+        expected = torch.zeros(len(FINDING_NAMES))
+        expected[effusion] = 1.0
+        assert torch.equal(clues, expected)
+    else:
+        assert clues[effusion] == pytest.approx(0.9) and clues[edema] == pytest.approx(0.3)

@@ -85,3 +85,14 @@ def test_round_trip_property(text, values, box, accepted):
     sentence = Sentence(text, "heart", np.array(values, np.float32).reshape(2, 3), accepted=accepted)
     draft = Draft("uid", regions=[RegionResult("heart", box, 0.5, accepted, 0.25)], sentences=[sentence])
     assert Draft.from_dict(json.loads(json.dumps(draft.to_dict()))) == draft
+
+
+def test_no_finding_is_called_only_when_no_pathology_is():
+    from rrg_desk.reports.draft import FindingResult, called_present
+
+    normal = [FindingResult("No Finding", 0.7, 0.3), FindingResult("Pleural Effusion", 0.1, 0.2)]
+    assert called_present(normal) == {"No Finding"}
+    both = [FindingResult("No Finding", 0.7, 0.3), FindingResult("Pleural Effusion", 0.4, 0.2)]
+    assert called_present(both) == {"Pleural Effusion"}
+    neither = [FindingResult("No Finding", 0.1, 0.3), FindingResult("Pleural Effusion", 0.1, 0.2)]
+    assert called_present(neither) == set()

@@ -229,3 +229,47 @@ def test_within_source_auc_gives_nothing_for_telling_sources_apart():
     pooled = masked_auc_per_finding(labels, mask, source_score, ["x", "y"])["x"]
     assert pooled > 0.7  # the pooled AUC rewards knowing the source
     assert within_source_mean_auc(labels, mask, source_score, sources) == pytest.approx(0.5, abs=0.1)
+
+
+def test_a_threshold_resting_on_few_validation_positives_is_at_least_even_odds():
+    """F1 on 4 positives placed pneumothorax's cut at p = 0.06; with fewer than 10 validation
+    positives the cut is never below a calibrated 0.5."""
+    rng = np.random.default_rng(2)
+    n = 300
+    labels = np.zeros((n, 14))
+    mask = np.ones((n, 14))
+    pneumothorax, effusion = FINDING_NAMES.index("Pneumothorax"), FINDING_NAMES.index("Pleural Effusion")
+    labels[:4, pneumothorax] = 1          # 4 positives: too few to place a cut
+    labels[:60, effusion] = 1             # 60 positives: the F1 cut stands
+    scores = np.clip(labels * 0.25 + rng.random((n, 14)) * 0.3, 0, 1)
+    result = select_classification({"head": scores}, labels, mask, list(FINDING_NAMES), "head")
+    record = result["validation"]["per_finding"]
+    assert record["Pneumothorax"]["validated"] and result["thresholds"]["Pneumothorax"] >= 0.5
+    assert record["Pneumothorax"]["threshold_rule"] == "max(f1, 0.5)"
+    assert record["Pleural Effusion"]["threshold_rule"] == "f1"
+    calibrated = apply_platt(scores[:, effusion], **result["calibration"]["Pleural Effusion"])
+    assert result["thresholds"]["Pleural Effusion"] == pytest.approx(
+        choose_threshold(calibrated, labels[:, effusion], "f1"), abs=1e-6)
+
+
+def test_source_weights_scale_the_loss_weight_of_one_source_only():
+    from train.data.finding_labels import weight_sources
+
+    labels, mask = label_vector(nih_labels("Pneumonia"))
+    picked = LabelledImage(Path("a.jpg"), labels, mask, "nih:muhammedtalo/COVID-19", "train", "1", "AP")
+    other = LabelledImage(Path("b.jpg"), labels, mask, "nih:rsummers11/CADLab", "train", "2", "PA")
+    tb = LabelledImage(Path("c.jpg"), labels, mask, "tb:shenzhen", "train", "3", "PA")
+    out = weight_sources([picked, other, tb], {"nih:muhammedtalo/COVID-19": 0.1, "tb": 0.5})
+    assert out[0].mask == tuple(0.1 * m for m in mask) and out[0].labels == labels
+    assert out[1] is other
+    assert out[2].mask == tuple(0.5 * m for m in mask)
+    with pytest.raises(ValueError, match="no image"):
+        weight_sources([other], {"nih:nowhere": 0.1})
+    # a weighted mask is a weighted mean in the head loss
+    from rrg_desk.models.clip_classifier import ClipClassifier
+
+    logits = torch.tensor([[2.0], [-1.0]])
+    targets = torch.tensor([[0.0], [1.0]])
+    weighted = ClipClassifier.head_loss(logits, targets, torch.tensor([[0.1], [1.0]]))
+    per_image = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    assert weighted.item() == pytest.approx(float((0.1 * per_image[0] + per_image[1]) / 1.1))

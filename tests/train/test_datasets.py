@@ -200,3 +200,16 @@ def test_training_and_the_app_feed_the_models_identical_inputs(tmp_path):
     spec = PreprocessSpec(int(card["image_size"]), (float(card["mean"]),), (float(card["std"]),))
     trained_on, _size = load_image_tensor(path, spec)
     torch.testing.assert_close(trained_on[None], pipeline._prepare(read_image(path)).tensor)
+
+
+def test_report_clues_are_the_findings_the_report_states():
+    """The generator's training clues (TRRG): what the report asserts, not what it denies."""
+    from rrg_desk.models.findings import FINDING_NAMES
+    from train.tasks.generator_task import report_clues
+
+    clues = report_clues("There is a small right pleural effusion. No pneumothorax. The heart size is normal.")
+    positive = {name for name, value in zip(FINDING_NAMES, clues.tolist()) if value == 1.0}
+    assert positive == {"Pleural Effusion"}
+    assert set(clues.tolist()) <= {0.0, 1.0}
+    normal = report_clues("The lungs are clear. No pleural effusion or pneumothorax.")
+    assert {n for n, v in zip(FINDING_NAMES, normal.tolist()) if v} <= {"No Finding"}

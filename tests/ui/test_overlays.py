@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
-from PySide6.QtGui import QMouseEvent
+from PySide6.QtGui import QColor, QMouseEvent
 from PySide6.QtWidgets import QApplication
 
 from rrg_desk.ui.box_tool import BoxTool
@@ -170,3 +170,21 @@ def test_findings_panel_marks_threshold_and_selects(qtbot):
     with qtbot.waitSignal(panel.findingSelected) as blocker:  # a second click clears
         qtbot.mouseClick(bars, Qt.MouseButton.LeftButton, pos=QPoint(20, row * 22 + 11))
     assert blocker.args == [""]
+
+
+def test_findings_panel_does_not_colour_no_finding_beside_a_called_pathology(qtbot):
+    from rrg_desk.reports.draft import FindingResult
+    from rrg_desk.ui.findings_panel import NEGATIVE_COLOR, POSITIVE_COLOR
+
+    panel = FindingsPanel()
+    qtbot.addWidget(panel)
+    panel.resize(420, 300)
+    panel.show()
+    panel.set_findings([FindingResult("No Finding", 0.8, 0.3), FindingResult("Cardiomegaly", 0.6, 0.2)])
+    assert panel.summary.text().startswith("Above threshold: Cardiomegaly.")
+    image = panel.bars.grab().toImage()
+    colours = []
+    for row in (0, 1):
+        bar = panel.bars.bar_rect(row)
+        colours.append(image.pixelColor(int(bar.left()) + 3, int(bar.center().y())).name())
+    assert colours == [QColor(NEGATIVE_COLOR).name(), QColor(POSITIVE_COLOR).name()]

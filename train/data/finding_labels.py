@@ -41,7 +41,7 @@ _COVID_PNEUMONIA = ("covid", "sars", "pneumocystis", "streptococcus", "pneumonia
 class LabelledImage:
     path: Path
     labels: tuple[float, ...]   # in FINDING_NAMES order, 0/1
-    mask: tuple[float, ...]     # 1 = labelled
+    mask: tuple[float, ...]     # > 0 = labelled, and the label's weight in the loss (1 unless down-weighted)
     source: str                 # e.g. "nih:muhammedtalo/COVID-19", "covid_cxr", "jsrt", "tb:shenzhen"
     split: str
     patient: str
@@ -196,3 +196,22 @@ def mask_source_constant_labels(items: list[LabelledImage], min_cases: int = 5, 
                    if min(negatives, positives) >= min_cases and positives <= max_positive_share * (negatives + positives)}
     return [replace(item, mask=tuple(m if (source_family(item), k) in informative else 0.0
                                      for k, m in enumerate(item.mask))) for item in items]
+
+
+def weight_sources(items: list[LabelledImage], weights: dict[str, float]) -> list[LabelledImage]:
+    """Scale the loss weight (mask) of the images of each named source ("nih:muhammedtalo/COVID-19")
+    or source family ("tb"). A subset whose images were chosen by their label (DarkCovidNet's
+    500 pneumonia / 500 no-finding NIH images) teaches that selection as much as the findings;
+    a lower weight keeps its labels without letting it dominate."""
+    from dataclasses import replace
+
+    if not weights:
+        return items
+    unknown = set(weights) - {i.source for i in items} - {source_family(i) for i in items}
+    if unknown:
+        raise ValueError(f"clip.source_weights names sources with no image: {sorted(unknown)}")
+    out = []
+    for item in items:
+        weight = float(weights.get(item.source, weights.get(source_family(item), 1.0)))
+        out.append(item if weight == 1.0 else replace(item, mask=tuple(m * weight for m in item.mask)))
+    return out

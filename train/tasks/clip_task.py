@@ -22,7 +22,7 @@ from torch import nn
 from rrg_desk.models.clip_classifier import ClipClassifier, ClipClassifierConfig
 from rrg_desk.models.findings import FINDING_NAMES, NO_FINDING
 from train.data.finding_labels import (LabelledImage, label_vector, labelled_images, labeler_labels,
-                                      mask_source_constant_labels, source_family)
+                                      mask_source_constant_labels, source_family, weight_sources)
 from train.data.preprocess import load_image_tensor
 from train.metrics import masked_auc_per_finding, within_source_mean_auc
 from train.tasks.common import limit, spec_of, tokenizer_for
@@ -191,6 +191,7 @@ class ClipTask:
             train_items, val_items = spread(train_items, cap), spread(val_items, cap)
         if config["clip"].get("mask_source_constant_labels", True):
             train_items = mask_source_constant_labels(train_items)
+        train_items = weight_sources(train_items, config["clip"].get("source_weights") or {})
         self.train_set = LabelledImageSet(train_items, spec, notes)
         self.val_set = LabelledImageSet(val_items, spec, notes)
         self.spec = spec

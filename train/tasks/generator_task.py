@@ -2,9 +2,10 @@
 
 Stage 1 (`GeneratorPretrainTask`): language-model pre-training on report sentences alone.
 Stage 2 (`GeneratorTask`): one sentence per region, conditioned on that region's detector
-features, global image tokens and the classifier's finding probabilities (disease clues).
-Region features and clues come from the trained, frozen detector and classifier and are
-computed once (`build_feature_cache`). `HeadsTask` trains the selector/abnormality heads
+features, global image tokens and disease clues (TRRG): in training the findings the report
+states (labeler), at inference the classifier's thresholded decisions, so the text follows
+the classifier. Region features come from the trained, frozen detector and are computed once
+(`build_feature_cache`). `HeadsTask` trains the selector/abnormality heads
 on the same cache: a region is "selected" when the report has a sentence about it.
 """
 from __future__ import annotations
@@ -16,14 +17,13 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from rrg_desk.models.classify import prompt_token_ids, study_probabilities
 from rrg_desk.models.generator import GeneratorConfig, RegionSentenceGenerator, make_labels
 from rrg_desk.models.regions import REGION_NAMES
 from rrg_desk.reports.labeler import POSITIVE, label_report
 from rrg_desk.reports.text import clean_report_r2gen, split_sentences
 from train.data.r2gen import read_annotation
 from train.data.text_corpus import region_sentence_pairs
-from train.tasks.common import (generator_texts, image_report_datasets, limit, radiological_sentences, run_dir,
+from train.tasks.common import (generator_texts, image_report_datasets, limit, radiological_sentences,
                                 tokenizer_for)
 
 log = logging.getLogger(__name__)
@@ -88,43 +88,49 @@ class GeneratorPretrainTask:
 
 
 # --- the frozen-feature cache ----------------------------------------------------------------
+def report_clues(report: str) -> torch.Tensor:
+    """[F] the disease clues a report teaches: 1 for each finding the labeler reads as positive.
+    The generator learns clue -> wording from them (TRRG); at inference the classifier's
+    thresholded decisions take their place (bundle card generation.clues = "thresholded")."""
+    from rrg_desk.reports.labeler import to_binary
+
+    return torch.tensor(list(to_binary(label_report(report)).values()), dtype=torch.float32)
+
+
+def study_pairs(report: str, tokenizer, max_len: int) -> list[list]:
+    """The report's (region index, sentence ids, abnormal) triples."""
+    return [[REGION_NAMES.index(region), tokenizer.encode(sentence, max_len=max_len),
+             int(any(v == POSITIVE for k, v in label_report(sentence).items() if k != "No Finding"))]
+            for region, sentence in region_sentence_pairs(report, "all")]
+
+
 @torch.no_grad()
-def build_feature_cache(config: dict, detector, classifier, tokenizer, split: str, device) -> dict:
-    """Per image: region features [R, D], image tokens [G, C], finding probabilities [F],
-    and the report's (region index, sentence ids) pairs. Saved once per run folder."""
-    path = Path(config["out_dir"]) / "features" / f"{split}.safetensors"
-    meta_path = path.with_suffix(".pairs.json")
+def build_feature_cache(config: dict, detector, tokenizer, split: str, device) -> dict:
+    """Per image: region features [R, D], image tokens [G, C], the report's disease clues [F],
+    and its (region index, sentence ids, abnormal) triples. Saved once per run folder."""
     import json
 
+    path = Path(config["out_dir"]) / "features" / f"{split}.safetensors"
+    meta_path = path.with_suffix(".pairs.json")
     if path.exists() and meta_path.exists():
         tensors = load_file(str(path))
-        return {**tensors, "pairs": json.loads(meta_path.read_text())}
-    detector.eval(), classifier.eval()
-    from train.calibration import load_classification
-
-    classification = load_classification(config)
-    prompts = classifier.prompt_embeddings(*prompt_token_ids(classifier, tokenizer, device))
-    features, tokens, probs, pairs = [], [], [], []
+        if "clues" in tensors:  # older caches held the classifier's probabilities instead
+            return {**tensors, "pairs": json.loads(meta_path.read_text())}
+    detector.eval()
+    features, tokens, clues, pairs = [], [], [], []
     max_len = int(config["generator"]["max_len"])
-    count = 0
     for dataset in image_report_datasets(config, split):
         for index in range(len(dataset)):
-            if limit(config) and count >= limit(config):
+            if limit(config) and len(pairs) >= limit(config):
                 break
             item = dataset[index]
-            image = item["images"][:1].to(device)  # the frontal (first) image drives regions
-            detections = detector.detect(image)
+            detections = detector.detect(item["images"][:1].to(device))  # the frontal (first) image drives regions
             features.append(detections.features[0].cpu())
             tokens.append(detections.image_tokens[0].cpu())
-            probs.append(study_probabilities(classifier, item["images"].to(device), classification, prompts).cpu())
-            study_pairs = []
-            for region, sentence in region_sentence_pairs(" ".join(radiological_sentences(item["report"])), "all"):
-                study_pairs.append([REGION_NAMES.index(region), tokenizer.encode(sentence, max_len=max_len),
-                                    int(any(v == POSITIVE for k, v in label_report(sentence).items()
-                                            if k != "No Finding"))])
-            pairs.append(study_pairs)
-            count += 1
-    tensors = {"features": torch.stack(features), "image_tokens": torch.stack(tokens), "probs": torch.stack(probs)}
+            report = " ".join(radiological_sentences(item["report"]))
+            clues.append(report_clues(report))
+            pairs.append(study_pairs(report, tokenizer, max_len))
+    tensors = {"features": torch.stack(features), "image_tokens": torch.stack(tokens), "clues": torch.stack(clues)}
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path))
     meta_path.write_text(json.dumps(pairs))
@@ -142,7 +148,7 @@ class _RegionSentences(torch.utils.data.Dataset):
 
     def __getitem__(self, k: int):
         i, region, ids = self.index[k]
-        return self.cache["features"][i, region], region, self.cache["image_tokens"][i], self.cache["probs"][i], ids
+        return self.cache["features"][i, region], region, self.cache["image_tokens"][i], self.cache["clues"][i], ids
 
 
 class _TextRegionSentences(torch.utils.data.Dataset):
@@ -153,14 +159,12 @@ class _TextRegionSentences(torch.utils.data.Dataset):
 
     def __init__(self, config: dict, tokenizer, split: str, feature_dim: int, token_shape: tuple[int, int],
                  num_findings: int) -> None:
-        from rrg_desk.reports.labeler import to_binary
-
         max_len = int(config["generator"]["max_len"])
         self.items = []
         for path in config["data"].get("text_corpora", []):
             for entry in read_annotation(Path(path), split):
                 report = clean_report_r2gen(entry["report"])
-                clues = torch.tensor(list(to_binary(label_report(report)).values()), dtype=torch.float32)
+                clues = report_clues(report)
                 for region, sentence in region_sentence_pairs(report, "all"):
                     self.items.append((REGION_NAMES.index(region), clues, tokenizer.encode(sentence, max_len=max_len)))
         n = limit(config)
@@ -181,14 +185,14 @@ class _TextRegionSentences(torch.utils.data.Dataset):
 class GeneratorTask:
     name = "generator"
 
-    def __init__(self, config: dict, detector, classifier, tokenizer, device) -> None:
+    def __init__(self, config: dict, detector, tokenizer, device) -> None:
         self.config, self.detector, self.tokenizer = config, detector, tokenizer
-        train_cache = build_feature_cache(config, detector, classifier, tokenizer, "train", device)
+        train_cache = build_feature_cache(config, detector, tokenizer, "train", device)
         self.train_set = _RegionSentences(train_cache)
-        self.val_set = _RegionSentences(build_feature_cache(config, detector, classifier, tokenizer, "val", device))
+        self.val_set = _RegionSentences(build_feature_cache(config, detector, tokenizer, "val", device))
         if config["generator"].get("text_region_pairs", False):
             text = _TextRegionSentences(config, tokenizer, "train", detector.config.feature_dim,
-                                        tuple(train_cache["image_tokens"].shape[1:]), train_cache["probs"].shape[1])
+                                        tuple(train_cache["image_tokens"].shape[1:]), train_cache["clues"].shape[1])
             self.train_set = torch.utils.data.ConcatDataset([self.train_set, text])
 
     def build_model(self) -> nn.Module:
@@ -198,15 +202,15 @@ class GeneratorTask:
         return self.train_set, self.val_set
 
     def collate(self, batch):
-        features, regions, tokens, probs, ids = zip(*batch)
+        features, regions, tokens, clues, ids = zip(*batch)
         padded, mask = self.tokenizer.pad(ids)
-        return (torch.stack(features), torch.tensor(regions), torch.stack(tokens), torch.stack(probs),
+        return (torch.stack(features), torch.tensor(regions), torch.stack(tokens), torch.stack(clues),
                 torch.tensor(padded), torch.tensor(mask))
 
     def loss(self, model, batch, device):
-        features, regions, tokens, probs, ids, mask = (t.to(device) for t in batch)
+        features, regions, tokens, clues, ids, mask = (t.to(device) for t in batch)
         out = model(ids, mask, region_features=features, region_ids=regions, image_tokens=tokens,
-                    finding_probs=probs, labels=make_labels(ids, mask))
+                    finding_probs=clues, labels=make_labels(ids, mask))
         return out.loss, {}
 
     def validate(self, model, dataset, device):
@@ -249,10 +253,10 @@ class _HeadTargets(torch.utils.data.Dataset):
 class HeadsTask:
     name = "region_heads"
 
-    def __init__(self, config: dict, detector, classifier, tokenizer, device) -> None:
+    def __init__(self, config: dict, detector, tokenizer, device) -> None:
         self.detector = detector
-        self.train_set = _HeadTargets(build_feature_cache(config, detector, classifier, tokenizer, "train", device))
-        self.val_set = _HeadTargets(build_feature_cache(config, detector, classifier, tokenizer, "val", device))
+        self.train_set = _HeadTargets(build_feature_cache(config, detector, tokenizer, "train", device))
+        self.val_set = _HeadTargets(build_feature_cache(config, detector, tokenizer, "val", device))
 
     def build_model(self) -> nn.Module:
         return HeadsTrainModule(self.detector.heads)
@@ -276,7 +280,7 @@ class HeadsTask:
 
 
 @torch.no_grad()
-def calibrate_selector_threshold(config: dict, heads: nn.Module, tokenizer, detector, classifier, device) -> dict:
+def calibrate_selector_threshold(config: dict, heads: nn.Module, tokenizer, detector, device) -> dict:
     """The selector's threshold such that a draft covers as many regions as a typical report
     does (mean distinct regions per training report, IU text included): RGRG-style selection
     without letting the commonest region (whole_image) crowd out the rest."""
@@ -286,10 +290,10 @@ def calibrate_selector_threshold(config: dict, heads: nn.Module, tokenizer, dete
     for path in config["data"].get("text_corpora", []):
         for entry in read_annotation(Path(path), "train"):
             per_report.append(len({r for r, _ in region_sentence_pairs(clean_report_r2gen(entry["report"]), "all")}))
-    cache = build_feature_cache(config, detector, classifier, tokenizer, "train", device)
+    cache = build_feature_cache(config, detector, tokenizer, "train", device)
     per_report += [len({region for region, _ids, _abn in study}) for study in cache["pairs"] if study]
     target = float(np.mean(per_report)) if per_report else 4.0
-    val = build_feature_cache(config, detector, classifier, tokenizer, "val", device)
+    val = build_feature_cache(config, detector, tokenizer, "val", device)
     selector_logits, _ = heads(val["features"].to(device))
     probs = torch.sigmoid(selector_logits).cpu().numpy()  # [N, R]
     candidates = np.unique(np.round(probs, 4))
