@@ -289,13 +289,19 @@ def _wrong_types(card: dict) -> list[str]:
         and isinstance(card["preprocessing"].get("mean"), (int, float))
         and isinstance(card["preprocessing"].get("std"), (int, float)) and card["preprocessing"]["std"] > 0,
         "tokenizer": isinstance(card["tokenizer"], dict),
-        "generation": isinstance(card["generation"], dict),
+        "generation": isinstance(card["generation"], dict)
+        and card["generation"].get("clues", "probabilities") in CLUE_FORMS,
         "classification": _valid_classification(card.get("classification", {})),
         "components": all(isinstance(card["components"][c]["config"], dict)
                           and isinstance(card["components"][c]["file"], str)
                           and isinstance(card["components"][c]["sha256"], str) for c in COMPONENTS),
     }
     return [name for name, ok in checks.items() if not ok]
+
+
+# how the generator's disease clues are given: the classifier's calibrated probabilities (bundles
+# before report-label clues) or 1/0 per finding the classifier calls present (trained on report labels)
+CLUE_FORMS = ("probabilities", "thresholded")
 
 
 def _valid_classification(section: Any) -> bool:

@@ -325,3 +325,11 @@ def test_a_card_whose_components_are_not_an_object_is_refused(tmp_path, value):
     (folder / "card.json").write_text(json.dumps(card))
     with pytest.raises(BundleCorruptError):
         load_bundle(folder)
+
+
+def test_a_card_with_an_unknown_clue_form_is_refused(saved, copy):
+    card = _card(saved[0])
+    card["generation"]["clues"] = "logits"
+    _write_card(copy, card)
+    with pytest.raises(BundleCorruptError, match="generation"):
+        load_bundle(copy)
