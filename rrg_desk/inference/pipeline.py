@@ -238,26 +238,26 @@ class DraftPipeline:
                      timings_ms=timings, finding_heatmaps=finding_maps)
 
     def _region_sentences(self, stage, detections, prepared: _Prepared, frontal: XrayImage,
-                          finding_probs: torch.Tensor, findings: list[FindingResult], settings: DraftSettings
+                          clues: torch.Tensor, findings: list[FindingResult], settings: DraftSettings
                           ) -> tuple[list[RegionResult], list[Sentence], dict[str, np.ndarray]]:
         """Regions on the frontal view, one sentence per selected region, and the heatmaps."""
         names = self.bundle.region_names
         with stage("generate"):
-            sentences_ids, chosen, region_ids = self._generate(detections, prepared, finding_probs, settings)
+            sentences_ids, chosen, region_ids = self._generate(detections, prepared, clues, settings)
             finding_maps = self._finding_heatmaps(prepared, findings) if settings.finding_heatmaps else {}
-            written = self._bound_to_findings(sentences_ids, chosen, detections, prepared, finding_probs, findings,
+            written = self._bound_to_findings(sentences_ids, chosen, detections, prepared, clues, findings,
                                               finding_maps, settings)
         with stage("heatmaps"):
             region_ids = torch.tensor([r for _t, _ids, r in written], dtype=torch.long, device=self.device)
             maps = self._sentence_heatmaps([ids for _t, ids, _r in written], detections, prepared, region_ids,
-                                           finding_probs)
+                                           clues)
         used = sorted(set(chosen) | {r for _t, _ids, r in written})
         regions = self._regions(detections, prepared.scale, used, (frontal.height, frontal.width))
         sentences = [Sentence(text=text, region=names[r], heatmap=heat, image_index=0)
                      for (text, _ids, r), heat in zip(written, maps)]
         return regions, sentences, finding_maps
 
-    def _bound_to_findings(self, sentences_ids, chosen, detections, prepared, finding_probs, findings,
+    def _bound_to_findings(self, sentences_ids, chosen, detections, prepared, clues, findings,
                            finding_maps, settings) -> list[tuple[str, list[int], int]]:
         """(text, ids, region) of the sentences that agree with the classifier, plus one sentence
         for each positive finding none of them states (rrg_desk.inference.consistency)."""
@@ -272,7 +272,7 @@ class DraftPipeline:
         positive = positive_findings(findings)
         for name in missing:
             region = self._finding_region(name, detections, finding_maps.get(name))
-            written.append(self._finding_sentence(name, region, detections, prepared, finding_probs, positive,
+            written.append(self._finding_sentence(name, region, detections, prepared, clues, positive,
                                                   settings))
         names = self.bundle.region_names
         for region, text in normal_statements([Sentence(text=t, region=names[r]) for t, _i, r in written], findings):
@@ -298,12 +298,12 @@ class DraftPipeline:
 
         return max(candidates, key=heat_in)
 
-    def _finding_sentence(self, finding: str, region: int, detections, prepared, finding_probs, positive: set[str],
+    def _finding_sentence(self, finding: str, region: int, detections, prepared, clues, positive: set[str],
                           settings) -> tuple[str, list[int], int]:
         """The generator's sentence for `region` with the finding's clue made certain, kept when the
         labeler reads it as stating that finding and nothing unsupported; else the fixed sentence."""
         bundle = self.bundle
-        forced = finding_probs.clone()
+        forced = clues.clone()
         forced[..., bundle.finding_names.index(finding)] = 1.0
         region_ids = torch.tensor([region], device=self.device)
         beam, max_len = self._generation(settings)
@@ -357,13 +357,13 @@ class DraftPipeline:
             chosen = [self.bundle.region_names.index(WHOLE_IMAGE)]
         return chosen
 
-    def _generate(self, detections, prepared: _Prepared, finding_probs: torch.Tensor, settings: DraftSettings):
+    def _generate(self, detections, prepared: _Prepared, clues: torch.Tensor, settings: DraftSettings):
         chosen = self._selected_regions(detections, settings)
         region_ids = torch.tensor(chosen, device=self.device)
         beam, max_len = self._generation(settings)
         ids = self.bundle.generator.generate_sentences(
             region_features=detections.features[0, region_ids], region_ids=region_ids,
-            image_tokens=self._image_tokens(detections, prepared), finding_probs=finding_probs,
+            image_tokens=self._image_tokens(detections, prepared), finding_probs=clues,
             max_len=max_len, beam_size=beam)
         return ids, chosen, region_ids
 
@@ -374,12 +374,12 @@ class DraftPipeline:
         maps = maps / maps.amax(dim=(1, 2), keepdim=True).clamp(min=1e-12)
         return [m.float().cpu().numpy() for m in maps]
 
-    def _sentence_heatmaps(self, sentences_ids, detections, prepared, region_ids, finding_probs):
+    def _sentence_heatmaps(self, sentences_ids, detections, prepared, region_ids, clues):
         if not sentences_ids:
             return []
         weights = self.bundle.generator.cross_attention_map(
             sentences_ids, detections.features[0, region_ids], region_ids,
-            self._image_tokens(detections, prepared), finding_probs)
+            self._image_tokens(detections, prepared), clues)
         return self._grid_maps(weights)
 
     def _finding_heatmaps(self, prepared: _Prepared, findings: list[FindingResult]) -> dict[str, np.ndarray]:
