@@ -44,6 +44,8 @@ ACTION_SPECS: tuple[ActionSpec, ...] = (
                "Installed model bundles: cards, make active, compare two, export signed reports for training",
                "edit"),
     ActionSpec("toggle_regions", "Region &boxes", "H", "Show or hide the region boxes", "view"),
+    ActionSpec("toggle_all_regions", "&All regions", "Shift+H",
+               "Also show the regions the model wrote no sentence about", "view"),
     ActionSpec("draft", "&Draft report", "Ctrl+D", "Ask the model for a draft of the open study", "report"),
     ActionSpec("cancel_draft", "&Cancel drafting", "Ctrl+Shift+D", "Stop the running draft", "report"),
     ActionSpec("accept_sentence", "&Accept sentence", "Alt+A", "Accept the model sentence at the cursor", "report"),

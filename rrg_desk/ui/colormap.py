@@ -60,6 +60,13 @@ def heatmap_to_qimage(heatmap: np.ndarray, size: tuple[int, int] | None = None,
     return argb
 
 
+def legend_stops(colormap: str = DEFAULT_COLORMAP, count: int = 16) -> list[tuple[float, QColor]]:
+    """Gradient stops (position 0..1, opaque colour) sampled from the heatmap LUT, low to high."""
+    lut = colormap_lut(colormap)
+    return [(i / (count - 1), QColor(*(int(c) for c in lut[round(i * 255 / (count - 1))][:3])))
+            for i in range(count)]
+
+
 class ColorLegend(QWidget):
     """A horizontal gradient bar, "low" to "high" attention, drawn from the same LUT."""
 
@@ -73,8 +80,7 @@ class ColorLegend(QWidget):
 
     def stops(self) -> list[tuple[float, QColor]]:
         if self._stops is None:
-            lut = colormap_lut(self._colormap)
-            self._stops = [(i / 15.0, QColor(*(int(c) for c in lut[round(i * 255 / 15)][:3]))) for i in range(16)]
+            self._stops = legend_stops(self._colormap)
         return self._stops
 
     def paintEvent(self, _event) -> None:

@@ -1,27 +1,37 @@
-"""Overlays on one ImageView: the detected region boxes with names, and one heatmap.
+"""Overlays on one ImageView: the detected region boxes with names, one heatmap with its
+colour legend, and the R/L marker of a frontal view.
 
-Items are children of the view's pixmap item, so they live in image pixel coordinates and
-follow zoom and pan. Styles tell apart the regions the selector chose (solid, coloured),
-the others (thin, dashed, dim) and the region under the mouse or linked to the sentence
-being read (thick, amber, lightly filled). Pens are cosmetic and labels ignore the view's
-scale, so boxes and names stay readable at any zoom.
+Boxes and the heatmap are children of the view's pixmap item, so they live in image pixel
+coordinates and follow zoom and pan. Styles tell apart the regions the selector chose
+(solid, coloured), the others (thin, dashed, dim; hidden until the reader asks for all) and
+the region under the mouse or linked to the sentence being read (thick, amber, lightly
+filled). Pens are cosmetic. Names, markers and the legend keep their screen size; after every
+zoom, pan or resize they are laid out again in viewport pixels by the Qt-free label layout,
+so no name is cut by its box, by the viewport or by another name.
 """
 from __future__ import annotations
+
+import contextlib
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QPen, QPixmap
-from PySide6.QtWidgets import (QGraphicsItem, QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsSimpleTextItem,
-                               QGraphicsView)
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsView
 
+from rrg_desk.models.regions import WHOLE_IMAGE
+from rrg_desk.reports.label_layout import Rect, bottom_right_spot, place_labels, side_marker_spots
 from rrg_desk.ui.colormap import heatmap_to_qimage
+from rrg_desk.ui.overlay_items import LegendItem, TagItem
 
 SELECTED_COLOR = QColor(64, 200, 255)
 UNSELECTED_COLOR = QColor(160, 160, 160, 150)
+UNSELECTED_LABEL_COLOR = QColor(200, 200, 200)  # on the dark plate: dim but legible
 HIGHLIGHT_COLOR = QColor(255, 190, 40)
+MARKER_COLOR = QColor(255, 255, 255)
 CLICK_SLOP_PX = 4  # a press and release closer than this is a click, not a pan
-HEATMAP_Z, BOX_Z, HIGHLIGHT_Z = 1.0, 2.0, 3.0
+HEATMAP_Z, BOX_Z, HIGHLIGHT_Z, LABEL_Z, FURNITURE_Z = 1.0, 2.0, 3.0, 4.0, 5.0
 DEFAULT_HEATMAP_OPACITY = 0.55
+FURNITURE_MARGIN_PX = 6  # markers and legend keep this far from the picture's edges
 
 
 def region_label(name: str) -> str:
@@ -37,9 +47,13 @@ class RegionBoxItem(QGraphicsRectItem):
         self.hovered = self.highlighted = False
         self.setAcceptHoverEvents(True)
         self.setToolTip(f"{region_label(name)} — {'described' if chosen else 'not described'} by the model")
-        self.label = QGraphicsSimpleTextItem(region_label(name), self)
-        self.label.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations, True)
-        self.label.setPos(self.rect().topLeft())
+        # a sibling, not a child: names stack above every box outline; the overlay places it
+        self.label = TagItem(region_label(name))
+        self.label.setZValue(LABEL_Z)
+        self.label.setVisible(False)
+        font = QFont()
+        font.setPointSizeF(9.0)  # one size whatever the state: hovering never reflows the names
+        self.label.setFont(font)
         self.update_style()
 
     def update_style(self) -> None:
@@ -54,12 +68,7 @@ class RegionBoxItem(QGraphicsRectItem):
         fill.setAlpha(40)
         self.setBrush(QBrush(fill) if emphasised else Qt.BrushStyle.NoBrush)
         self.setZValue(HIGHLIGHT_Z if emphasised else BOX_Z)
-        font = QFont()
-        font.setPointSizeF(9.0 if self.chosen or emphasised else 7.5)
-        font.setBold(emphasised)
-        self.label.setFont(font)
-        self.label.setBrush(color)
-        self.label.setVisible(self.chosen or emphasised)  # dim regions name themselves on hover
+        self.label.setColor(color if emphasised or self.chosen else UNSELECTED_LABEL_COLOR)
 
     def hoverEnterEvent(self, event) -> None:
         self.hovered = True
@@ -99,7 +108,7 @@ class HeatmapItem(QGraphicsPixmapItem):
 
 
 class RegionOverlay(QObject):
-    """Region boxes + heatmap on one ImageView, and clicks on the boxes."""
+    """Region boxes + heatmap + legend + R/L marker on one ImageView, and clicks on the boxes."""
 
     regionHovered = Signal(str)  # "" when the mouse left every box
     regionClicked = Signal(str)
@@ -110,25 +119,55 @@ class RegionOverlay(QObject):
         self._items: dict[str, RegionBoxItem] = {}
         self._hidden: set[str] = set()
         self._show_regions = True
+        self._show_unselected = False  # the regions without a sentence clutter; one toggle shows them
         self._highlighted = ""
         self._press_pos = None
         self.heatmap = HeatmapItem()
         self.heatmap.setVisible(False)
         view.add_overlay(self.heatmap)
+        self.legend = self._add_furniture(LegendItem())
+        self.markers = (self._add_furniture(self._marker("R", "the patient's right")),
+                        self._add_furniture(self._marker("L", "the patient's left")))
         view.viewport().installEventFilter(self)
+        self._view_signals = ((view.zoomChanged, self.layout_annotations),
+                              (view.horizontalScrollBar().valueChanged, self.layout_annotations),
+                              (view.verticalScrollBar().valueChanged, self.layout_annotations))
+        for signal, slot in self._view_signals:
+            signal.connect(slot)
+        self.layout_annotations()
+
+    def _add_furniture(self, item: QGraphicsItem) -> QGraphicsItem:
+        item.setZValue(FURNITURE_Z)
+        item.setVisible(False)
+        return self.view.add_overlay(item)
+
+    @staticmethod
+    def _marker(letter: str, meaning: str) -> TagItem:
+        marker = TagItem(letter)
+        font = QFont()
+        font.setPointSizeF(13.0)
+        font.setBold(True)
+        marker.setFont(font)
+        marker.setColor(MARKER_COLOR)
+        marker.setToolTip(f"{letter}: {meaning} (frontal view, patient facing the viewer)")
+        return marker
 
     # ----- regions ------------------------------------------------------------------
     def set_regions(self, regions) -> None:
-        """regions: RegionResult-like objects (name, box, selected) for this view's image."""
+        """regions: RegionResult-like objects (name, box, selected) for this view's image.
+        The whole-image region is never drawn: a box round the frame tells the reader nothing."""
         for item in self._items.values():
-            if item.scene() is not None:
-                item.scene().removeItem(item)
+            for part in (item, item.label):
+                if part.scene() is not None:
+                    part.scene().removeItem(part)
         self._items = {}
         for region in regions:
+            if region.name == WHOLE_IMAGE:
+                continue
             item = RegionBoxItem(region.name, region.box, bool(region.selected), self)
             self._items[region.name] = item
             self.view.add_overlay(item)
-        self._apply_visibility()
+            self.view.add_overlay(item.label)
         self.set_highlighted(self._highlighted)
 
     def region_names(self) -> list[str]:
@@ -144,6 +183,14 @@ class RegionOverlay(QObject):
     def regions_visible(self) -> bool:
         return self._show_regions
 
+    def set_unselected_visible(self, visible: bool) -> None:
+        """Also show the regions the model wrote no sentence about (hidden by default)."""
+        self._show_unselected = visible
+        self._apply_visibility()
+
+    def unselected_visible(self) -> bool:
+        return self._show_unselected
+
     def set_region_visible(self, name: str, visible: bool) -> None:
         (self._hidden.discard if visible else self._hidden.add)(name)
         self._apply_visibility()
@@ -154,8 +201,10 @@ class RegionOverlay(QObject):
 
     def _apply_visibility(self) -> None:
         for name, item in self._items.items():
+            wanted = self._show_regions and name not in self._hidden and (item.chosen or self._show_unselected)
             # the linked region shows even when its box is switched off: the reader asked for it
-            item.setVisible(self._show_regions and name not in self._hidden or name == self._highlighted)
+            item.setVisible(wanted or name == self._highlighted)
+        self.layout_annotations()
 
     def set_highlighted(self, name: str | None) -> None:
         self._highlighted = name or ""
@@ -173,12 +222,74 @@ class RegionOverlay(QObject):
         if image is None:
             heatmap = None
         self.heatmap.set_heatmap(heatmap, (image.width, image.height) if image is not None else (1, 1))
+        self.layout_annotations()  # the legend comes and goes with the heatmap
 
     def set_heatmap_opacity(self, opacity: float) -> None:
         self.heatmap.setOpacity(min(max(opacity, 0.0), 1.0))
 
     def heatmap_shown(self) -> bool:
         return self.heatmap.isVisible() and not self.heatmap.pixmap().isNull()
+
+    # ----- names, markers and legend, in viewport pixels ------------------------------
+    def layout_annotations(self) -> None:
+        """Place the R/L markers and the legend, then every shown box's name around them."""
+        bounds = self._visible_picture()
+        obstacles = self._place_markers(bounds) + self._place_legend(bounds)
+        named = self._named_items() if bounds is not None else []
+        for item in self._items.values():
+            item.label.setVisible(False)
+        if not named:
+            return
+        boxes = [self._to_viewport(item.mapRectToScene(item.rect())) for item in named]
+        sizes = [(item.label.boundingRect().width(), item.label.boundingRect().height()) for item in named]
+        for item, spot in zip(named, place_labels(boxes, sizes, bounds, obstacles)):
+            if spot is not None:  # no free spot: the name stays off rather than on another
+                self._put(item.label, spot)
+                item.label.setVisible(True)
+
+    def _named_items(self) -> list[RegionBoxItem]:
+        """Shown boxes, most important first: the linked region, then the described ones."""
+        shown = [item for item in self._items.values() if item.isVisible()]
+        return sorted(shown, key=lambda item: (not item.highlighted, not item.chosen))
+
+    def _place_markers(self, bounds: Rect | None) -> list[Rect]:
+        image = self.view.image
+        frontal = image is not None and image.view.is_frontal  # on a lateral, R/L would mislead
+        for marker in self.markers:
+            marker.setVisible(frontal and bounds is not None)
+        if not frontal or bounds is None:
+            return []
+        sizes = [(m.boundingRect().width(), m.boundingRect().height()) for m in self.markers]
+        spots = side_marker_spots(bounds, sizes, FURNITURE_MARGIN_PX)  # R on the viewer's left
+        for marker, spot in zip(self.markers, spots):
+            self._put(marker, spot)
+        return list(spots)
+
+    def _place_legend(self, bounds: Rect | None) -> list[Rect]:
+        shown = self.heatmap_shown() and bounds is not None
+        self.legend.setVisible(shown)
+        if not shown:
+            return []
+        spot = bottom_right_spot(bounds, LegendItem.SIZE, FURNITURE_MARGIN_PX)
+        self._put(self.legend, spot)
+        return [spot]
+
+    def _visible_picture(self) -> Rect | None:
+        """The part of the image on screen, in viewport pixels (None when nothing shows)."""
+        if self.view.image is None:
+            return None
+        picture = self._to_viewport(self.view.image_item.sceneBoundingRect())
+        viewport = self.view.viewport().rect()
+        return picture.intersection(Rect(0, 0, viewport.width(), viewport.height()))
+
+    def _to_viewport(self, scene_rect: QRectF) -> Rect:
+        rect = self.view.viewportTransform().mapRect(scene_rect)
+        return Rect(rect.left(), rect.top(), rect.right(), rect.bottom())
+
+    def _put(self, item: QGraphicsItem, spot: Rect) -> None:
+        """Move a screen-sized item so its top-left lands on a viewport point."""
+        to_scene, _invertible = self.view.viewportTransform().inverted()
+        item.setPos(self.view.image_item.mapFromScene(to_scene.map(QPointF(spot.left, spot.top))))
 
     # ----- clicks -------------------------------------------------------------------
     def region_at(self, viewport_pos) -> str | None:
@@ -192,7 +303,9 @@ class RegionOverlay(QObject):
 
     def eventFilter(self, watched, event) -> bool:
         kind = event.type()
-        if kind == QEvent.Type.MouseButtonPress and event.button() == Qt.MouseButton.LeftButton:
+        if kind == QEvent.Type.Resize:
+            self.layout_annotations()
+        elif kind == QEvent.Type.MouseButtonPress and event.button() == Qt.MouseButton.LeftButton:
             self._press_pos = event.position().toPoint()
         elif kind == QEvent.Type.MouseButtonRelease and event.button() == Qt.MouseButton.LeftButton:
             start, self._press_pos = self._press_pos, None
@@ -205,6 +318,9 @@ class RegionOverlay(QObject):
 
     def detach(self) -> None:
         self.view.viewport().removeEventFilter(self)
+        with contextlib.suppress(RuntimeError):  # the view may already be on its way out
+            for signal, slot in self._view_signals:
+                signal.disconnect(slot)
 
 
 def frontal_view(views: list[QGraphicsView], study) -> QGraphicsView | None:

@@ -46,6 +46,7 @@ class ReportingController(QObject):
         editor.sentenceHovered.connect(self._on_sentence_hovered)
         findings.findingSelected.connect(self._on_finding_selected)
         overlay_panel.regionsToggled.connect(lambda on: self.overlay and self.overlay.set_regions_visible(on))
+        overlay_panel.allRegionsToggled.connect(lambda on: self.overlay and self.overlay.set_unselected_visible(on))
         overlay_panel.regionToggled.connect(lambda name, on: self.overlay and self.overlay.set_region_visible(name, on))
         overlay_panel.regionActivated.connect(self.show_region_sentence)
         overlay_panel.opacityChanged.connect(lambda value: self.overlay and self.overlay.set_heatmap_opacity(value))
@@ -98,6 +99,7 @@ class ReportingController(QObject):
             return
         self.overlay = RegionOverlay(view, self)
         self.overlay.set_heatmap_opacity(self.overlay_panel.opacity.value() / 100.0)
+        self.overlay.set_unselected_visible(self.overlay_panel.show_all_regions.isChecked())
         self.overlay.regionClicked.connect(self.show_region_sentence)
         self.box_tool = BoxTool(view, self)
         self.box_tool.boxDrawn.connect(self.describe_box)

@@ -100,6 +100,7 @@ def test_hovering_a_box_highlights_it(qtbot, ramp_image):
     overlay = RegionOverlay(view)
     draft = make_draft("1", ramp_image.width, ramp_image.height)
     overlay.set_regions(draft.regions)
+    overlay.set_unselected_visible(True)  # the left lung has no sentence: hidden until asked for
     x0, y0, x1, y1 = draft.regions[2].box
     with qtbot.waitSignal(overlay.regionHovered) as blocker:
         qtbot.mouseMove(view.viewport(), viewport_point(view, x1 - 3, (y0 + y1) / 2))

@@ -62,7 +62,7 @@ def test_open_draft_edit_review_sign_export_addendum(workstation, qtbot, tmp_pat
     draft = session.draft
     assert len(draft.findings) == 14 and main.findings.bars.findings() == draft.findings
     assert main.editor.document is session.document and session.document.unreviewed_model_sentences()
-    assert main.reporting.overlay.region_names() == [r.name for r in draft.regions]
+    assert main.reporting.overlay.region_names() == [r.name for r in draft.regions if r.name != "whole_image"]
 
     # the radiologist asserts a finding the classifier scores below threshold -> flag (a)
     low = min((f for f in draft.findings if f.name in ASSERTING and not f.positive), key=lambda f: f.probability)
@@ -139,7 +139,7 @@ def test_sentence_region_and_heatmap_are_linked(workstation, qtbot):
     overlay = main.reporting.overlay
     heart = document.findings[0]
     main.editor.scroll_to_sentence(heart.id)
-    assert overlay.highlighted() == "heart" and overlay.heatmap_shown()
+    assert overlay.highlighted() == "heart" and overlay.heatmap_shown() and overlay.legend.isVisible()
     assert "sentence" in main.overlay_panel.heatmap_label.text()
     # clicking a region scrolls to its sentence
     view = overlay.view
@@ -151,9 +151,15 @@ def test_sentence_region_and_heatmap_are_linked(workstation, qtbot):
     # a finding's heatmap replaces the sentence's
     main.findings.select("Cardiomegaly")
     assert "finding Cardiomegaly" in main.overlay_panel.heatmap_label.text() and overlay.heatmap_shown()
+    # the region without a sentence shows only when all are asked for (View menu or panel)
+    assert not overlay.is_region_shown("left_lung")
+    main.commands["toggle_all_regions"].trigger()
+    assert overlay.is_region_shown("left_lung") and main.overlay_panel.show_all_regions.isChecked()
+    main.overlay_panel.show_all_regions.setChecked(False)
+    assert not overlay.is_region_shown("left_lung") and not main.commands["toggle_all_regions"].isChecked()
     # region boxes toggle from the View menu
     main.commands["toggle_regions"].trigger()
-    assert not overlay.is_region_shown("left_lung")
+    assert not overlay.is_region_shown("right_lung")
 
 
 def test_autosave_writes_the_draft_within_two_seconds(workstation, qtbot):
