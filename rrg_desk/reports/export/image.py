@@ -1,4 +1,10 @@
-"""The annotated key image: the radiograph with region boxes, names and an optional heatmap."""
+"""The annotated key image: the radiograph with region boxes, names, an optional heatmap with
+its legend, and the R/L marker of a frontal view.
+
+Names sit on dark plates placed by the same label layout as the workstation's overlay, so
+none is cut by its box, by the image edge or by another name; the whole-image region is not
+drawn. Sizes follow the image, so the names stay legible once the PDF shrinks it.
+"""
 from __future__ import annotations
 
 import io
@@ -9,11 +15,15 @@ from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
 from rrg_desk.imaging.types import XrayImage
 from rrg_desk.imaging.windowing import apply_window
+from rrg_desk.models.regions import WHOLE_IMAGE
 from rrg_desk.reports.draft import RegionResult
 from rrg_desk.reports.export.common import SOFTWARE_NAME, ReportMeta, write_atomic
+from rrg_desk.reports.label_layout import Rect, bottom_right_spot, place_labels, side_marker_spots
 
 SELECTED_COLOUR = (255, 200, 0)
 UNSELECTED_COLOUR = (120, 170, 255)
+MARKER_COLOUR = (255, 255, 255)
+PLATE_COLOUR = (0, 0, 0, 185)
 HEATMAP_ALPHA = 0.45
 _colormap_lut: np.ndarray | None = None
 
@@ -28,9 +38,33 @@ def _heat_lut() -> np.ndarray:
     return _colormap_lut
 
 
-def render_annotated_image(image: XrayImage, regions: list[RegionResult], heatmap: np.ndarray | None = None,
-                           image_index: int = 0) -> Image.Image:
-    """RGB PIL image: windowed radiograph, heatmap blended where it is warm, boxes + names."""
+class _Pen:
+    """Line widths, fonts and gaps scaled to the image (a 2,000 px radiograph needs bigger text)."""
+
+    def __init__(self, image: XrayImage) -> None:
+        short_side = min(image.width, image.height)
+        self.line = max(1, round(short_side / 300))
+        self.text_px = max(12, round(short_side / 45))
+        self.font = ImageFont.load_default(size=self.text_px)
+        self.marker_font = ImageFont.load_default(size=round(self.text_px * 1.5))
+        self.padding = max(2, round(self.text_px / 5))
+        self.clearance = 2 * self.line + 2  # clear of the thickest outline, drawn half outside
+        self.margin = self.padding * 2  # markers and legend from the image edge
+
+
+def _tag_size(draw: ImageDraw.ImageDraw, text: str, font, padding: int) -> tuple[float, float]:
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    return right - left + 2 * padding, bottom - top + 2 * padding
+
+
+def _draw_tag(draw: ImageDraw.ImageDraw, spot: Rect, text: str, font, padding: int, colour) -> None:
+    """Text on a dark plate filling `spot` (a rectangle from _tag_size)."""
+    draw.rectangle((spot.left, spot.top, spot.right - 1, spot.bottom - 1), fill=PLATE_COLOUR)
+    left, top, _right, _bottom = draw.textbbox((0, 0), text, font=font)
+    draw.text((spot.left + padding - left, spot.top + padding - top), text, fill=colour, font=font)
+
+
+def _windowed_with_heatmap(image: XrayImage, heatmap: np.ndarray | None) -> Image.Image:
     grey = apply_window(image.pixels, image.display_window())
     rgb = np.repeat(grey[:, :, None], 3, axis=2).astype(np.float32)
     if heatmap is not None:
@@ -40,21 +74,75 @@ def render_annotated_image(image: XrayImage, regions: list[RegionResult], heatma
         levels = np.asarray(resized)
         alpha = (HEATMAP_ALPHA * levels / 255.0)[:, :, None]  # cold areas stay see-through
         rgb = rgb * (1.0 - alpha) + _heat_lut()[levels].astype(np.float32) * alpha
-    picture = Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), mode="RGB")
-    draw = ImageDraw.Draw(picture)
-    font = ImageFont.load_default()
-    width = max(1, round(min(image.width, image.height) / 300))
-    for region in sorted(regions, key=lambda r: r.selected):  # selected drawn last, on top
-        if region.image_index != image_index:
-            continue
+    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), mode="RGB").convert("RGBA")
+
+
+def _draw_markers(draw: ImageDraw.ImageDraw, image: XrayImage, pen: _Pen, bounds: Rect) -> list[Rect]:
+    """"R" at the viewer's left, "L" at the right: a frontal view shows the patient facing us."""
+    if not image.view.is_frontal:
+        return []
+    sizes = [_tag_size(draw, letter, pen.marker_font, pen.padding) for letter in "RL"]
+    spots = side_marker_spots(bounds, sizes, pen.margin)
+    for letter, spot in zip("RL", spots):
+        _draw_tag(draw, spot, letter, pen.marker_font, pen.padding, MARKER_COLOUR)
+    return list(spots)
+
+
+def _draw_legend(draw: ImageDraw.ImageDraw, pen: _Pen, bounds: Rect) -> list[Rect]:
+    """The heatmap colours, low to high attention, in the bottom-right corner."""
+    low_w, text_h = _tag_size(draw, "low", pen.font, 0)
+    high_w, _ = _tag_size(draw, "high attention", pen.font, 0)
+    bar_h = max(4, round(pen.text_px * 0.6))
+    width = max(low_w + high_w + 3 * pen.padding, pen.text_px * 10) + 2 * pen.padding
+    spot = bottom_right_spot(bounds, (width, bar_h + text_h + 3 * pen.padding), pen.margin)
+    draw.rectangle((spot.left, spot.top, spot.right - 1, spot.bottom - 1), fill=PLATE_COLOUR)
+    bar_left, bar_top, bar_width = spot.left + pen.padding, spot.top + pen.padding, width - 2 * pen.padding
+    lut = _heat_lut()
+    for column in range(round(bar_width)):
+        colour = tuple(int(c) for c in lut[round(column * 255 / max(bar_width - 1, 1))])
+        draw.line((bar_left + column, bar_top, bar_left + column, bar_top + bar_h - 1), fill=colour)
+    text_top = bar_top + bar_h + pen.padding
+    for text, left in (("low", bar_left), ("high attention", bar_left + bar_width - high_w)):
+        box_left, box_top, _r, _b = draw.textbbox((0, 0), text, font=pen.font)
+        draw.text((left - box_left, text_top - box_top), text, fill=MARKER_COLOUR, font=pen.font)
+    return [spot]
+
+
+def _draw_outlines(draw: ImageDraw.ImageDraw, regions: list[RegionResult], pen: _Pen) -> None:
+    for region in sorted(regions, key=lambda r: r.selected):  # selected outlines on top
         colour = SELECTED_COLOUR if region.selected else UNSELECTED_COLOUR
-        x0, y0, x1, y1 = region.box
-        draw.rectangle((x0, y0, x1, y1), outline=colour, width=width * (2 if region.selected else 1))
-        label = region.name.replace("_", " ")
-        left, top, right, bottom = draw.textbbox((x0 + 2, y0 + 1), label, font=font)
-        draw.rectangle((left - 1, top - 1, right + 1, bottom + 1), fill=(0, 0, 0))
-        draw.text((x0 + 2, y0 + 1), label, fill=colour, font=font)
-    return picture
+        draw.rectangle(region.box, outline=colour, width=pen.line * (2 if region.selected else 1))
+
+
+def _draw_names(draw: ImageDraw.ImageDraw, regions: list[RegionResult], pen: _Pen, bounds: Rect,
+                obstacles: list[Rect]) -> None:
+    named = sorted(regions, key=lambda r: not r.selected)  # selected regions choose their spot first
+    texts = [region.name.replace("_", " ") for region in named]
+    sizes = [_tag_size(draw, text, pen.font, pen.padding) for text in texts]
+    spots = place_labels([Rect(*region.box) for region in named], sizes, bounds, obstacles,
+                         clearance=pen.clearance, spacing=pen.padding)
+    for region, text, spot in zip(named, texts, spots):
+        if spot is not None:  # no free spot: left out rather than printed over another name
+            colour = SELECTED_COLOUR if region.selected else UNSELECTED_COLOUR
+            _draw_tag(draw, spot, text, pen.font, pen.padding, colour)
+
+
+def render_annotated_image(image: XrayImage, regions: list[RegionResult], heatmap: np.ndarray | None = None,
+                           image_index: int = 0) -> Image.Image:
+    """RGB PIL image: windowed radiograph, heatmap blended where it is warm (with its legend),
+    boxes with their names, and R/L on a frontal view."""
+    picture = _windowed_with_heatmap(image, heatmap)
+    layer = Image.new("RGBA", picture.size, (0, 0, 0, 0))  # plates blend over the image
+    draw = ImageDraw.Draw(layer)
+    pen = _Pen(image)
+    bounds = Rect(0, 0, image.width, image.height)
+    shown = [r for r in regions if r.image_index == image_index and r.name != WHOLE_IMAGE]
+    _draw_outlines(draw, shown, pen)
+    obstacles = _draw_markers(draw, image, pen, bounds)  # plates drawn after outlines cover them
+    if heatmap is not None:
+        obstacles += _draw_legend(draw, pen, bounds)
+    _draw_names(draw, shown, pen, bounds, obstacles)
+    return Image.alpha_composite(picture, layer).convert("RGB")
 
 
 def annotated_png_bytes(image: XrayImage, regions: list[RegionResult], heatmap: np.ndarray | None = None,
