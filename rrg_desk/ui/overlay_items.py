@@ -35,15 +35,9 @@ class TagItem(QGraphicsItem):
     def text(self) -> str:
         return self._text
 
-    def font(self) -> QFont:
-        return self._font
-
     def setFont(self, font: QFont) -> None:
         self.prepareGeometryChange()
         self._font = QFont(font)
-
-    def color(self) -> QColor:
-        return QColor(self._color)
 
     def setColor(self, color: QColor) -> None:
         self._color = QColor(color)
