@@ -85,15 +85,18 @@ class FindingBars(QWidget):
                              Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, name)
             bar = self.bar_rect(row)
             painter.fillRect(bar, palette.base())
-            filled = QRectF(bar.left(), bar.top(), bar.width() * min(max(finding.probability, 0.0), 1.0), bar.height())
-            painter.fillRect(filled, POSITIVE_COLOR if finding.name in self._present else NEGATIVE_COLOR)
-            x = bar.left() + bar.width() * min(max(finding.threshold, 0.0), 1.0)
-            painter.setPen(QPen(THRESHOLD_COLOR, 2))
-            painter.drawLine(int(round(x)), int(bar.top()) - 3, int(round(x)), int(bar.bottom()) + 3)
+            assessed = finding.threshold < 1.0  # 1.0 is the card's mark for "no validated skill"
+            if assessed:  # an unassessed finding's score means nothing: no bar, no tick, no number
+                filled = QRectF(bar.left(), bar.top(), bar.width() * min(max(finding.probability, 0.0), 1.0),
+                                bar.height())
+                painter.fillRect(filled, POSITIVE_COLOR if finding.name in self._present else NEGATIVE_COLOR)
+                x = bar.left() + bar.width() * min(max(finding.threshold, 0.0), 1.0)
+                painter.setPen(QPen(THRESHOLD_COLOR, 2))
+                painter.drawLine(int(round(x)), int(bar.top()) - 3, int(round(x)), int(bar.bottom()) + 3)
             painter.setPen(palette.windowText().color() if row != self._selected else palette.highlightedText().color())
             painter.drawText(QRectF(bar.right() + 4, top, VALUE_WIDTH, ROW_HEIGHT),
                              Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
-                             f"{finding.probability * 100:.0f}%")
+                             f"{finding.probability * 100:.0f}%" if assessed else "n/a")
         painter.end()
 
     def mousePressEvent(self, event: QMouseEvent) -> None:

@@ -189,3 +189,21 @@ def test_findings_panel_does_not_colour_no_finding_beside_a_called_pathology(qtb
         bar = panel.bars.bar_rect(row)
         colours.append(image.pixelColor(int(bar.left()) + 3, int(bar.center().y())).name())
     assert colours == [QColor(NEGATIVE_COLOR).name(), QColor(POSITIVE_COLOR).name()]
+
+
+def test_findings_panel_draws_no_bar_for_a_finding_the_model_does_not_assess(qtbot):
+    from rrg_desk.reports.draft import FindingResult
+    from rrg_desk.ui.findings_panel import NEGATIVE_COLOR, POSITIVE_COLOR
+
+    panel = FindingsPanel()
+    qtbot.addWidget(panel)
+    panel.resize(420, 300)
+    panel.show()
+    panel.set_findings([FindingResult("Support Devices", 0.96, 1.0), FindingResult("Edema", 0.96, 0.5)])
+    image = panel.bars.grab().toImage()
+    painted = []
+    for row in (0, 1):
+        bar = panel.bars.bar_rect(row)
+        painted.append(image.pixelColor(int(bar.left()) + 3, int(bar.center().y())).name())
+    assert painted[0] not in (QColor(NEGATIVE_COLOR).name(), QColor(POSITIVE_COLOR).name())
+    assert painted[1] == QColor(POSITIVE_COLOR).name()
