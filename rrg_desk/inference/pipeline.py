@@ -30,7 +30,7 @@ from rrg_desk.models.bundle import ModelBundle, load_bundle
 from rrg_desk.models.classify import prompt_token_ids, study_probabilities
 from rrg_desk.models.preprocess import Preprocessing, prepare_image, window_to_unit
 from rrg_desk.models.regions import WHOLE_IMAGE
-from rrg_desk.reports.draft import Draft, FindingResult, RegionResult, Sentence
+from rrg_desk.reports.draft import Draft, FindingResult, RegionResult, Sentence, called_present
 
 log = logging.getLogger(__name__)
 
@@ -160,11 +160,12 @@ class DraftPipeline:
 
     def _clues(self, probs: torch.Tensor, findings: list[FindingResult]) -> torch.Tensor:
         """[F] disease clues for the generator (TRRG), in the form its card says it was trained on:
-        "thresholded" = 1 for each finding the classifier calls positive, else 0 (the generator
+        "thresholded" = 1 for each finding the classifier calls present, else 0 (the generator
         learnt them from report labels); "probabilities" = the calibrated probabilities."""
         if self.bundle.generation.get("clues", "probabilities") == "probabilities":
             return probs
-        return torch.tensor([float(f.positive) for f in findings], dtype=probs.dtype, device=probs.device)
+        present = called_present(findings)
+        return torch.tensor([float(f.name in present) for f in findings], dtype=probs.dtype, device=probs.device)
 
     def _image_tokens(self, detections, prepared: _Prepared) -> torch.Tensor:
         source = self.bundle.card.get("generation", {}).get("image_tokens_from", "detector")

@@ -213,3 +213,24 @@ def test_report_clues_are_the_findings_the_report_states():
     assert set(clues.tolist()) <= {0.0, 1.0}
     normal = report_clues("The lungs are clear. No pleural effusion or pneumothorax.")
     assert {n for n, v in zip(FINDING_NAMES, normal.tolist()) if v} <= {"No Finding"}
+
+
+def test_a_labelled_image_is_paired_only_with_a_report_whose_findings_agree():
+    import numpy as np
+
+    from train.data.finding_labels import LabelledImage, label_vector, nih_labels
+    from train.tasks.generator_task import agreeing_report, stated_findings
+
+    texts = ["The lungs are clear. No pleural effusion.", "There is a small right pleural effusion.",
+             "Mild cardiomegaly. Small left pleural effusion."]
+    reports = [(stated_findings(t), t) for t in texts]
+    rng = np.random.default_rng(0)
+
+    def image(labels: str) -> LabelledImage:
+        values, mask = label_vector(nih_labels(labels))
+        return LabelledImage(Path("x.jpg"), values, mask, "nih:test", "train", "1", "PA")
+
+    assert agreeing_report(image("No Finding"), reports, rng) == texts[0]
+    assert agreeing_report(image("Effusion"), reports, rng) == texts[1]
+    assert agreeing_report(image("Cardiomegaly|Effusion"), reports, rng) == texts[2]
+    assert agreeing_report(image("Pneumothorax"), reports, rng) is None

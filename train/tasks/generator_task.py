@@ -18,12 +18,13 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from rrg_desk.models.generator import GeneratorConfig, RegionSentenceGenerator, make_labels
+from rrg_desk.models.findings import FINDING_NAMES, NO_FINDING
 from rrg_desk.models.regions import REGION_NAMES
 from rrg_desk.reports.labeler import POSITIVE, label_report
 from rrg_desk.reports.text import clean_report_r2gen, split_sentences
 from train.data.r2gen import read_annotation
 from train.data.text_corpus import region_sentence_pairs
-from train.tasks.common import (generator_texts, image_report_datasets, limit, radiological_sentences,
+from train.tasks.common import (generator_texts, image_report_datasets, limit, radiological_sentences, spec_of,
                                 tokenizer_for)
 
 log = logging.getLogger(__name__)
@@ -138,6 +139,74 @@ def build_feature_cache(config: dict, detector, tokenizer, split: str, device) -
     return {**tensors, "pairs": pairs}
 
 
+def stated_findings(report: str) -> frozenset[str]:
+    """The pathologies a report states (labeler positive)."""
+    return frozenset(n for n, v in zip(FINDING_NAMES, report_clues(report).tolist()) if v and n != NO_FINDING)
+
+
+def agreeing_report(item, reports: list[tuple[frozenset, str]], rng) -> str | None:
+    """A report whose findings agree with the image's labels: it states exactly the image's
+    positive findings among those the image's source labels, and nothing the source does not
+    label. None when no report agrees."""
+    labelled = {n for n, m in zip(FINDING_NAMES, item.mask) if m and n != NO_FINDING}
+    positive = frozenset(n for n, l, m in zip(FINDING_NAMES, item.labels, item.mask) if m and l and n != NO_FINDING)
+    matches = [text for stated, text in reports if stated <= labelled and stated == positive]
+    return matches[int(rng.integers(len(matches)))] if matches else None
+
+
+@torch.no_grad()
+def build_label_matched_cache(config: dict, detector, tokenizer, split: str, device) -> dict | None:
+    """Real radiographs with finding labels (NIH, JSRT, TB) paired with IU report sentences whose
+    labels agree (generator.label_matched_pairs): the covid notes alone teach "a real image means
+    bilateral ground-glass opacities", since every covid image is abnormal; these pairs show
+    normal and other abnormal chests with radiology wording, so the words follow the clues.
+    Same layout as build_feature_cache; saved once per run folder; None when switched off."""
+    import json
+
+    import numpy as np
+
+    from train.data.finding_labels import labelled_images
+    from train.data.preprocess import load_image_tensor
+
+    section = config["generator"].get("label_matched_pairs") or {}
+    sources = {k: v for k, v in (config["data"].get("labelled") or {}).items() if k in section.get("sources", [])}
+    if not sources or not config["data"].get("text_corpora"):
+        return None
+    path = Path(config["out_dir"]) / "features" / f"label_matched_{split}.safetensors"
+    meta_path = path.with_suffix(".pairs.json")
+    if path.exists() and meta_path.exists():
+        return {**load_file(str(path)), "pairs": json.loads(meta_path.read_text())}
+    reports = [(stated_findings(text), text) for corpus in config["data"]["text_corpora"]
+               for text in (clean_report_r2gen(e["report"]) for e in read_annotation(Path(corpus), split))]
+    rng = np.random.default_rng(int(config.get("seed", 0)))
+    items = labelled_images(sources, split)
+    rng.shuffle(items)
+    cap = limit(config) or int(section.get("max_images", 0) or 0) or len(items)
+    spec = spec_of(config)
+    detector.eval()
+    features, tokens, clues, pairs = [], [], [], []
+    max_len = int(config["generator"]["max_len"])
+    for item in items:
+        if len(pairs) >= cap:
+            break
+        report = agreeing_report(item, reports, rng)
+        if report is None:
+            continue
+        detections = detector.detect(load_image_tensor(item.path, spec)[0][None].to(device))
+        features.append(detections.features[0].cpu())
+        tokens.append(detections.image_tokens[0].cpu())
+        clues.append(report_clues(report))
+        pairs.append(study_pairs(report, tokenizer, max_len))
+    if not pairs:
+        return None
+    tensors = {"features": torch.stack(features), "image_tokens": torch.stack(tokens), "clues": torch.stack(clues)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path))
+    meta_path.write_text(json.dumps(pairs))
+    log.info("label-matched pairs %s: %d images, %d sentences", split, len(pairs), sum(len(p) for p in pairs))
+    return {**tensors, "pairs": pairs}
+
+
 class _RegionSentences(torch.utils.data.Dataset):
     def __init__(self, cache: dict) -> None:
         self.cache = cache
@@ -190,6 +259,12 @@ class GeneratorTask:
         train_cache = build_feature_cache(config, detector, tokenizer, "train", device)
         self.train_set = _RegionSentences(train_cache)
         self.val_set = _RegionSentences(build_feature_cache(config, detector, tokenizer, "val", device))
+        matched = {split: build_label_matched_cache(config, detector, tokenizer, split, device)
+                   for split in ("train", "val")}
+        if matched["train"] is not None:
+            self.train_set = torch.utils.data.ConcatDataset([self.train_set, _RegionSentences(matched["train"])])
+        if matched["val"] is not None:
+            self.val_set = torch.utils.data.ConcatDataset([self.val_set, _RegionSentences(matched["val"])])
         if config["generator"].get("text_region_pairs", False):
             text = _TextRegionSentences(config, tokenizer, "train", detector.config.feature_dim,
                                         tuple(train_cache["image_tokens"].shape[1:]), train_cache["clues"].shape[1])
