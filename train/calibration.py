@@ -88,6 +88,12 @@ def _threshold(probabilities: np.ndarray, labels: np.ndarray, rule: str) -> floa
     return cut if int(np.sum(labels)) >= MIN_THRESHOLD_POSITIVES else max(cut, 0.5)
 
 
+def _rule_used(validated: bool, positives: int, rule: str) -> str:
+    if not validated:
+        return "unassessed"
+    return rule if positives >= MIN_THRESHOLD_POSITIVES else f"max({rule}, 0.5)"
+
+
 def _mean_auc(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray) -> float | None:
     aucs = []
     for k in range(labels.shape[1]):
@@ -127,7 +133,7 @@ def select_classification(scores: dict[str, np.ndarray], labels: np.ndarray, mas
         thresholds[name] = round(_threshold(p, truth, rule), 6) if validated else UNASSESSED
         record[name] = {"val_auc": auc, "val_positives": positives, "val_negatives": negatives,
                         "validated": validated, "threshold": thresholds[name], "calibrated": name in calibration,
-                        "threshold_rule": rule if positives >= MIN_THRESHOLD_POSITIVES else f"max({rule}, 0.5)"}
+                        "threshold_rule": _rule_used(validated, positives, rule)}
     return {"mode": mode, "calibration": calibration, "thresholds": thresholds,
             "validation": {"mean_auc_by_mode": by_mode, "threshold_rule": rule, "per_finding": record}}
 
