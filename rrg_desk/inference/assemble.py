@@ -45,11 +45,16 @@ def _words(text: str) -> set[str]:
 
 
 _FIGURE_REFERENCE = re.compile(r"\s*\(\s*(fig|figure|image|panel)s?\b[^)]*(\)|$)", re.IGNORECASE)
+# a section label the case notes put before their imaging sentences ("Imaging notes: ...")
+_SECTION_LABEL = re.compile(r"^\s*(?:imaging notes|findings|impression|image findings)\s*:\s*", re.IGNORECASE)
 
 
 def tidy_sentence(text: str) -> str:
-    """Drop figure pointers learned from case notes ("... lower lobes (fig.") and stray spaces."""
-    text = _FIGURE_REFERENCE.sub("", text).strip()
+    """Drop figure pointers and section labels learned from case notes ("... lower lobes (fig.",
+    "Imaging notes: ...") and stray spaces; the sentence starts with a capital."""
+    text = _SECTION_LABEL.sub("", _FIGURE_REFERENCE.sub("", text)).strip()
+    if text:
+        text = text[0].upper() + text[1:]
     if text and text[-1] not in ".!?":
         text += "."
     return text

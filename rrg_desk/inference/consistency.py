@@ -79,6 +79,7 @@ class SentenceReading:
     global_normal: bool        # "no acute cardiopulmonary abnormality" and the like
     content_free: bool
     repeated_word: bool
+    placeholder: bool = False  # holds IU's de-identification mask "xxxx": its meaning was removed at the source
 
 
 def read_sentence(text: str) -> SentenceReading:
@@ -88,7 +89,8 @@ def read_sentence(text: str) -> SentenceReading:
     words = re.findall(r"[a-z]+", text.lower())
     return SentenceReading(asserted, denied, bool(_GLOBAL_NORMAL.search(text)),
                            content_free=not any(w not in _EMPTY_WORDS for w in words),
-                           repeated_word=bool(_REPEATED_WORD.search(text) or _REPEATED_PHRASE.search(text)))
+                           repeated_word=bool(_REPEATED_WORD.search(text) or _REPEATED_PHRASE.search(text)),
+                           placeholder="xxxx" in words)
 
 
 def positive_findings(findings: list[FindingResult]) -> set[str]:
@@ -102,6 +104,8 @@ def sentence_problem(reading: SentenceReading, positive: set[str]) -> str | None
         return "says nothing about the patient"
     if reading.repeated_word:
         return "repeats a word"
+    if reading.placeholder:
+        return "holds a de-identification placeholder (xxxx)"
     unsupported = reading.asserted - positive
     if unsupported:
         return f"asserts {', '.join(sorted(unsupported))}, which the classifier scores below threshold"

@@ -84,3 +84,19 @@ def test_a_normal_study_gets_a_statement_for_each_silent_area():
     assert "The lungs are clear." not in [text for _r, text in with_finding]
     for _region, text in normal_statements([], _findings()):
         assert not read_sentence(text).asserted
+
+
+def test_a_sentence_with_the_iu_placeholder_is_dropped():
+    from rrg_desk.inference.consistency import sentence_problem
+
+    reading = read_sentence("The xxxx are unremarkable.")
+    assert reading.placeholder and sentence_problem(reading, set()) is not None
+    assert not read_sentence("The osseous structures are unremarkable.").placeholder
+
+
+def test_case_note_section_labels_and_figure_pointers_are_tidied_away():
+    from rrg_desk.inference.assemble import tidy_sentence
+
+    assert tidy_sentence("Imaging notes: bilateral opacities in both lower lobes (fig") == \
+        "Bilateral opacities in both lower lobes."
+    assert tidy_sentence("The lungs are clear") == "The lungs are clear."
