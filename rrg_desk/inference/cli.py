@@ -73,8 +73,8 @@ def study_images(study):
 
 def format_report(draft) -> str:
     lines = ["FINDINGS:", draft.findings_text or "(none)", "", "IMPRESSION:", draft.impression_text]
-    positive = [f"{f.name} {f.probability:.2f}" for f in draft.findings if f.positive]
-    lines += ["", "Classifier (above threshold): " + (", ".join(positive) if positive else "none")]
+    positive = [f"{f.name} {f.probability:.2f}" for f in draft.positive_findings()]
+    lines += ["", "Classifier (called present): " + (", ".join(positive) if positive else "none")]
     return "\n".join(lines)
 
 

@@ -80,6 +80,7 @@ class SentenceReading:
     content_free: bool
     repeated_word: bool
     placeholder: bool = False  # holds IU's de-identification mask "xxxx": its meaning was removed at the source
+    other_abnormality: bool = False  # states an abnormality outside the findings ("calcified granuloma")
 
 
 def read_sentence(text: str) -> SentenceReading:
@@ -90,7 +91,8 @@ def read_sentence(text: str) -> SentenceReading:
     return SentenceReading(asserted, denied, bool(_GLOBAL_NORMAL.search(text)),
                            content_free=not any(w not in _EMPTY_WORDS for w in words),
                            repeated_word=bool(_REPEATED_WORD.search(text) or _REPEATED_PHRASE.search(text)),
-                           placeholder="xxxx" in words)
+                           placeholder="xxxx" in words,
+                           other_abnormality=labels[NO_FINDING] != POSITIVE and not asserted)
 
 
 def positive_findings(findings: list[FindingResult]) -> set[str]:
@@ -106,6 +108,8 @@ def sentence_problem(reading: SentenceReading, positive: set[str]) -> str | None
         return "repeats a word"
     if reading.placeholder:
         return "holds a de-identification placeholder (xxxx)"
+    if reading.other_abnormality:  # the classifier cannot support it, so the model may not say it
+        return "states an abnormality the classifier does not assess"
     unsupported = reading.asserted - positive
     if unsupported:
         return f"asserts {', '.join(sorted(unsupported))}, which the classifier scores below threshold"

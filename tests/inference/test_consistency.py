@@ -100,3 +100,15 @@ def test_case_note_section_labels_and_figure_pointers_are_tidied_away():
     assert tidy_sentence("Imaging notes: bilateral opacities in both lower lobes (fig") == \
         "Bilateral opacities in both lower lobes."
     assert tidy_sentence("The lungs are clear") == "The lungs are clear."
+
+
+def test_an_abnormality_outside_the_findings_is_not_left_in_a_draft():
+    """"calcified granuloma", "hiatal hernia": nothing the classifier assesses can support them."""
+    from rrg_desk.inference.consistency import sentence_problem
+
+    for text in ("There is a calcified granuloma in the right lung base.", "There is a small hiatal hernia."):
+        reading = read_sentence(text)
+        assert reading.other_abnormality and sentence_problem(reading, {"Lung Lesion"}) is not None
+    for text in ("The heart size is normal.", "The lungs are well-aerated.", "No pneumothorax or pleural effusion."):
+        reading = read_sentence(text)
+        assert not reading.other_abnormality and sentence_problem(reading, set()) is None
