@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 SETTINGS_FILE_NAME = "settings.json"
 DEVICES = ("auto", "cpu", "cuda")
 THEMES = ("dark", "light")
-BEAM_SIZES = range(1, 9)
+BEAM_SIZES = range(0, 9)  # 0 = the model bundle's own (as `rrg-desk draft` without --beam-size)
 
 
 def settings_path() -> Path:
@@ -28,7 +28,7 @@ def settings_path() -> Path:
 class AppSettings:
     bundle_dir: str = field(default_factory=lambda: str(default_bundle_dir()))
     device: str = "auto"  # auto | cpu | cuda
-    beam_size: int = 3
+    beam_size: int = 0  # 0: the bundle card's, so the workstation drafts the text `rrg-desk draft` does
     auto_draft: bool = True  # draft when a study without a draft is opened
     theme: str = "dark"  # dark | light
     user_name: str = ""  # the signer; signing is refused while empty
@@ -42,7 +42,7 @@ class AppSettings:
         if self.theme not in THEMES:
             found.append(f"Theme must be one of {', '.join(THEMES)}.")
         if self.beam_size not in BEAM_SIZES:
-            found.append(f"Beam size must be between {BEAM_SIZES.start} and {BEAM_SIZES.stop - 1}.")
+            found.append(f"Beam size must be between 1 and {BEAM_SIZES.stop - 1}, or the model's default.")
         if not (0.2 <= self.autosave_seconds <= 60):
             found.append("Autosave delay must be between 0.2 and 60 seconds.")
         return found

@@ -61,9 +61,11 @@ class SettingsDialog(QDialog):
             self.device.addItem(label, key)
         self.device.setCurrentIndex(max(self.device.findData(getattr(settings, "device", "auto")), 0))
         self.beam_size = QSpinBox(self)
-        self.beam_size.setRange(1, 8)
-        self.beam_size.setValue(int(getattr(settings, "beam_size", 1) or 1))
-        self.beam_size.setToolTip("Beam search width: larger is slower and usually a little better")
+        self.beam_size.setRange(0, 8)
+        self.beam_size.setSpecialValueText("Model default")  # shown for 0: the bundle card's beam size
+        self.beam_size.setValue(int(getattr(settings, "beam_size", 0) or 0))
+        self.beam_size.setToolTip("Beam search width: larger is slower and usually a little better; "
+                                  "the model default drafts exactly what `rrg-desk draft` does")
         self.auto_draft = QCheckBox("Draft automatically when a study is opened", self)
         self.auto_draft.setChecked(bool(getattr(settings, "auto_draft", False)))
         self.theme = QComboBox(self)

@@ -33,12 +33,12 @@ def test_invalid_values_fall_back_one_by_one(tmp_path):
     path.write_text(json.dumps({"device": "tpu", "beam_size": 40, "theme": "light", "auto_draft": "no",
                                 "autosave_seconds": "fast", "user_name": 5, "unknown": 1}))
     settings = AppSettings.load(path)
-    assert settings.device == "auto" and settings.beam_size == 3 and settings.autosave_seconds == 2.0
+    assert settings.device == "auto" and settings.beam_size == 0 and settings.autosave_seconds == 2.0
     assert settings.theme == "light" and settings.auto_draft is False and settings.user_name == ""
 
 
 def test_problems_are_worded_for_the_dialog():
-    problems = AppSettings(device="gpu", beam_size=0, theme="blue", autosave_seconds=0).problems()
+    problems = AppSettings(device="gpu", beam_size=9, theme="blue", autosave_seconds=0).problems()
     assert len(problems) == 4 and all(p.endswith(".") for p in problems)
 
 

@@ -52,3 +52,20 @@ def test_cli_refuses_a_missing_or_tampered_bundle(tiny_bundle, tmp_path, capsys)
     assert main([study, "--bundle", str(tampered)]) == EXIT_BAD_BUNDLE
     err = capsys.readouterr().err.strip()
     assert err.startswith("rrg-desk draft:") and "\n" not in err
+
+
+def test_the_workstation_drafts_the_text_the_cli_prints(tiny_bundle):
+    """The workstation's default request (AppSettings -> Session.draft_request_settings) and
+    `rrg-desk draft` without options resolve to the same generation settings and text."""
+    from rrg_desk.app.settings import AppSettings
+    from rrg_desk.imaging import load_studies
+    from rrg_desk.inference.pipeline import DraftPipeline, DraftSettings
+    from rrg_desk.paths import samples_dir
+
+    studies, _errors = load_studies([samples_dir() / "study1"])
+    pipeline = DraftPipeline(tiny_bundle, device="cpu")
+    workstation = DraftSettings(**{"beam_size": AppSettings().beam_size})  # what the session sends
+    cli = DraftSettings(beam_size=None, max_len=None, finding_heatmaps=True, draft_anyway=False)  # no options
+    assert pipeline._generation(workstation) == pipeline._generation(cli)
+    a, b = pipeline.draft(studies[0], workstation), pipeline.draft(studies[0], cli)
+    assert (a.findings_text, a.impression_text) == (b.findings_text, b.impression_text)
