@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from rrg_desk.imaging import read_image
@@ -36,7 +36,7 @@ from train.data.r2gen import R2GenDataset
 from train.engine import LoopConfig, fit
 from train.tasks.clip_task import ClipTask, ClipTrainModule, ReportImageSet, positive_weights
 from train.tasks.generator_task import (GeneratorTask, HeadsTask, HeadsTrainModule, _HeadTargets, _RegionSentences,
-                                        report_clues, study_pairs)
+                                        encode_studies, read_cache, write_cache)
 
 log = logging.getLogger(__name__)
 
@@ -91,37 +91,25 @@ def evaluation_studies(layout: str, data: Path, split: str, limit: int = 0) -> l
 
 @torch.no_grad()
 def feature_cache(dataset, bundle, max_len: int, device, limit: int = 0) -> dict:
-    """Per study: region features, image tokens, the report's disease clues and (region,
-    sentence, abnormal) triples, from the frozen detector (as build_feature_cache does)."""
-    detector, tokenizer = bundle.detector.eval(), bundle.tokenizer
-    features, tokens, clues, pairs = [], [], [], []
-    for index in range(min(len(dataset), limit) if limit else len(dataset)):
-        item = dataset[index]
-        detections = detector.detect(item["images"][:1].to(device))
-        features.append(detections.features[0].cpu())
-        tokens.append(detections.image_tokens[0].cpu())
-        clues.append(report_clues(item["report"]))
-        pairs.append(study_pairs(item["report"], tokenizer, max_len))
-    if not pairs:
+    """The local studies encoded as build_feature_cache encodes the covid ones (frozen detector,
+    report clues)."""
+    count = min(len(dataset), limit) if limit else len(dataset)
+    studies = ((item["images"][:1], item["report"]) for item in (dataset[i] for i in range(count)))
+    cache = encode_studies(studies, bundle.detector, bundle.tokenizer, max_len, device)
+    if cache is None:
         raise FileNotFoundError("the local data has no usable study in this split")
-    log.info("feature cache: %d studies, %d sentences", len(pairs), sum(len(p) for p in pairs))
-    return {"features": torch.stack(features), "image_tokens": torch.stack(tokens), "clues": torch.stack(clues),
-            "pairs": pairs}
+    log.info("feature cache: %d studies, %d sentences", len(cache["pairs"]), sum(len(p) for p in cache["pairs"]))
+    return cache
 
 
 def _cached(path: Path, build, info) -> dict:
     """Rank 0 builds and saves; the other ranks wait and read (no two writers of one file)."""
     from train.distributed import barrier
 
-    meta = path.with_suffix(".pairs.json")
-    stale = path.exists() and "clues" not in load_file(str(path))  # older caches held classifier probabilities
-    if info.is_main and (stale or not (path.exists() and meta.exists())):
-        cache = build()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_file({k: v for k, v in cache.items() if k != "pairs"}, str(path))
-        meta.write_text(json.dumps(cache["pairs"]))
+    if info.is_main and read_cache(path) is None:
+        write_cache(path, build())
     barrier(info)
-    return {**load_file(str(path)), "pairs": json.loads(meta.read_text())}
+    return read_cache(path)
 
 
 # --- tasks: the training tasks, on local data and the parent's models --------------------------

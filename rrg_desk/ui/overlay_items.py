@@ -50,13 +50,18 @@ class TagItem(QGraphicsItem):
 
     def paint(self, painter: QPainter, _option, _widget=None) -> None:
         rect = self.boundingRect()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(PLATE_COLOR)
-        painter.drawRoundedRect(rect, 3.0, 3.0)
+        _draw_plate(painter, rect)
         painter.setFont(self._font)
         painter.setPen(self._color)
         painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, self._text)
+
+
+def _draw_plate(painter: QPainter, rect: QRectF) -> None:
+    """The dark rounded backing that keeps text and the legend readable over bone."""
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(PLATE_COLOR)
+    painter.drawRoundedRect(rect, 3.0, 3.0)
 
 
 class LegendItem(QGraphicsItem):
@@ -76,10 +81,7 @@ class LegendItem(QGraphicsItem):
 
     def paint(self, painter: QPainter, _option, _widget=None) -> None:
         rect = self.boundingRect()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(PLATE_COLOR)
-        painter.drawRoundedRect(rect, 3.0, 3.0)
+        _draw_plate(painter, rect)
         bar = QRectF(6, 5, rect.width() - 12, 10)
         gradient = QLinearGradient(bar.topLeft(), bar.topRight())
         if self._stops is None:

@@ -173,21 +173,28 @@ def test_findings_panel_marks_threshold_and_selects(qtbot):
     assert blocker.args == [""]
 
 
-def test_findings_panel_does_not_colour_no_finding_beside_a_called_pathology(qtbot):
-    from rrg_desk.reports.draft import FindingResult
-    from rrg_desk.ui.findings_panel import NEGATIVE_COLOR, POSITIVE_COLOR
-
+def _bar_colours(qtbot, findings) -> tuple[object, list[str]]:
+    """A shown findings panel and the colour at the left end of each finding's bar."""
     panel = FindingsPanel()
     qtbot.addWidget(panel)
     panel.resize(420, 300)
     panel.show()
-    panel.set_findings([FindingResult("No Finding", 0.8, 0.3), FindingResult("Cardiomegaly", 0.6, 0.2)])
-    assert panel.summary.text().startswith("Above threshold: Cardiomegaly.")
+    panel.set_findings(findings)
     image = panel.bars.grab().toImage()
     colours = []
-    for row in (0, 1):
+    for row in range(len(findings)):
         bar = panel.bars.bar_rect(row)
         colours.append(image.pixelColor(int(bar.left()) + 3, int(bar.center().y())).name())
+    return panel, colours
+
+
+def test_findings_panel_does_not_colour_no_finding_beside_a_called_pathology(qtbot):
+    from rrg_desk.reports.draft import FindingResult
+    from rrg_desk.ui.findings_panel import NEGATIVE_COLOR, POSITIVE_COLOR
+
+    panel, colours = _bar_colours(qtbot, [FindingResult("No Finding", 0.8, 0.3),
+                                          FindingResult("Cardiomegaly", 0.6, 0.2)])
+    assert panel.summary.text().startswith("Above threshold: Cardiomegaly.")
     assert colours == [QColor(NEGATIVE_COLOR).name(), QColor(POSITIVE_COLOR).name()]
 
 
@@ -195,15 +202,7 @@ def test_findings_panel_draws_no_bar_for_a_finding_the_model_does_not_assess(qtb
     from rrg_desk.reports.draft import FindingResult
     from rrg_desk.ui.findings_panel import NEGATIVE_COLOR, POSITIVE_COLOR
 
-    panel = FindingsPanel()
-    qtbot.addWidget(panel)
-    panel.resize(420, 300)
-    panel.show()
-    panel.set_findings([FindingResult("Support Devices", 0.96, 1.0), FindingResult("Edema", 0.96, 0.5)])
-    image = panel.bars.grab().toImage()
-    painted = []
-    for row in (0, 1):
-        bar = panel.bars.bar_rect(row)
-        painted.append(image.pixelColor(int(bar.left()) + 3, int(bar.center().y())).name())
+    _panel, painted = _bar_colours(qtbot, [FindingResult("Support Devices", 0.96, 1.0),
+                                           FindingResult("Edema", 0.96, 0.5)])
     assert painted[0] not in (QColor(NEGATIVE_COLOR).name(), QColor(POSITIVE_COLOR).name())
     assert painted[1] == QColor(POSITIVE_COLOR).name()

@@ -106,37 +106,70 @@ def study_pairs(report: str, tokenizer, max_len: int) -> list[list]:
 
 
 @torch.no_grad()
-def build_feature_cache(config: dict, detector, tokenizer, split: str, device) -> dict:
-    """Per image: region features [R, D], image tokens [G, C], the report's disease clues [F],
-    and its (region index, sentence ids, abnormal) triples. Saved once per run folder."""
-    import json
-
-    path = Path(config["out_dir"]) / "features" / f"{split}.safetensors"
-    meta_path = path.with_suffix(".pairs.json")
-    if path.exists() and meta_path.exists():
-        tensors = load_file(str(path))
-        if "clues" in tensors:  # older caches held the classifier's probabilities instead
-            return {**tensors, "pairs": json.loads(meta_path.read_text())}
+def encode_studies(studies, detector, tokenizer, max_len: int, device) -> dict | None:
+    """(frontal image [1, C, S, S], report) pairs -> the cache layout: region features [N, R, D],
+    image tokens [N, G, C], the reports' clues [N, F] and (region, sentence ids, abnormal)
+    triples per study. None when there is no study."""
     detector.eval()
     features, tokens, clues, pairs = [], [], [], []
-    max_len = int(config["generator"]["max_len"])
-    for dataset in image_report_datasets(config, split):
-        for index in range(len(dataset)):
-            if limit(config) and len(pairs) >= limit(config):
-                break
-            item = dataset[index]
-            detections = detector.detect(item["images"][:1].to(device))  # the frontal (first) image drives regions
-            features.append(detections.features[0].cpu())
-            tokens.append(detections.image_tokens[0].cpu())
-            report = " ".join(radiological_sentences(item["report"]))
-            clues.append(report_clues(report))
-            pairs.append(study_pairs(report, tokenizer, max_len))
-    tensors = {"features": torch.stack(features), "image_tokens": torch.stack(tokens), "clues": torch.stack(clues)}
+    for image, report in studies:
+        detections = detector.detect(image.to(device))
+        features.append(detections.features[0].cpu())
+        tokens.append(detections.image_tokens[0].cpu())
+        clues.append(report_clues(report))
+        pairs.append(study_pairs(report, tokenizer, max_len))
+    if not pairs:
+        return None
+    return {"features": torch.stack(features), "image_tokens": torch.stack(tokens), "clues": torch.stack(clues),
+            "pairs": pairs}
+
+
+def read_cache(path: Path) -> dict | None:
+    """A saved cache, or None when missing or older (caches before report clues held the
+    classifier's probabilities)."""
+    import json
+
+    meta_path = path.with_suffix(".pairs.json")
+    if not (path.exists() and meta_path.exists()):
+        return None
+    tensors = load_file(str(path))
+    return {**tensors, "pairs": json.loads(meta_path.read_text())} if "clues" in tensors else None
+
+
+def write_cache(path: Path, cache: dict) -> None:
+    import json
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path))
-    meta_path.write_text(json.dumps(pairs))
-    log.info("feature cache %s: %d images, %d sentences", split, len(pairs), sum(len(p) for p in pairs))
-    return {**tensors, "pairs": pairs}
+    save_file({k: v for k, v in cache.items() if k != "pairs"}, str(path))
+    path.with_suffix(".pairs.json").write_text(json.dumps(cache["pairs"]))
+
+
+@torch.no_grad()
+def build_feature_cache(config: dict, detector, tokenizer, split: str, device) -> dict:
+    """The covid studies of `split` encoded by encode_studies (the frontal image drives the
+    regions; the clues are the note's). Saved once per run folder."""
+    path = Path(config["out_dir"]) / "features" / f"{split}.safetensors"
+    cache = read_cache(path)
+    if cache is not None:
+        return cache
+
+    def studies():
+        count = 0
+        for dataset in image_report_datasets(config, split):
+            for index in range(len(dataset)):
+                if limit(config) and count >= limit(config):
+                    return
+                item = dataset[index]
+                count += 1
+                yield item["images"][:1], " ".join(radiological_sentences(item["report"]))
+
+    cache = encode_studies(studies(), detector, tokenizer, int(config["generator"]["max_len"]), device)
+    if cache is None:
+        raise FileNotFoundError(f"no image-report study in the {split} split of {config['data']['covid']}")
+    write_cache(path, cache)
+    log.info("feature cache %s: %d images, %d sentences", split, len(cache["pairs"]),
+             sum(len(p) for p in cache["pairs"]))
+    return cache
 
 
 def stated_findings(report: str) -> frozenset[str]:
@@ -161,8 +194,6 @@ def build_label_matched_cache(config: dict, detector, tokenizer, split: str, dev
     bilateral ground-glass opacities", since every covid image is abnormal; these pairs show
     normal and other abnormal chests with radiology wording, so the words follow the clues.
     Same layout as build_feature_cache; saved once per run folder; None when switched off."""
-    import json
-
     import numpy as np
 
     from train.data.finding_labels import labelled_images
@@ -173,9 +204,9 @@ def build_label_matched_cache(config: dict, detector, tokenizer, split: str, dev
     if not sources or not config["data"].get("text_corpora"):
         return None
     path = Path(config["out_dir"]) / "features" / f"label_matched_{split}.safetensors"
-    meta_path = path.with_suffix(".pairs.json")
-    if path.exists() and meta_path.exists():
-        return {**load_file(str(path)), "pairs": json.loads(meta_path.read_text())}
+    cache = read_cache(path)
+    if cache is not None:
+        return cache
     reports = [(stated_findings(text), text) for corpus in config["data"]["text_corpora"]
                for text in (clean_report_r2gen(e["report"]) for e in read_annotation(Path(corpus), split))]
     rng = np.random.default_rng(int(config.get("seed", 0)))
@@ -183,28 +214,24 @@ def build_label_matched_cache(config: dict, detector, tokenizer, split: str, dev
     rng.shuffle(items)
     cap = limit(config) or int(section.get("max_images", 0) or 0) or len(items)
     spec = spec_of(config)
-    detector.eval()
-    features, tokens, clues, pairs = [], [], [], []
-    max_len = int(config["generator"]["max_len"])
-    for item in items:
-        if len(pairs) >= cap:
-            break
-        report = agreeing_report(item, reports, rng)
-        if report is None:
-            continue
-        detections = detector.detect(load_image_tensor(item.path, spec)[0][None].to(device))
-        features.append(detections.features[0].cpu())
-        tokens.append(detections.image_tokens[0].cpu())
-        clues.append(report_clues(report))
-        pairs.append(study_pairs(report, tokenizer, max_len))
-    if not pairs:
+
+    def studies():
+        count = 0
+        for item in items:
+            if count >= cap:
+                return
+            report = agreeing_report(item, reports, rng)
+            if report is not None:
+                count += 1
+                yield load_image_tensor(item.path, spec)[0][None], report
+
+    cache = encode_studies(studies(), detector, tokenizer, int(config["generator"]["max_len"]), device)
+    if cache is None:
         return None
-    tensors = {"features": torch.stack(features), "image_tokens": torch.stack(tokens), "clues": torch.stack(clues)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path))
-    meta_path.write_text(json.dumps(pairs))
-    log.info("label-matched pairs %s: %d images, %d sentences", split, len(pairs), sum(len(p) for p in pairs))
-    return {**tensors, "pairs": pairs}
+    write_cache(path, cache)
+    log.info("label-matched pairs %s: %d images, %d sentences", split, len(cache["pairs"]),
+             sum(len(p) for p in cache["pairs"]))
+    return cache
 
 
 class _RegionSentences(torch.utils.data.Dataset):
