@@ -110,7 +110,16 @@ def cmd_detector(config, info, resume):
     from train.tasks.detector_task import DetectorTask
 
     task = DetectorTask(config)
-    return fit(task, loop_config(config, config["detector"]), run_dir(config, "detector"), info, resume=resume)
+    result = fit(task, loop_config(config, config["detector"]), run_dir(config, "detector"), info, resume=resume)
+    _write_provenance(task, run_dir(config, "detector"), info)
+    return result
+
+
+def _write_provenance(task, folder: Path, info) -> None:
+    """pretrained.json beside the run: where the initial weights came from (for the card)."""
+    provenance = getattr(task, "pretrained_provenance", None)
+    if provenance and info.is_main:
+        (folder / "pretrained.json").write_text(json.dumps(provenance, indent=1))
 
 
 def cmd_clip(config, info, resume):
@@ -127,9 +136,7 @@ def cmd_clip(config, info, resume):
     if info.is_main:
         from train.calibration import calibrate_trained_classifier
 
-        provenance = getattr(task, "pretrained_provenance", None)
-        if provenance:
-            (run_dir(config, "clip") / "pretrained.json").write_text(json.dumps(provenance, indent=1))
+        _write_provenance(task, run_dir(config, "clip"), info)
         calibrate_trained_classifier(config, info.device)
     return result
 

@@ -29,6 +29,9 @@ TEMPLATE_NORMAL = ("The heart size is normal.", "The mediastinal contours are no
                    "There is no pleural effusion or pneumothorax.", "The osseous structures are intact.")
 
 
+GROUNDING_IMAGES = 60  # drafted twice more (raw and grounded heatmaps) for the in-region share
+
+
 def template_report(findings) -> str:
     """The template baseline: fixed normal sentences, one sentence per positive finding."""
     positive = [f.name for f in findings if f.positive and f.name != NO_FINDING]
@@ -58,13 +61,42 @@ def masked_ce(truth: np.ndarray, mask: np.ndarray, predicted: np.ndarray) -> dic
     return {"precision": precision, "recall": recall, "f1": f1, "positives": int(t.sum())}
 
 
-def draft_all(pipeline, items, bind: bool) -> list:
+def draft_all(pipeline, items, bind: bool, ground: bool = True) -> list:
     from rrg_desk.imaging import read_image
     from rrg_desk.imaging.types import Study
     from rrg_desk.inference.pipeline import DraftSettings
 
-    settings = DraftSettings(finding_heatmaps=bind, bind_to_findings=bind, draft_anyway=True)
+    settings = DraftSettings(finding_heatmaps=bind, bind_to_findings=bind, draft_anyway=True,
+                             ground_heatmaps=ground)
     return [pipeline.draft(Study(study_uid=str(i.path), images=[read_image(i.path)]), settings) for i in items]
+
+
+def heatmap_grounding(pipeline, items) -> dict:
+    """Mean share of each sentence heatmap's mass inside its region's box (whole-image sentences
+    left out), for the generator's raw cross-attention and for the grounded map the app shows."""
+    from rrg_desk.inference.grounding import share_in_region
+    from rrg_desk.models.regions import WHOLE_IMAGE
+
+    shares: dict[str, list[float]] = {"raw": [], "grounded": []}
+    for name, ground in (("raw", False), ("grounded", True)):
+        for item, draft in zip(items, draft_all(pipeline, items, True, ground=ground)):
+            frontal = draft_frame(draft)
+            boxes = {r.name: r.box for r in draft.regions}
+            for sentence in draft.sentences:
+                if sentence.heatmap is None or sentence.region == WHOLE_IMAGE or sentence.region not in boxes:
+                    continue
+                x0, y0, x1, y1 = boxes[sentence.region]
+                width, height = frontal
+                shares[name].append(share_in_region(sentence.heatmap, (x0 / width, y0 / height,
+                                                                       x1 / width, y1 / height)))
+    return {"images": len(items), "sentences": len(shares["raw"]),
+            **{f"mean_share_in_region_{k}": float(np.mean(v)) if v else None for k, v in shares.items()}}
+
+
+def draft_frame(draft) -> tuple[float, float]:
+    """(width, height) of the drafted frontal image: its whole-image region's box."""
+    whole = next(r for r in draft.regions if r.name == "whole_image")
+    return whole.box[2], whole.box[3]
 
 
 def evaluate_drafts(config: dict, pipeline, split: str = "test") -> dict:
@@ -96,6 +128,7 @@ def evaluate_drafts(config: dict, pipeline, split: str = "test") -> dict:
         record["classifier_alone"] = {"ce": masked_ce(truth[rows], mask[rows], classifier[rows])}
         result["groups"][group] = record
     result["examples"] = _examples(items, bound)
+    result["heatmap_grounding"] = heatmap_grounding(pipeline, spread(items, GROUNDING_IMAGES))
     return result
 
 

@@ -58,6 +58,15 @@ def git_commit() -> str:
         return "unknown"
 
 
+def initial_weights(config: dict, classification: dict) -> dict:
+    """Per component, the provenance of the ImageNet weights it started from (absent: random)."""
+    out = {"classifier": classification.get("pretrained")}
+    detector = run_dir(config, "detector") / "pretrained.json"
+    if detector.exists():
+        out["detector"] = json.loads(detector.read_text())
+    return {k: v for k, v in out.items() if v}
+
+
 def export_bundle(config: dict, out: str | Path | None = None, metrics: dict | None = None) -> Path:
     detector, classifier, generator, tokenizer = trained_models(config)
     out = Path(out or config["export"]["out"])
@@ -90,7 +99,7 @@ def export_bundle(config: dict, out: str | Path | None = None, metrics: dict | N
                      "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                      "validation": summaries, "classifier_selection": classification.get("validation", {}),
                      "input_gate": classification.get("input_gate"),
-                     "initial_weights": classification.get("pretrained")},
+                     "initial_weights": initial_weights(config, classification)},
         "metrics": metrics or {},
     }
     if "input_gate" in classification:  # the learned half of the input check (else rules only)

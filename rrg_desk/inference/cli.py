@@ -54,7 +54,8 @@ def draft_to_json(draft, study, bundle_folder: Path) -> dict:
         "images": [{"path": str(im.source_path) if im.source_path else "", "view": im.view.value,
                     "width": im.width, "height": im.height} for im in study_images(study)],
         "regions": [{"name": r.name, "box": [round(v, 2) for v in r.box], "score": r.score,
-                     "selected": r.selected, "image": r.image_index, "abnormal_score": r.abnormal_score}
+                     "selected": r.selected, "image": r.image_index, "abnormal_score": r.abnormal_score,
+                     "outline": [list(point) for point in r.outline]}
                     for r in draft.regions],
         "findings": [{"name": f.name, "probability": f.probability, "threshold": f.threshold}
                      for f in draft.findings],

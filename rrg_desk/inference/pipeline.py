@@ -26,6 +26,8 @@ from rrg_desk.inference.assemble import assemble_report, merge_duplicate_sentenc
 from rrg_desk.inference.consistency import (FINDING_REGIONS, FINDING_SENTENCES, bind_to_findings,
                                             normal_statements, positive_findings, states_only)
 from rrg_desk.inference.device import choose_device
+from rrg_desk.inference.grounding import ground_in_region
+from rrg_desk.inference.outlines import mask_outline
 from rrg_desk.models.bundle import ModelBundle, load_bundle
 from rrg_desk.models.classify import prompt_token_ids, study_probabilities
 from rrg_desk.models.preprocess import Preprocessing, prepare_image, window_to_unit
@@ -56,6 +58,7 @@ class DraftSettings:
     finding_heatmaps: bool = True  # Grad-CAM for findings above threshold
     draft_anyway: bool = False  # draft even when the input check refuses an image (the app audits it)
     bind_to_findings: bool = True  # hold the text to the classifier (off only to measure the generator alone)
+    ground_heatmaps: bool = True  # weight each sentence heatmap to its region (off only to measure the raw map)
 
     def to_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items()}
@@ -252,6 +255,9 @@ class DraftPipeline:
             region_ids = torch.tensor([r for _t, _ids, r in written], dtype=torch.long, device=self.device)
             maps = self._sentence_heatmaps([ids for _t, ids, _r in written], detections, prepared, region_ids,
                                            clues)
+            if settings.ground_heatmaps:
+                maps = [ground_in_region(heat, self._relative_box(detections.boxes[0, r], prepared))
+                        for heat, (_t, _ids, r) in zip(maps, written)]
         used = sorted(set(chosen) | {r for _t, _ids, r in written})
         regions = self._regions(detections, prepared.scale, used, (frontal.height, frontal.width))
         sentences = [Sentence(text=text, region=names[r], heatmap=heat, image_index=0)
@@ -375,6 +381,13 @@ class DraftPipeline:
         maps = maps / maps.amax(dim=(1, 2), keepdim=True).clamp(min=1e-12)
         return [m.float().cpu().numpy() for m in maps]
 
+    @staticmethod
+    def _relative_box(box: torch.Tensor, prepared: _Prepared) -> tuple[float, float, float, float]:
+        """A model-frame box as fractions of the frame (the heatmaps' coordinates)."""
+        height, width = prepared.tensor.shape[-2:]
+        x0, y0, x1, y1 = box.tolist()
+        return (x0 / width, y0 / height, x1 / width, y1 / height)
+
     def _sentence_heatmaps(self, sentences_ids, detections, prepared, region_ids, clues):
         if not sentences_ids:
             return []
@@ -411,9 +424,20 @@ class DraftPipeline:
         boxes = torch.stack([boxes[:, 0].clamp(0, width), boxes[:, 1].clamp(0, height),
                              boxes[:, 2].clamp(0, width), boxes[:, 3].clamp(0, height)], dim=1).tolist()
         abnormal = torch.sigmoid(detections.abnormal_logits[0]).tolist()
+        outlines = self._outlines(detections, boxes)
         return [RegionResult(name=name, box=tuple(float(v) for v in boxes[i]), score=float(detections.scores[0, i]),
-                             selected=i in chosen, abnormal_score=float(abnormal[i]), image_index=0)
+                             selected=i in chosen, abnormal_score=float(abnormal[i]), image_index=0,
+                             outline=outlines.get(i, ()))
                 for i, name in enumerate(self.bundle.region_names)]
+
+    def _outlines(self, detections, boxes: list[list[float]]) -> dict[int, tuple]:
+        """Region index -> outline polygon (original pixels) for the regions with a mask head."""
+        masks = detections.masks
+        if masks is None or masks.shape[1] == 0:
+            return {}
+        indices = self.bundle.detector.config.mask_indices
+        probabilities = masks[0].float().cpu().numpy()
+        return {region: mask_outline(probabilities[m], tuple(boxes[region])) for m, region in enumerate(indices)}
 
     def describe_region(self, study: Study, box: tuple[float, float, float, float],
                         settings: DraftSettings = DraftSettings()) -> Sentence:
@@ -441,6 +465,8 @@ class DraftPipeline:
                                                       max_len=max_len, beam_size=beam)
             heat = self._grid_maps(bundle.generator.cross_attention_map(ids, features, region_ids, tokens,
                                                                         clues[None]))
+            if settings.ground_heatmaps:
+                heat = [ground_in_region(heat[0], self._relative_box(model_box[0], prepared))]
         return Sentence(text=tidy_sentence(bundle.tokenizer.decode(ids[0])), region=bundle.region_names[region_index],
                         heatmap=heat[0], image_index=0)
 

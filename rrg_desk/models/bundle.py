@@ -447,6 +447,7 @@ def build_random_bundle(folder: str | Path, size: str = "tiny", tokenizer_texts:
     std 0.25: placeholders until the trainer measures its data. The global RNG is untouched.
     """
     from rrg_desk.models.detector import DetectorConfig, RegionDetector
+    from rrg_desk.models.regions import SCR_ORGANS
     from rrg_desk.models.clip_classifier import ClipClassifier, ClipClassifierConfig
     from rrg_desk.models.findings import DEFAULT_PROMPTS
     from rrg_desk.models.generator import GeneratorConfig, RegionSentenceGenerator
@@ -459,7 +460,7 @@ def build_random_bundle(folder: str | Path, size: str = "tiny", tokenizer_texts:
     tokenizer = ReportTokenizer.train_from_texts(texts, vocab_size=2000, min_frequency=1)
     special = dict(pad_id=tokenizer.pad_id, eos_id=tokenizer.eos_id)
     tiny = size == "tiny"
-    detector_config = DetectorConfig.tiny() if tiny else DetectorConfig()
+    detector_config = DetectorConfig.tiny(outlines=True) if tiny else DetectorConfig(mask_regions=list(SCR_ORGANS))
     classifier_config = (ClipClassifierConfig.tiny(vocab_size=tokenizer.vocab_size, **special) if tiny
                          else ClipClassifierConfig(vocab_size=tokenizer.vocab_size, **special))
     generator_dims = dict(vocab_size=tokenizer.vocab_size, bos_id=tokenizer.bos_id,

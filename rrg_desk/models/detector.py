@@ -1,4 +1,13 @@
-"""Anatomical region detector: torchvision Faster R-CNN on a small from-scratch backbone.
+"""Anatomical region detector: torchvision Faster R-CNN with an FPN, plus organ outlines.
+
+Backbones: MobileNetV3-small from scratch (``backbone="mobilenet_v3_small"``, the first
+bundles) or a timm EfficientNet-Lite (``tf_efficientnet_lite0``...) that the trainer starts
+from ImageNet weights; its batch-norm statistics stay frozen (detection batches are tiny).
+
+Outlines (Mask R-CNN style): for the regions in ``mask_regions`` (the five SCR organs) a small
+mask head predicts a ``mask_size``^2 probability map inside the region's box. It is trained on
+the ground-truth boxes (slightly jittered, as proposals are); ``boxes_from_masks`` replaces
+those regions' boxes by the tight box of their predicted mask.
 
 Input convention: images are *normalised* single-channel float tensors [B, 1, H, W]
 (``(pixel/255 - mean) / std`` with mean/std from the bundle card's preprocessing section);
@@ -29,18 +38,20 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.transform import resize_boxes
-from torchvision.ops import MultiScaleRoIAlign, boxes as box_ops
+from torchvision.models.detection.roi_heads import paste_masks_in_image
+from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign, boxes as box_ops, roi_align
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from rrg_desk.models.config import ConfigDict
 from rrg_desk.models.region_heads import RegionHeads, RegionHeadsConfig
-from rrg_desk.models.regions import REGION_NAMES, TYPICAL_RELATIVE_BOXES, WHOLE_IMAGE
+from rrg_desk.models.regions import REGION_NAMES, SCR_ORGANS, TYPICAL_RELATIVE_BOXES, WHOLE_IMAGE
 
 
 @dataclass
 class DetectorConfig(ConfigDict):
     region_names: list[str] = field(default_factory=lambda: list(REGION_NAMES))
     image_size: int = 512  # longest side the caller resizes to
+    backbone: str = "mobilenet_v3_small"  # or a timm EfficientNet-Lite, e.g. "tf_efficientnet_lite0"
     width_mult: float = 1.0  # MobileNetV3-small width multiplier
     bn_momentum: float = 0.1  # torchvision's MobileNet uses 0.01, too slow for short from-scratch runs
     fpn_channels: int = 64
@@ -57,21 +68,33 @@ class DetectorConfig(ConfigDict):
     grid_size: int = 8  # global image tokens = grid_size**2 pooled cells of the top FPN level
     heads_hidden: int = 128
     heads_dropout: float = 0.1
+    mask_regions: list[str] = field(default_factory=list)  # regions with an outline (the SCR organs)
+    mask_size: int = 28  # mask head output per box (RoIAlign at half of it, as Mask R-CNN)
+    mask_channels: int = 64
+    mask_layers: int = 4
+    mask_box_jitter: float = 0.05  # training: box sides move by up to this share of the box size
+    boxes_from_masks: bool = False  # mask regions get the tight box of their predicted mask
 
     def __post_init__(self) -> None:
         if not self.region_names or self.region_names[-1] != WHOLE_IMAGE:
             raise ValueError(f"region_names must end with {WHOLE_IMAGE!r}")
+        unknown = [r for r in self.mask_regions if r not in self.region_names[:-1]]
+        if unknown:
+            raise ValueError(f"mask_regions {unknown} are not detector regions")
+        if self.mask_size % 2:
+            raise ValueError("mask_size must be even (the head upsamples RoIAlign output by 2)")
         if len(self.anchor_sizes) != 4:
             raise ValueError("anchor_sizes needs one size per FPN level (4: strides 8, 16, 32, 64)")
 
     @classmethod
-    def tiny(cls) -> "DetectorConfig":
-        """Milliseconds per forward: for tests only."""
+    def tiny(cls, outlines: bool = False) -> "DetectorConfig":
+        """Milliseconds per forward: for tests only (outlines: a small mask head for the SCR organs)."""
+        masks = dict(mask_regions=list(SCR_ORGANS), mask_size=8, mask_channels=8, mask_layers=1) if outlines else {}
         return cls(image_size=64, width_mult=0.25, fpn_channels=16, roi_output_size=3,
                    representation_size=32, anchor_sizes=[8, 16, 32, 64], aspect_ratios=[0.5, 1.0, 2.0],
                    rpn_pre_nms_top_n_train=100, rpn_post_nms_top_n_train=50,
                    rpn_pre_nms_top_n_test=100, rpn_post_nms_top_n_test=50,
-                   box_batch_size_per_image=64, grid_size=2, heads_hidden=16, heads_dropout=0.0)
+                   box_batch_size_per_image=64, grid_size=2, heads_hidden=16, heads_dropout=0.0, **masks)
 
     @property
     def num_regions(self) -> int:
@@ -85,6 +108,11 @@ class DetectorConfig(ConfigDict):
     @property
     def feature_dim(self) -> int:
         return self.representation_size
+
+    @property
+    def mask_indices(self) -> list[int]:
+        """Region indices (into region_names) of the mask regions, in mask_regions order."""
+        return [self.region_names.index(r) for r in self.mask_regions]
 
     @property
     def image_token_dim(self) -> int:
@@ -107,9 +135,54 @@ class RegionDetections:
     image_tokens: torch.Tensor  # [B, G, C] global tokens (G = grid_size**2, C = fpn_channels)
     selector_logits: torch.Tensor  # [B, R] "this region gets a sentence"
     abnormal_logits: torch.Tensor  # [B, R] "this region is abnormal"
+    # [B, M, S, S] outline probabilities inside the boxes of config.mask_regions (M may be 0)
+    masks: torch.Tensor | None = None
 
 
-def _build_backbone(config: DetectorConfig) -> BackboneWithFPN:
+def paste_masks(masks: torch.Tensor, boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Box-relative masks [M, S, S] + their boxes [M, 4] in a height x width frame -> [M, H, W]
+    probabilities in that frame (zero outside each box)."""
+    if len(masks) == 0:
+        return masks.new_zeros(0, height, width)
+    return paste_masks_in_image(masks[:, None].float(), boxes.float(), (height, width), padding=1)[:, 0]
+
+
+class TimmBackboneWithFPN(nn.Module):
+    """A timm CNN's stride-8/16/32 features (one input channel) + FPN; batch norm frozen at
+    the statistics it starts from (ImageNet's, loaded by the trainer into ``body``)."""
+
+    def __init__(self, name: str, out_channels: int):
+        super().__init__()
+        import timm
+
+        self.body = timm.create_model(name, pretrained=False, in_chans=1, features_only=True, out_indices=(2, 3, 4))
+        self.fpn = FeaturePyramidNetwork(self.body.feature_info.channels(), out_channels,
+                                         extra_blocks=LastLevelMaxPool())
+        self.out_channels = out_channels
+        for module in self._norms():
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def _norms(self):
+        return [m for m in self.body.modules() if isinstance(m, nn.BatchNorm2d)]
+
+    def train(self, mode: bool = True) -> "TimmBackboneWithFPN":
+        super().train(mode)
+        for module in self._norms():  # batches of 4 images would ruin ImageNet's statistics
+            module.eval()
+        return self
+
+    def forward(self, images: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+        return self.fpn(OrderedDict((str(i), f) for i, f in enumerate(self.body(images))))
+
+
+def _build_backbone(config: DetectorConfig) -> nn.Module:
+    if config.backbone != "mobilenet_v3_small":
+        return TimmBackboneWithFPN(config.backbone, config.fpn_channels)
+    return _mobilenet_backbone(config)
+
+
+def _mobilenet_backbone(config: DetectorConfig) -> BackboneWithFPN:
     """MobileNetV3-small features (random init, 1-channel stem) + FPN on strides 8, 16, 32."""
     norm_layer = partial(nn.BatchNorm2d, eps=0.001, momentum=config.bn_momentum)
     features = mobilenet_v3_small(weights=None, width_mult=config.width_mult, norm_layer=norm_layer).features
@@ -126,6 +199,26 @@ def _build_backbone(config: DetectorConfig) -> BackboneWithFPN:
     in_channels = [features[i].out_channels for i in chosen]
     return BackboneWithFPN(features, return_layers, in_channels, config.fpn_channels,
                            extra_blocks=LastLevelMaxPool())
+
+
+class MaskHead(nn.Module):
+    """Mask R-CNN's mask branch, CPU-sized: RoIAlign (mask_size/2)^2 -> convs -> 2x up -> one
+    logit map per mask region [N, M, mask_size, mask_size]."""
+
+    def __init__(self, config: DetectorConfig):
+        super().__init__()
+        self.pool = MultiScaleRoIAlign(featmap_names=["0", "1", "2"], output_size=config.mask_size // 2,
+                                       sampling_ratio=2)
+        layers, width = [], config.fpn_channels
+        for _ in range(config.mask_layers):
+            layers += [nn.Conv2d(width, config.mask_channels, 3, padding=1), nn.ReLU(inplace=True)]
+            width = config.mask_channels
+        self.convs = nn.Sequential(*layers)
+        self.upsample = nn.Sequential(nn.ConvTranspose2d(width, width, 2, stride=2), nn.ReLU(inplace=True))
+        self.logits = nn.Conv2d(width, len(config.mask_regions), 1)
+
+    def forward(self, features, boxes: list[torch.Tensor], image_sizes) -> torch.Tensor:
+        return self.logits(self.upsample(self.convs(self.pool(features, boxes, image_sizes))))
 
 
 class RegionDetector(nn.Module):
@@ -154,6 +247,7 @@ class RegionDetector(nn.Module):
                                                    num_regions=config.num_regions,
                                                    hidden_dim=config.heads_hidden,
                                                    dropout=config.heads_dropout))
+        self.mask_head = MaskHead(config) if config.mask_regions else None
         priors = torch.tensor([TYPICAL_RELATIVE_BOXES.get(name, (0.0, 0.0, 1.0, 1.0))
                                for name in config.region_names], dtype=torch.float32)
         self.register_buffer("prior_boxes", priors)  # [R, 4] relative to the frame
@@ -161,21 +255,66 @@ class RegionDetector(nn.Module):
     # --- training -------------------------------------------------------------------------
     def forward(self, images: torch.Tensor, targets: list[dict[str, torch.Tensor]] | None = None):
         """Train mode: images [B, 1, H, W] + targets (torchvision style: "boxes" [N, 4] in input
-        pixels, "labels" [N] int64 = region index + 1) -> loss dict. Eval mode: detect(images)."""
-        if self.training:
-            if targets is None:
-                raise ValueError("training mode needs targets")
-            return self.rcnn(list(images), targets)
-        return self.detect(images)
+        pixels, "labels" [N] int64 = region index + 1; with mask regions also "masks" [M, H, W]
+        in mask_regions order, all-zero for an organ the image lacks) -> loss dict.
+        Eval mode: detect(images)."""
+        if not self.training:
+            return self.detect(images)
+        if targets is None:
+            raise ValueError("training mode needs targets")
+        rcnn = self.rcnn
+        box_targets = [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets]
+        image_list, box_targets = rcnn.transform(list(images), box_targets)
+        features = rcnn.backbone(image_list.tensors)
+        proposals, losses = rcnn.rpn(image_list, features, box_targets)
+        _detections, box_losses = rcnn.roi_heads(features, proposals, image_list.image_sizes, box_targets)
+        losses = {**losses, **box_losses}
+        if self.mask_head is not None:
+            if any("masks" not in t for t in targets):
+                raise ValueError("a detector with mask_regions needs targets with masks")
+            losses["loss_mask"] = self._mask_loss(features, targets, image_list.image_sizes)
+        return losses
+
+    def _mask_loss(self, features, targets, image_sizes) -> torch.Tensor:
+        """BCE of the mask head on jittered ground-truth boxes of the mask regions the image has
+        (target masks cut from the full-frame masks by RoIAlign, as Mask R-CNN's)."""
+        size = self.config.mask_size
+        labels = torch.tensor(self.config.mask_indices, device=targets[0]["labels"].device) + 1
+        boxes, channels, wanted = [], [], []
+        for target, image_size in zip(targets, image_sizes):
+            rows = [int((target["labels"] == label).nonzero()[0]) if (target["labels"] == label).any() else -1
+                    for label in labels]
+            present = [(m, r) for m, r in enumerate(rows) if r >= 0 and target["masks"][m].any()]
+            if not present:
+                boxes.append(target["boxes"].new_zeros(0, 4))
+                continue
+            box = _jitter(target["boxes"][[r for _m, r in present]], self.config.mask_box_jitter, image_size)
+            masks = target["masks"][[m for m, _r in present]].float()[:, None]
+            wanted.append(roi_align(masks, [box], (size, size), 1.0)[:, 0].clamp(0, 1))
+            channels += [m for m, _r in present]
+            boxes.append(box)
+        if not channels:
+            return sum(p.sum() for p in self.mask_head.parameters()) * 0.0
+        logits = self.mask_head(features, boxes, image_sizes)  # [N, M, S, S]
+        chosen = logits[torch.arange(len(channels)), torch.tensor(channels, device=logits.device)]
+        return F.binary_cross_entropy_with_logits(chosen, torch.cat(wanted))
 
     def region_targets(self, boxes_by_name: dict[str, tuple[float, float, float, float]],
-                       device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
-        """One training target from {region name: box}; whole_image and unknown names are skipped."""
+                       device: torch.device | str | None = None,
+                       masks_by_name: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """One training target from {region name: box} (and {mask region: [H, W] mask} when the
+        detector has mask regions); whole_image and unknown names are skipped."""
         names = [n for n in self.config.region_names[:-1] if n in boxes_by_name]
         boxes = torch.tensor([boxes_by_name[n] for n in names], dtype=torch.float32, device=device)
         labels = torch.tensor([self.config.region_names.index(n) + 1 for n in names],
                               dtype=torch.int64, device=device)
-        return {"boxes": boxes.reshape(-1, 4), "labels": labels}
+        target = {"boxes": boxes.reshape(-1, 4), "labels": labels}
+        if self.config.mask_regions:
+            masks_by_name = masks_by_name or {}
+            shape = next(iter(masks_by_name.values())).shape if masks_by_name else (1, 1)
+            target["masks"] = torch.stack([masks_by_name.get(n, torch.zeros(shape)).to(torch.uint8)
+                                           for n in self.config.mask_regions]).to(device)
+        return target
 
     @torch.no_grad()
     def set_prior_boxes(self, relative_boxes: torch.Tensor) -> None:
@@ -214,13 +353,40 @@ class RegionDetector(nn.Module):
             scores.append(torch.cat([torch.where(found, b_scores, torch.zeros_like(b_scores)),
                                      b_scores.new_ones(1)]))
             detected.append(torch.cat([found, found.new_ones(1)]))
+        masks = self._masks(features, boxes, detected, image_list.image_sizes)
         region_features = self._pool(features, boxes, image_list.image_sizes)  # [B, R, D]
         selector_logits, abnormal_logits = self.heads(region_features)
         out_boxes = torch.stack([resize_boxes(b, size, original_size)
                                  for b, size in zip(boxes, image_list.image_sizes)])
         return RegionDetections(boxes=out_boxes, scores=torch.stack(scores), detected=torch.stack(detected),
                                 features=region_features, image_tokens=self._image_tokens(features),
-                                selector_logits=selector_logits, abnormal_logits=abnormal_logits)
+                                selector_logits=selector_logits, abnormal_logits=abnormal_logits, masks=masks)
+
+    def _masks(self, features, boxes: list[torch.Tensor], detected: list[torch.Tensor], image_sizes
+               ) -> torch.Tensor:
+        """[B, M, S, S] mask probabilities in the mask regions' boxes; with boxes_from_masks the
+        detected mask regions' boxes (in `boxes`, changed in place) become their masks' tight boxes."""
+        config = self.config
+        indices = config.mask_indices
+        if self.mask_head is None:
+            return features["0"].new_zeros(len(boxes), 0, config.mask_size, config.mask_size)
+        masks = self._mask_probabilities(features, boxes, image_sizes)
+        if not config.boxes_from_masks:
+            return masks
+        for b, (height, width) in enumerate(image_sizes):
+            pasted = paste_masks(masks[b], boxes[b][indices], height, width) >= 0.5
+            for m, region in enumerate(indices):
+                tight = _tight_box(pasted[m])
+                if detected[b][region] and tight is not None:
+                    boxes[b][region] = tight
+        return self._mask_probabilities(features, boxes, image_sizes)  # relative to the new boxes
+
+    def _mask_probabilities(self, features, boxes: list[torch.Tensor], image_sizes) -> torch.Tensor:
+        indices = self.config.mask_indices
+        logits = self.mask_head(features, [b[indices] for b in boxes], image_sizes)
+        logits = logits.reshape(len(boxes), len(indices), len(indices), *logits.shape[-2:])
+        own = torch.arange(len(indices), device=logits.device)
+        return logits[:, own, own].sigmoid()  # [B, M, S, S]: each box's own region channel
 
     def _best_box_per_class(self, features, proposals, image_sizes):
         """RGRG's selection: per image and class, the proposal scoring highest for that class,
@@ -257,6 +423,23 @@ class RegionDetector(nn.Module):
         return grid.flatten(2).transpose(1, 2)
 
 
+def _jitter(boxes: torch.Tensor, share: float, image_size) -> torch.Tensor:
+    """Each side moved by up to `share` of the box's width/height (proposal-like boxes)."""
+    if share <= 0:
+        return boxes
+    size = torch.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]] * 2, dim=1)
+    moved = boxes + (torch.rand_like(boxes) * 2 - 1) * share * size
+    return box_ops.clip_boxes_to_image(moved, image_size)
+
+
+def _tight_box(mask: torch.Tensor) -> torch.Tensor | None:
+    """[H, W] bool -> the tight box x0, y0, x1, y1 (pixel edges) or None when empty."""
+    rows, cols = mask.any(dim=1).nonzero(), mask.any(dim=0).nonzero()
+    if len(rows) == 0:
+        return None
+    return torch.stack([cols[0, 0], rows[0, 0], cols[-1, 0] + 1, rows[-1, 0] + 1]).to(torch.float32)
+
+
 def mean_relative_boxes(samples, region_names=REGION_NAMES) -> torch.Tensor:
     """Priors for set_prior_boxes: samples = iterable of ({region name: box in pixels}, (width,
     height)) -> [R, 4] mean box relative to the frame; regions never seen get the full frame."""
@@ -284,4 +467,4 @@ def describe_size(module: nn.Module) -> str:
 
 
 __all__ = ["DetectorConfig", "RegionDetector", "RegionDetections", "count_parameters", "describe_size",
-           "mean_relative_boxes"]
+           "mean_relative_boxes", "paste_masks"]

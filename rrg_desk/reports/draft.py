@@ -31,6 +31,13 @@ def _box(value: Any) -> Box:
     return box  # type: ignore[return-value]
 
 
+def _outline(value: Any) -> tuple[tuple[float, float], ...]:
+    points = tuple(tuple(float(v) for v in point) for point in value)
+    if any(len(point) != 2 for point in points):
+        raise DraftFormatError("an outline point needs 2 numbers")
+    return points  # type: ignore[return-value]
+
+
 @dataclass
 class RegionResult:
     name: str
@@ -39,16 +46,19 @@ class RegionResult:
     selected: bool  # the selector chose this region for a sentence
     abnormal_score: float  # probability the region is abnormal
     image_index: int = 0  # which image of the study (0 = frontal)
+    # organ outline: closed polygon (x, y) in the same pixels; () for regions without one
+    outline: tuple[tuple[float, float], ...] = ()
 
     def to_dict(self) -> dict:
         return {"name": self.name, "box": list(self.box), "score": self.score, "selected": self.selected,
-                "abnormal_score": self.abnormal_score, "image_index": self.image_index}
+                "abnormal_score": self.abnormal_score, "image_index": self.image_index,
+                "outline": [list(point) for point in self.outline]}
 
     @classmethod
     def from_dict(cls, d: dict) -> "RegionResult":
         return cls(name=str(d["name"]), box=_box(d["box"]), score=float(d["score"]),
                    selected=bool(d["selected"]), abnormal_score=float(d["abnormal_score"]),
-                   image_index=int(d.get("image_index", 0)))
+                   image_index=int(d.get("image_index", 0)), outline=_outline(d.get("outline", ())))
 
 
 def called_present(findings: list["FindingResult"]) -> set[str]:

@@ -39,6 +39,9 @@ class TagItem(QGraphicsItem):
         self.prepareGeometryChange()
         self._font = QFont(font)
 
+    def color(self) -> QColor:
+        return QColor(self._color)
+
     def setColor(self, color: QColor) -> None:
         self._color = QColor(color)
         self.update()

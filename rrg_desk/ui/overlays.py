@@ -5,7 +5,8 @@ Boxes and the heatmap are children of the view's pixmap item, so they live in im
 coordinates and follow zoom and pan. Styles tell apart the regions the selector chose
 (solid, coloured), the others (thin, dashed, dim; hidden until the reader asks for all) and
 the region under the mouse or linked to the sentence being read (thick, amber, lightly
-filled). Pens are cosmetic. Names, markers and the legend keep their screen size; after every
+filled). Organs with an outline (lungs, heart, clavicles) are drawn as that contour, filled at
+low opacity, their box reduced to a faint dotted frame. Pens are cosmetic. Names, markers and the legend keep their screen size; after every
 zoom, pan or resize they are laid out again in viewport pixels by the Qt-free label layout,
 so no name is cut by its box, by the viewport or by another name.
 """
@@ -15,8 +16,8 @@ import contextlib
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QPen, QPixmap
-from PySide6.QtWidgets import QGraphicsItem, QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsView
+from PySide6.QtGui import QBrush, QColor, QFont, QPainterPath, QPen, QPixmap, QPolygonF
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsView
 
 from rrg_desk.models.regions import WHOLE_IMAGE
 from rrg_desk.reports.label_layout import Rect, bottom_right_spot, place_labels, side_marker_spots
@@ -32,18 +33,30 @@ CLICK_SLOP_PX = 4  # a press and release closer than this is a click, not a pan
 HEATMAP_Z, BOX_Z, HIGHLIGHT_Z, LABEL_Z, FURNITURE_Z = 1.0, 2.0, 3.0, 4.0, 5.0
 DEFAULT_HEATMAP_OPACITY = 0.55
 FURNITURE_MARGIN_PX = 6  # markers and legend keep this far from the picture's edges
+OUTLINE_FILL_ALPHA = 35  # organ contours: a tint that leaves the bone and lung markings readable
 
 
 def region_label(name: str) -> str:
     return name.replace("_", " ")
 
 
+def _outline_path(points) -> QPainterPath:
+    path = QPainterPath()
+    path.addPolygon(QPolygonF([QPointF(x, y) for x, y in points]))
+    path.closeSubpath()
+    return path
+
+
 class RegionBoxItem(QGraphicsRectItem):
     def __init__(self, name: str, box: tuple[float, float, float, float], chosen: bool,
-                 owner: "RegionOverlay") -> None:
+                 owner: "RegionOverlay", outline=()) -> None:
         x0, y0, x1, y1 = box
         super().__init__(QRectF(QPointF(x0, y0), QPointF(x1, y1)).normalized())
         self.name, self.chosen, self._owner = name, chosen, owner
+        # the organ's contour, a child: it shows, hides and highlights with its box
+        self.outline = QGraphicsPathItem(_outline_path(outline), self) if len(outline) >= 3 else None
+        if self.outline is not None:
+            self.outline.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
         self.hovered = self.highlighted = False
         self.setAcceptHoverEvents(True)
         self.setToolTip(f"{region_label(name)} — {'described' if chosen else 'not described'} by the model")
@@ -63,10 +76,18 @@ class RegionBoxItem(QGraphicsRectItem):
         pen.setCosmetic(True)
         if not self.chosen and not emphasised:
             pen.setStyle(Qt.PenStyle.DashLine)
-        self.setPen(pen)
         fill = QColor(HIGHLIGHT_COLOR)
         fill.setAlpha(40)
-        self.setBrush(QBrush(fill) if emphasised else Qt.BrushStyle.NoBrush)
+        if self.outline is not None:
+            self.outline.setPen(pen)
+            tint = QColor(color)
+            tint.setAlpha(OUTLINE_FILL_ALPHA * (2 if emphasised else 1))
+            self.outline.setBrush(QBrush(tint))
+            frame = QPen(color, 1.0, Qt.PenStyle.DotLine)  # the box stays as a faint frame
+            frame.setCosmetic(True)
+            pen, fill = frame, None
+        self.setPen(pen)
+        self.setBrush(QBrush(fill) if emphasised and fill is not None else Qt.BrushStyle.NoBrush)
         self.setZValue(HIGHLIGHT_Z if emphasised else BOX_Z)
         self.label.setColor(color if emphasised or self.chosen else UNSELECTED_LABEL_COLOR)
 
@@ -164,7 +185,8 @@ class RegionOverlay(QObject):
         for region in regions:
             if region.name == WHOLE_IMAGE:
                 continue
-            item = RegionBoxItem(region.name, region.box, bool(region.selected), self)
+            item = RegionBoxItem(region.name, region.box, bool(region.selected), self,
+                                 tuple(getattr(region, "outline", ()) or ()))
             self._items[region.name] = item
             self.view.add_overlay(item)
             self.view.add_overlay(item.label)

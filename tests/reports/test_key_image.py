@@ -78,3 +78,20 @@ def test_key_image_marks_r_on_the_viewers_left_of_a_frontal_view(frontal):
     lateral = np.asarray(render_annotated_image(replace(frontal, view=ViewPosition.LATERAL), []))
     grey = apply_window(frontal.pixels, frontal.display_window())
     assert (lateral == grey[:, :, None]).all()  # nothing drawn: R/L would mislead on a lateral
+
+
+def test_key_image_draws_an_organ_as_its_tinted_contour(frontal):
+    w, h = frontal.width, frontal.height
+    x0, y0, x1, y1 = 0.3 * w, 0.3 * h, 0.7 * w, 0.7 * h
+    centre = ((x0 + x1) / 2, (y0 + y1) / 2)
+    diamond = ((centre[0], y0), (x1, centre[1]), (centre[0], y1), (x0, centre[1]), (centre[0], y0))
+    heart = RegionResult("heart", (x0, y0, x1, y1), 0.9, True, 0.5, outline=diamond)
+    plain = np.asarray(render_annotated_image(frontal, [])).astype(int)
+    drawn = np.asarray(render_annotated_image(frontal, [heart])).astype(int)
+    changed = np.abs(drawn - plain).sum(axis=2) > 0
+    cx, cy = int(centre[0]), int(centre[1])
+    assert changed[cy, cx]  # tinted inside the contour
+    corner = (slice(int(y1) - 12, int(y1) - 4), slice(int(x1) - 12, int(x1) - 4))
+    assert not changed[corner].any()  # the box corner outside the diamond stays untouched
+    edge_row = drawn[cy, int(x1) - 3:int(x1) + 3]
+    assert (np.abs(edge_row - np.array(SELECTED_COLOUR)).sum(axis=1) < 60).any()  # the contour, in colour

@@ -179,3 +179,19 @@ def test_a_lateral_view_has_no_r_l_marker(qtbot, ramp_image, position):
     view = shown_view(qtbot, replace(ramp_image, view=position))
     overlay = RegionOverlay(view)
     assert not any(marker.isVisible() for marker in overlay.markers)
+
+
+def test_an_organ_with_an_outline_is_drawn_as_its_contour_inside_its_box(qtbot, ramp_image):
+    view = shown_view(qtbot, ramp_image)
+    overlay = RegionOverlay(view)
+    diamond = ((100.0, 40.0), (160.0, 150.0), (100.0, 260.0), (40.0, 150.0), (100.0, 40.0))
+    heart = RegionResult("heart", (40, 40, 160, 260), 0.9, True, 0.5, outline=diamond)
+    plain = RegionResult("mediastinum", (150, 20, 250, 280), 0.9, True, 0.5)
+    overlay.set_regions([heart, plain])
+    item = overlay.item("heart")
+    assert item.outline is not None and overlay.item("mediastinum").outline is None
+    assert item.rect().contains(item.outline.path().boundingRect())
+    assert item.outline.isVisible() and item.outline.brush().color().alpha() > 0
+    assert item.outline.pen().color() == item.label.color()  # the contour carries the region's colour
+    overlay.set_region_visible("heart", False)
+    assert not item.outline.isVisible()  # hides with its box

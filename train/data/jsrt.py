@@ -25,7 +25,8 @@ def region_label(name: str) -> int:
 
 class JsrtRegionDataset(Dataset):
     """Items: {"id", "image": (C, S, S), "boxes": (R, 4) in the S x S frame, "labels": (R,),
-    "region_names": [...], "has_nodule": bool} with regions in REGION_NAMES order."""
+    "region_names": [...], "masks": (5, S, S) uint8 of SCR_ORGANS (with from_masks),
+    "has_nodule": bool} with regions in REGION_NAMES order."""
 
     def __init__(self, root: str | Path, split: str, spec: PreprocessSpec, *, from_masks: bool = True,
                  regions: tuple[str, ...] = REGION_NAMES) -> None:
@@ -51,17 +52,26 @@ class JsrtRegionDataset(Dataset):
         if not self.from_masks:
             return {organ: tuple(map(float, box)) for organ, box in self._organ_boxes[image_id].items()}
         if image_id not in self._derived:
-            masks = {organ: np.asarray(Image.open(self.root / "masks" / organ / f"{image_id}.png").convert("L"))
-                     for organ in SCR_ORGANS}
-            self._derived[image_id] = derive_region_boxes(masks)
+            self._derived[image_id] = derive_region_boxes(self._organ_masks(image_id))
         return self._derived[image_id]
+
+    def _organ_masks(self, image_id: str) -> dict[str, np.ndarray]:
+        return {organ: np.asarray(Image.open(self.root / "masks" / organ / f"{image_id}.png").convert("L"))
+                for organ in SCR_ORGANS}
+
+    def frame_masks(self, image_id: str) -> torch.Tensor:
+        """The five organ masks resized (nearest) to the S x S model frame -> (5, S, S) uint8."""
+        size = (self.spec.image_size, self.spec.image_size)
+        return torch.from_numpy(np.stack([
+            np.asarray(Image.fromarray(mask > 0).resize(size, Image.NEAREST), dtype=np.uint8)
+            for mask in self._organ_masks(image_id).values()]))
 
     def __getitem__(self, index: int) -> dict:
         image_id = self.ids[index]
         image, original_hw = load_image_tensor(self.root / "images" / f"{image_id}.png", self.spec)
         boxes = self.region_boxes(image_id)
         names = [r for r in self.regions if r in boxes]
-        return {
+        item = {
             "id": image_id,
             "image": image,
             "boxes": scale_boxes([boxes[r] for r in names], original_hw, self.spec),
@@ -69,3 +79,6 @@ class JsrtRegionDataset(Dataset):
             "region_names": names,
             "has_nodule": image_id.startswith("JPCLN"),
         }
+        if self.from_masks:
+            item["masks"] = self.frame_masks(image_id)
+        return item

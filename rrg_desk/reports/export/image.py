@@ -22,6 +22,7 @@ from rrg_desk.reports.label_layout import Rect, bottom_right_spot, place_labels,
 
 SELECTED_COLOUR = (255, 200, 0)
 UNSELECTED_COLOUR = (120, 170, 255)
+OUTLINE_FILL_ALPHA = 40  # organ tint on the key image
 MARKER_COLOUR = (255, 255, 255)
 PLATE_COLOUR = (0, 0, 0, 185)
 HEATMAP_ALPHA = 0.45
@@ -109,9 +110,16 @@ def _draw_legend(draw: ImageDraw.ImageDraw, pen: _Pen, bounds: Rect) -> list[Rec
 
 
 def _draw_outlines(draw: ImageDraw.ImageDraw, regions: list[RegionResult], pen: _Pen) -> None:
+    """Boxes, or for organs with an outline its contour over a light tint (as on screen)."""
     for region in sorted(regions, key=lambda r: r.selected):  # selected outlines on top
         colour = SELECTED_COLOUR if region.selected else UNSELECTED_COLOUR
-        draw.rectangle(region.box, outline=colour, width=pen.line * (2 if region.selected else 1))
+        width = pen.line * (2 if region.selected else 1)
+        if len(region.outline) >= 3:
+            points = [tuple(point) for point in region.outline]
+            draw.polygon(points, fill=tuple(colour[:3]) + (OUTLINE_FILL_ALPHA,))
+            draw.line(points + points[:1], fill=colour, width=width, joint="curve")
+        else:
+            draw.rectangle(region.box, outline=colour, width=width)
 
 
 def _draw_names(draw: ImageDraw.ImageDraw, regions: list[RegionResult], pen: _Pen, bounds: Rect,

@@ -1,0 +1,77 @@
+"""The detector's training parts: augmentation that moves image, boxes and masks together,
+the ImageNet start of its EfficientNet body, Dice."""
+from __future__ import annotations
+
+import random
+
+import pytest
+import timm
+import torch
+
+from rrg_desk.models.detector import DetectorConfig, RegionDetector
+from train.tasks.detector_task import _augment, dice_score, load_imagenet_body
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _tight(mask: torch.Tensor) -> list[float]:
+    rows, cols = mask.any(dim=1).nonzero()[:, 0], mask.any(dim=0).nonzero()[:, 0]
+    return [float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)]
+
+
+def test_augmentation_moves_image_boxes_and_masks_together():
+    random.seed(3)
+    size = 128
+    box = torch.tensor([[30.0, 20.0, 70.0, 100.0]])
+    mask = torch.zeros(1, size, size, dtype=torch.uint8)
+    mask[0, 20:100, 30:70] = 1
+    image = mask.float() * 2 - 1
+    for _ in range(10):
+        out_image, out_boxes, out_masks = _augment(image, box, mask)
+        assert out_image.shape == image.shape and out_masks.dtype == torch.uint8
+        assert out_boxes.tolist()[0] == pytest.approx(_tight(out_masks[0] > 0), abs=2.0)
+        bright = out_image[0] > out_image[0].mean()  # the image moved with its mask
+        assert (bright == (out_masks[0] > 0)).float().mean() > 0.97
+    _image, only_boxes, none = _augment(image, box, None)
+    assert none is None and only_boxes.shape == (1, 4)
+
+
+def _original_layout_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """EfficientNet-PyTorch naming (same order, `_fc` last), standing in for the package file."""
+    renamed = {}
+    for index, (key, value) in enumerate(model.state_dict().items()):
+        prefix = "_fc." if key.startswith("classifier.") else f"_blocks_{index}."
+        renamed[prefix + key.split(".")[-1]] = value.clone()
+    return renamed
+
+
+def test_imagenet_weights_load_into_the_detector_body_with_a_grey_stem(tmp_path):
+    torch.manual_seed(0)
+    rgb = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000)
+    path = tmp_path / "weights.pth"
+    torch.save(_original_layout_state(rgb), path)
+    detector = RegionDetector(DetectorConfig.from_dict(DetectorConfig.tiny().to_dict() | {"backbone": "tf_efficientnet_lite0"}))
+    provenance = load_imagenet_body(detector, path)
+    body = detector.rcnn.backbone.body.state_dict()
+    expected = rgb.state_dict()
+    assert torch.allclose(body["conv_stem.weight"], expected["conv_stem.weight"].sum(dim=1, keepdim=True))
+    assert torch.equal(body["blocks.6.0.conv_pwl.weight"], expected["blocks.6.0.conv_pwl.weight"])
+    assert provenance["backbone"] == "tf_efficientnet_lite0" and len(provenance["sha256"]) == 64
+
+
+def test_dice_of_masks():
+    a = torch.zeros(10, 10, dtype=torch.bool)
+    b = torch.zeros(10, 10, dtype=torch.bool)
+    a[:, :5] = True
+    b[:, :5] = True
+    assert dice_score(a, b) == 1.0
+    b[:] = False
+    b[:, 4:6] = True  # 10 of a's 50 pixels, 20 in b
+    assert dice_score(a, b) == pytest.approx(2 * 10 / 70)
+    assert dice_score(torch.zeros_like(a), torch.zeros_like(a)) == 1.0
