@@ -27,7 +27,7 @@ SUBCOMMANDS = {
     "export": "build a model bundle from the trained runs (safetensors + card.json)",
     "all": "the whole chain: detector, clip, generator, export, evaluate, export with metrics",
     "score": "finding AUCs (95%% bootstrap intervals) of a `rrg-desk draft --each --jsonl` file of the "
-             "labelled split's images, per source",
+             "labelled split's images, per source; region box IoU for the JSRT images among them",
 }
 
 log = logging.getLogger("train")
@@ -204,9 +204,16 @@ def cmd_evaluate(config, info, bundle=None, split=None):
 def cmd_score(config, jsonl: Path, split: str) -> None:
     from train.classifier_evaluation import classifier_table, score_jsonl
 
+    from train.tasks.detector_task import score_regions_jsonl
+
     result = score_jsonl(config, jsonl, split)
     print(f"{result['images']} drafted images of the {split} split in {jsonl}")
     print(classifier_table(result))
+    regions = score_regions_jsonl(config, jsonl, split)
+    if regions["images"]:
+        print(f"\nregions on {regions['images']} JSRT images: mean IoU {regions['mean_iou']:.3f} "
+              f"(five organs {regions['mean_iou_organs']:.3f}), mAP@0.5 {regions['map50']:.3f}")
+        print("  " + ", ".join(f"{name} {iou:.3f}" for name, iou in sorted(regions["iou_per_region"].items())))
 
 
 def cmd_all(config, info, resume, bundle=None):

@@ -75,3 +75,34 @@ def test_dice_of_masks():
     b[:, 4:6] = True  # 10 of a's 50 pixels, 20 in b
     assert dice_score(a, b) == pytest.approx(2 * 10 / 70)
     assert dice_score(torch.zeros_like(a), torch.zeros_like(a)) == 1.0
+
+
+def test_region_boxes_of_a_cli_jsonl_are_scored_against_the_jsrt_masks(tmp_path):
+    import json
+    from pathlib import Path
+
+    from train.config import load_config
+    from train.data.jsrt import JsrtRegionDataset
+    from train.tasks.common import spec_of
+    from train.tasks.detector_task import score_regions_jsonl
+
+    config = load_config(Path(__file__).resolve().parents[2] / "train" / "configs" / "tiny.yaml")
+    root = Path(config["data"]["jsrt"])
+    if not root.is_absolute():
+        root = Path(__file__).resolve().parents[2] / root
+    config["data"]["jsrt"] = str(root)
+    dataset = JsrtRegionDataset(root, "test", spec_of(config))
+    exact, shifted = dataset.ids[:2]
+    lines = []
+    for image_id, shift in ((exact, 0.0), (shifted, 1e9)):
+        boxes = dataset.region_boxes(image_id)
+        regions = [{"name": name, "box": [v + (shift if k == 0 else 0.0) for k, v in enumerate(box)], "image": 0}
+                   for name, box in boxes.items()]
+        lines.append({"images": [{"path": str(root / "images" / f"{image_id}.png")}], "regions": regions})
+    lines.append({"path": "elsewhere.png", "error": "not a radiograph"})
+    path = tmp_path / "drafts.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines))
+    result = score_regions_jsonl(config, path, "test")
+    assert result["images"] == 2
+    assert result["iou_per_region"]["heart"] == pytest.approx(0.5)  # one exact, one far off
+    assert result["mean_iou_organs"] == pytest.approx(0.5)

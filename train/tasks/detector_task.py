@@ -168,3 +168,31 @@ def dice_score(predicted: torch.Tensor, truth: torch.Tensor) -> float:
     """2|A n B| / (|A| + |B|) of two boolean masks (1.0 when both are empty)."""
     total = int(predicted.sum()) + int(truth.sum())
     return 1.0 if total == 0 else 2.0 * int((predicted & truth).sum()) / total
+
+
+def score_regions_jsonl(config: dict, path, split: str = "test") -> dict:
+    """Box IoU per region of `rrg-desk draft --each --jsonl` lines for the JSRT `split` images
+    (matched by resolved image path), against the boxes derived from their SCR masks, in the
+    original pixels the CLI reports. Empty when the file drafts none of them."""
+    import json
+    from pathlib import Path
+
+    dataset = JsrtRegionDataset(config["data"]["jsrt"], split, spec_of(config))
+    wanted = {str((dataset.root / "images" / f"{i}.png").resolve()): i for i in dataset.ids}
+    predictions, truths = [], []
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        if "error" in record or not record.get("images"):
+            continue
+        image_id = wanted.get(str(Path(record["images"][0]["path"]).resolve()))
+        if image_id is None:
+            continue
+        predictions.append({r["name"]: (tuple(r["box"]), 1.0) for r in record["regions"]
+                            if r["name"] != "whole_image" and r.get("image", 0) == 0})
+        truths.append(dataset.region_boxes(image_id))
+    if not truths:
+        return {"split": split, "images": 0}
+    result = detector_metrics(predictions, truths)
+    organs = [result["iou"][o] for o in SCR_ORGANS if o in result["iou"]]
+    return {"split": split, "images": len(truths), "mean_iou": result["mean_iou"], "map50": result["map50"],
+            "iou_per_region": result["iou"], "mean_iou_organs": float(np.mean(organs)) if organs else None}
