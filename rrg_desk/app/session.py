@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from rrg_desk.app.settings import AppSettings
+from rrg_desk.app.settings import AppSettings, os_login_name
 from rrg_desk.imaging.types import Study
 from rrg_desk.reports.document import ReportDocument, ReportSentence
 from rrg_desk.reports.draft import Draft
@@ -73,7 +74,23 @@ class Session:
     # --- properties ---------------------------------------------------------------------
     @property
     def user(self) -> str:
-        return self.settings.user_name.strip()
+        """Who acts: the settings' name (the OS login name until confirmed); never empty."""
+        return self.settings.user_name.strip() or os_login_name()
+
+    @property
+    def identity_confirmed(self) -> bool:
+        return bool(self.settings.identity_confirmed)
+
+    def confirm_identity(self, name: str) -> str:
+        """The radiologist confirms (or changes) who they are, once: every later audit entry
+        and signature carries this name. Audited, with the name used before."""
+        name = " ".join(name.split())
+        if not name:
+            raise SessionError("Enter your name: every audit entry and signature carries it.")
+        previous = self.user
+        self.settings.user_name, self.settings.identity_confirmed = name, True
+        self.db.audit(None, name, "identity_confirmed", {"previous": previous} if previous != name else {})
+        return name
 
     @property
     def study_uid(self) -> str | None:
@@ -97,6 +114,7 @@ class Session:
         signed report), log "opened"."""
         if self.dirty:
             self.autosave()
+        already_open = self.record is not None and self.record.study_uid == study_uid
         record = self.db.get_study(study_uid)
         if study is None or study.study_uid != study_uid:
             study = self.db.load_study(study_uid)
@@ -117,7 +135,8 @@ class Session:
         self._dirty_since = self._last_edit = None
         recovered = restored and study_uid in self._pending_recovery
         self._pending_recovery.discard(study_uid)
-        self.db.audit(study_uid, self.user, "opened", {"restored_draft": restored})
+        if not already_open:  # showing the open study again (worklist, loader, recovery) is no new action
+            self.db.audit(study_uid, self.user, "opened", {"restored_draft": restored})
         if recovered:
             self.db.audit(study_uid, self.user, "recovered", {"saved_at": self.db.draft_saved_at(study_uid)})
         return OpenedStudy(record, study, restored, recovered, bool(signed))
@@ -204,16 +223,24 @@ class Session:
         self._mark_dirty()
 
     def accept(self, sentence_id: str) -> None:
-        self._editable_document().accept(sentence_id)
+        document = self._editable_document()
+        sentence = document.sentence(sentence_id)
+        document.accept(sentence_id)
+        self.db.audit(self.record.study_uid, self.user, "accepted", {"region": sentence.region, "text": sentence.text})
         self._mark_dirty()
 
     def reject(self, sentence_id: str) -> None:
-        self._editable_document().reject(sentence_id)
+        document = self._editable_document()
+        sentence = document.sentence(sentence_id)
+        document.reject(sentence_id)
+        self.db.audit(self.record.study_uid, self.user, "rejected", {"region": sentence.region, "text": sentence.text})
         self._mark_dirty()
 
     def accept_all(self) -> list[str]:
         accepted = self._editable_document().accept_all()
-        self._mark_dirty()
+        if accepted:
+            self.db.audit(self.record.study_uid, self.user, "accepted_all", {"sentences": len(accepted)})
+            self._mark_dirty()
         return accepted
 
     def add_sentence(self, section: str, sentence: ReportSentence, index: int | None = None) -> None:
@@ -297,10 +324,17 @@ class Session:
                                    self.report_meta(), anonymise)
 
     def export(self, formats: list[str], folder: str | Path, anonymise: bool = False,
-               include_key_image: bool = False) -> dict[str, Path]:
-        """Write the report (signed, or the draft marked as such) in `formats` (EXPORT_SUFFIXES
-        keys; "pdf" is the UI's). Returns format -> file. ExportError on failure."""
-        unknown = [f for f in formats if f not in EXPORT_SUFFIXES]
+               include_key_image: bool = False, renderers: dict[str, tuple[str, Callable]] | None = None
+               ) -> dict[str, Path]:
+        """Write the report (signed, or the draft marked as such) in `formats` and log ONE
+        "exported" audit entry naming every file written (path and format), also when a later
+        format fails (then ExportError is raised after the entry is written).
+
+        `formats`: EXPORT_SUFFIXES keys, or keys of `renderers`: format -> (suffix,
+        render(document, meta, out, anonymise, key_image_png) -> Path), how the UI adds the PDF
+        (Qt renders it) without the core importing Qt."""
+        renderers = dict(renderers or {})
+        unknown = [f for f in formats if f not in EXPORT_SUFFIXES and f not in renderers]
         if unknown:
             raise ValueError(f"unknown export format(s) {unknown}; the core writes {sorted(EXPORT_SUFFIXES)} "
                              "(PDF is rendered by rrg_desk.ui.pdf_export)")
@@ -310,30 +344,49 @@ class Session:
         folder = Path(folder)
         stem = base_name(meta.for_export(anonymise))
         written: dict[str, Path] = {}
-        for fmt in formats:
-            out = folder / (stem + EXPORT_SUFFIXES[fmt])
-            if fmt == "txt":
-                written[fmt] = export_txt(self.document, meta, out, anonymise)
-            elif fmt == "json":
-                written[fmt] = export_json(self.document, meta, out, anonymise)
-            elif fmt == "fhir":
-                key = self.key_image_png(anonymise) if include_key_image else None
-                written[fmt] = export_fhir(self.document, meta, out, anonymise, key_image_png=key)
-            elif fmt == "sr":
-                written[fmt] = export_dicom_sr(self.document, meta, self.study.images, out, anonymise)
-            elif fmt == "png":
-                if self.draft is None:
-                    raise ExportError("The annotated image needs a draft (regions); draft the study first.")
-                frontal = self.study.frontal or self.study.images[0]
-                written[fmt] = export_annotated_png(frontal, [r for r in self.draft.regions if r.selected], None,
-                                                    out, anonymise, meta)
+        key_png: list[bytes | None] = []  # rendered once, shared by FHIR and the renderers
+
+        def key_image() -> bytes | None:
+            if not key_png:
+                key_png.append(self.key_image_png(anonymise) if include_key_image else None)
+            return key_png[0]
+
         try:
-            self.db.audit(self.record.study_uid, self.user, "exported",
-                          {"formats": list(written), "anonymise": anonymise, "signed": meta.signed,
-                           "files": [str(p) for p in written.values()]})
+            for fmt in formats:
+                if fmt in renderers:
+                    suffix, render = renderers[fmt]
+                    written[fmt] = Path(render(self.document, meta, folder / (stem + suffix), anonymise, key_image()))
+                    continue
+                out = folder / (stem + EXPORT_SUFFIXES[fmt])
+                if fmt == "txt":
+                    written[fmt] = export_txt(self.document, meta, out, anonymise)
+                elif fmt == "json":
+                    written[fmt] = export_json(self.document, meta, out, anonymise)
+                elif fmt == "fhir":
+                    written[fmt] = export_fhir(self.document, meta, out, anonymise, key_image_png=key_image())
+                elif fmt == "sr":
+                    written[fmt] = export_dicom_sr(self.document, meta, self.study.images, out, anonymise)
+                elif fmt == "png":
+                    if self.draft is None:
+                        raise ExportError("The annotated image needs a draft (regions); draft the study first.")
+                    frontal = self.study.frontal or self.study.images[0]
+                    written[fmt] = export_annotated_png(frontal, [r for r in self.draft.regions if r.selected],
+                                                        None, out, anonymise, meta)
+        finally:
+            if written:
+                self._audit_export(written, formats, anonymise, meta.signed)
+        return written
+
+    def _audit_export(self, written: dict[str, Path], requested: list[str], anonymise: bool, signed: bool) -> None:
+        detail = {"formats": list(written), "files": [{"format": fmt, "path": str(Path(path).resolve())} for fmt, path in written.items()],
+                  "anonymise": anonymise, "signed": signed}
+        failed = [fmt for fmt in requested if fmt not in written]
+        if failed:
+            detail["not_written"] = failed
+        try:
+            self.db.audit(self.record.study_uid, self.user, "exported", detail)
         except StoreError:
             log.warning("export written but not logged (database unavailable)")
-        return written
 
     # --- navigation ---------------------------------------------------------------------
     def next_study_uid(self, search: str = "") -> str | None:

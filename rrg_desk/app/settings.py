@@ -3,6 +3,7 @@ folder (the UI mirrors it to QSettings). Unknown keys are ignored and invalid va
 back to their defaults, so a hand-edited file never stops the app from starting."""
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 import os
@@ -24,6 +25,15 @@ def settings_path() -> Path:
     return user_data_dir() / SETTINGS_FILE_NAME
 
 
+def os_login_name() -> str:
+    """The operating system's login name: the identity until the radiologist confirms theirs."""
+    try:
+        name = getpass.getuser().strip()
+    except (KeyError, OSError, ImportError):  # no passwd entry / no login variables (containers)
+        name = ""
+    return name or "unknown user"
+
+
 @dataclass
 class AppSettings:
     bundle_dir: str = field(default_factory=lambda: str(default_bundle_dir()))
@@ -31,8 +41,13 @@ class AppSettings:
     beam_size: int = 0  # 0: the bundle card's, so the workstation drafts the text `rrg-desk draft` does
     auto_draft: bool = True  # draft when a study without a draft is opened
     theme: str = "dark"  # dark | light
-    user_name: str = ""  # the signer; signing is refused while empty
+    # who acts: every audit entry and every signature carries it; never empty (the OS login
+    # name until the radiologist confirms or changes it once, at the first start)
+    user_name: str = field(default_factory=os_login_name)
+    identity_confirmed: bool = False
     autosave_seconds: float = 2.0
+    institution_name: str = ""  # printed report header (PDF)
+    institution_address: str = ""
 
     def problems(self) -> list[str]:
         """What is wrong with the values, in words for the settings dialog (empty when valid)."""
@@ -43,6 +58,8 @@ class AppSettings:
             found.append(f"Theme must be one of {', '.join(THEMES)}.")
         if self.beam_size not in BEAM_SIZES:
             found.append(f"Beam size must be between 1 and {BEAM_SIZES.stop - 1}, or the model's default.")
+        if not self.user_name.strip():
+            found.append("User name must not be empty: audit entries and signatures carry it.")
         if not (0.2 <= self.autosave_seconds <= 60):
             found.append("Autosave delay must be between 0.2 and 60 seconds.")
         return found

@@ -32,8 +32,9 @@ log = logging.getLogger(__name__)
 
 DATABASE_FILE_NAME = "rrg-desk.sqlite3"
 BUSY_TIMEOUT_S = 5.0
-ACTIONS = ("imported", "opened", "drafted", "edited", "flags_reviewed", "signed", "addendum",
-           "exported", "recovered", "status_changed", "input_refused", "draft_anyway")
+ACTIONS = ("imported", "opened", "drafted", "edited", "accepted", "rejected", "accepted_all", "flags_reviewed",
+           "signed", "addendum", "exported", "recovered", "status_changed", "input_refused", "draft_anyway",
+           "identity_confirmed")
 SORT_COLUMNS = {"study_date": "study_date", "patient_name": "patient_name COLLATE NOCASE",
                 "patient_id": "patient_id", "accession": "accession", "description": "description COLLATE NOCASE",
                 "status": "status", "imported_at": "imported_at", "updated_at": "updated_at",
@@ -185,20 +186,25 @@ class Database(DraftsMixin, SignOffMixin):
         with self._transaction(f"logging '{action}'") as conn:
             self._audit(conn, study_uid, user, action, detail)
 
-    def audit_log(self, study_uid: str | None = None, action: str | None = None) -> list[AuditEntry]:
+    def audit_log(self, study_uid: str | None = None, action: str | None = None,
+                  user: str | None = None) -> list[AuditEntry]:
+        """The audit entries, oldest first; each filter given narrows them (exact match)."""
         clauses, args = [], []
-        if study_uid is not None:
-            clauses.append("study_uid = ?")
-            args.append(study_uid)
-        if action is not None:
-            clauses.append("action = ?")
-            args.append(action)
+        for column, value in (("study_uid", study_uid), ("action", action), ("user", user)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         with self._reading("reading the audit log") as conn:
             rows = conn.execute(f"SELECT id, at, study_uid, user, action, detail_json FROM audit_log {where} "
                                 "ORDER BY id", args).fetchall()
         return [AuditEntry(id=r[0], at=r[1], study_uid=r[2], user=r[3], action=r[4], detail=json.loads(r[5]))
                 for r in rows]
+
+    def audit_users(self) -> list[str]:
+        """Everyone who appears in the audit log (for the viewer's filter)."""
+        with self._reading("reading the audit log") as conn:
+            return [r[0] for r in conn.execute("SELECT DISTINCT user FROM audit_log ORDER BY user COLLATE NOCASE")]
 
     # --- studies ------------------------------------------------------------------------
     def import_studies(self, paths: Iterable[str | Path], user: str = "") -> tuple[list[StudyRecord], list[ImageReadError]]:

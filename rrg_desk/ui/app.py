@@ -136,8 +136,12 @@ def run_gui(argv: list[str] | None = None) -> int:
         runner = HeadlessRun(app, window, args)
         runner.start()
     window.show()
+    identity = None if headless else window.confirm_identity()  # once: who acts, before the first action
     if args.paths:
-        window.open_paths(args.paths)
+        if identity is not None:  # the study opens (and is audited) under the confirmed name
+            identity.finished.connect(lambda _result: window.open_paths(args.paths))
+        else:
+            window.open_paths(args.paths)
     code = app.exec()
     window.loader.wait_for_done(5_000)
     return int(code)

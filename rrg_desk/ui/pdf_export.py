@@ -73,6 +73,16 @@ def export_pdf(document, meta: ReportMeta, out: str | Path, anonymise: bool = Fa
     return out
 
 
+def pdf_renderer(settings=None) -> tuple[str, object]:
+    """(suffix, render) for Session.export: render(document, meta, out, anonymise, key_png)."""
+
+    def render(document, meta: ReportMeta, out: Path, anonymise: bool, key_image_png: bytes | None) -> Path:
+        image = QImage.fromData(key_image_png) if key_image_png else None
+        return export_pdf(document, meta, out, anonymise, key_image=image)
+
+    return ".pdf", render
+
+
 def qimage_png_bytes(image: QImage) -> bytes:
     data = QByteArray()
     buffer = QBuffer(data)

@@ -1,4 +1,4 @@
-"""Settings: model bundle folder, device, beam size, auto-draft, theme, user name.
+"""Settings: model bundle folder, device, beam size, auto-draft, theme, user name, institution.
 
 The bundle folder is checked when the dialog is accepted (card.json present, readable and
 naming its components) so a wrong folder is refused with a clear message instead of
@@ -73,7 +73,11 @@ class SettingsDialog(QDialog):
             self.theme.addItem(label, key)
         self.theme.setCurrentIndex(max(self.theme.findData(getattr(settings, "theme", "dark")), 0))
         self.user_name = QLineEdit(str(getattr(settings, "user_name", "") or ""), self)
-        self.user_name.setPlaceholderText("Name that signs reports")
+        self.user_name.setPlaceholderText("Name that signs reports and appears in the audit log")
+        self.institution_name = QLineEdit(str(getattr(settings, "institution_name", "") or ""), self)
+        self.institution_name.setPlaceholderText("Printed at the top of every PDF page")
+        self.institution_address = QLineEdit(str(getattr(settings, "institution_address", "") or ""), self)
+        self.institution_address.setPlaceholderText("Department, address, telephone (one line)")
         self.error = QLabel("", self)
         self.error.setWordWrap(True)
         self.error.setStyleSheet("color: #ff7070;")
@@ -84,6 +88,8 @@ class SettingsDialog(QDialog):
         form.addRow("", self.auto_draft)
         form.addRow("Theme", self.theme)
         form.addRow("User name", self.user_name)
+        form.addRow("Institution", self.institution_name)
+        form.addRow("Institution address", self.institution_address)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -104,12 +110,18 @@ class SettingsDialog(QDialog):
             self._original, bundle_dir=str(Path(bundle).expanduser()) if bundle else "",
             device=self.device.currentData(), beam_size=self.beam_size.value(),
             auto_draft=self.auto_draft.isChecked(), theme=self.theme.currentData(),
-            user_name=self.user_name.text().strip())
+            user_name=" ".join(self.user_name.text().split()),
+            institution_name=self.institution_name.text().strip(),
+            institution_address=self.institution_address.text().strip())
 
     def accept(self) -> None:
         problem = bundle_problem(self.bundle_dir.text())
         if problem:
             self.error.setText(problem)
             self.bundle_dir.setFocus()
+            return
+        if not self.user_name.text().strip():
+            self.error.setText("Enter your name: audit entries and signatures carry it.")
+            self.user_name.setFocus()
             return
         super().accept()

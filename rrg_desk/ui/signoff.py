@@ -1,6 +1,6 @@
 """Sign-off, addenda and exports: dialogs in front of the session's rules.
 
-Signing asks for the signer's name once (kept in the settings), runs the truthfulness check,
+Signing uses the identity confirmed at start (settings; the OS login name until then), runs the truthfulness check,
 and signs only after every flag is ticked in the review dialog. Dialogs are opened
 non-modally (open()), so the window, and tests, keep running while they are up.
 """
@@ -10,8 +10,7 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QInputDialog, QWidget
+from PySide6.QtWidgets import QWidget
 
 from rrg_desk.ui.addendum_dialog import AddendumDialog
 from rrg_desk.ui.export_dialog import ExportDialog
@@ -41,19 +40,8 @@ class SignOffFlow(QObject):
         self.controller.message.emit(title, text)
 
     def _signer(self) -> str:
-        """The user name from the settings, asked for (and kept) the first time."""
-        settings = self.session.settings
-        if settings.user_name.strip():
-            return settings.user_name.strip()
-        name, ok = QInputDialog.getText(self.window, "Who signs?", "Your name as it should appear on signed reports:")
-        if ok and name.strip():
-            settings.user_name = name.strip()
-            try:
-                settings.save()
-            except OSError as exc:
-                log.warning("settings not saved: %s", exc)
-            return settings.user_name
-        return ""
+        """Who signs: the identity confirmed at start (the OS login name until then)."""
+        return self.session.user
 
     # ----- sign ---------------------------------------------------------------------------
     def start_sign(self) -> ReviewDialog | None:
@@ -143,11 +131,12 @@ class SignOffFlow(QObject):
         return dialog
 
     def export(self, formats: list[str], folder: Path, anonymise: bool, key_image: bool) -> dict:
-        """Write the chosen formats; errors become one message, the report stays on screen."""
+        """Write the chosen formats (the session audits them all, PDF included, in one entry);
+        errors become one message, the report stays on screen."""
         from rrg_desk.app.session import SessionError
-        from rrg_desk.reports.export import ExportError, base_name
+        from rrg_desk.reports.export import ExportError
         from rrg_desk.store import StoreError
-        from rrg_desk.ui.pdf_export import export_pdf
+        from rrg_desk.ui.pdf_export import pdf_renderer
 
         self.export_folder = folder
         session = self.session
@@ -155,18 +144,8 @@ class SignOffFlow(QObject):
             self.controller.autosave()
         written: dict = {}
         try:
-            core = [f for f in formats if f != "pdf"]
-            if core:
-                written.update(session.export(core, folder, anonymise, include_key_image=key_image))
-            if "pdf" in formats:
-                meta = session.report_meta()
-                png = session.key_image_png(anonymise) if key_image else None
-                image = QImage.fromData(png) if png else None
-                out = folder / (base_name(meta.for_export(anonymise)) + ".pdf")
-                written["pdf"] = export_pdf(session.document, meta, out, anonymise, key_image=image)
-                if not core:  # the session logs its own exports; log the PDF-only case here
-                    session.db.audit(session.record.study_uid, session.user, "exported",
-                                     {"formats": ["pdf"], "anonymise": anonymise, "files": [str(out)]})
+            written = session.export(formats, folder, anonymise, include_key_image=key_image,
+                                     renderers={"pdf": pdf_renderer(session.settings)})
         except (ExportError, SessionError, StoreError) as exc:
             self._say("Export failed", exc.user_message)
             return written

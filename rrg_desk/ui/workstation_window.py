@@ -9,7 +9,9 @@ from PySide6.QtWidgets import QApplication, QMenu, QMessageBox, QProgressBar, QP
 
 from rrg_desk.app.settings import AppSettings
 from rrg_desk.reports.templates import NORMAL_CHEST_TEMPLATE, MacroStore
+from rrg_desk.store import StoreError
 from rrg_desk.ui.findings_panel import FindingsPanel
+from rrg_desk.ui.identity_dialog import IdentityDialog
 from rrg_desk.ui.overlay_panel import OverlayPanel
 from rrg_desk.ui.refusal_banner import RefusalBanner
 from rrg_desk.ui.report_editor import ReportEditor
@@ -54,11 +56,15 @@ class WorkstationWindowMixin:
         self.statusBar().addPermanentWidget(self.cancel_button)
         self.progress.hide()
         self.cancel_button.hide()
-        # Model bundles (admin): listed under Edit beside Settings, which it extends.
+        # Model bundles and the audit log (admin), who am I: listed under Edit beside Settings.
         for menu in self.commands["settings"].associatedObjects():
             if isinstance(menu, QMenu):
-                menu.addAction(self.commands["bundles"])
+                menu.addActions([self.commands["identity"], self.commands["bundles"], self.commands["audit_log"]])
         self.commands["bundles"].triggered.connect(self.open_bundles_dialog)
+        self.commands["audit_log"].triggered.connect(self.open_audit_dialog)
+        self.commands["identity"].triggered.connect(lambda: self.confirm_identity(force=True))
+        self.commands["audit_log"].setEnabled(self.database is not None)
+        self.commands["identity"].setEnabled(self.session is not None)
 
     def _report_panel(self) -> QWidget:
         """The report editor under the input check's refusal banner (hidden until a refusal)."""
@@ -83,6 +89,10 @@ class WorkstationWindowMixin:
 
     def _restore_unsaved_work(self) -> None:
         """After a crash or kill: reopen the study whose draft was not cleanly saved, and say so."""
+        dialog = getattr(self, "identity_dialog", None)
+        if dialog is not None and dialog.isVisible():  # recover under the confirmed name
+            dialog.finished.connect(lambda _result: self._restore_unsaved_work())
+            return
         pending = self.session.pending_recoveries() if self.session is not None else []
         if pending and self.viewer.study is None:
             self.reporting.open_study(pending[0])
@@ -127,7 +137,50 @@ class WorkstationWindowMixin:
         dialog.open()
         return dialog
 
+    def open_audit_dialog(self):
+        from rrg_desk.ui.audit_dialog import AuditDialog
+
+        if self.database is None:
+            self.statusBar().showMessage("No worklist database: there is no audit log to show.")
+            return None
+        dialog = AuditDialog(self.database, self)
+        dialog.open()
+        return dialog
+
+    def confirm_identity(self, force: bool = False):
+        """Ask once (prefilled with the current name: the OS login until confirmed) who is working;
+        every later audit entry and signature carries the answer. Window-modal, not blocking."""
+        if self.session is None or (self.session.identity_confirmed and not force):
+            return None
+        dialog = IdentityDialog(self.session.user, self)
+        dialog.accepted.connect(lambda: self._identity_confirmed(dialog.name()))
+        self.identity_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def _identity_confirmed(self, name: str) -> None:
+        from rrg_desk.app.session import SessionError
+
+        try:
+            self.session.confirm_identity(name)
+        except (SessionError, StoreError) as exc:
+            self._show_message("Identity not confirmed", exc.user_message)
+            return
+        self._save_settings()
+        self.statusBar().showMessage(f"Working as {self.session.user}.")
+
+    def _save_settings(self) -> None:
+        for name, value in self.app_settings.to_dict().items():
+            self._settings.setValue(f"workstation/{name}", value)
+        try:
+            self.app_settings.save()
+        except OSError as exc:
+            self._show_message("Settings not saved", f"The settings file could not be written ({exc}).")
+
     def apply_settings(self, new: AppSettings) -> None:
+        if self.session is not None and new.user_name.strip() and new.user_name.strip() != self.session.user:
+            self._identity_confirmed(new.user_name)  # a new name is a new identity: audited
+            new.user_name, new.identity_confirmed = self.app_settings.user_name, self.app_settings.identity_confirmed
         for name, value in new.to_dict().items():  # in place: the session holds this object
             setattr(self.app_settings, name, value)
             self._settings.setValue(f"workstation/{name}", value)

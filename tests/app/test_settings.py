@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from rrg_desk.app.settings import AppSettings, settings_path
+from rrg_desk.app.settings import AppSettings, os_login_name, settings_path
 from rrg_desk.paths import default_bundle_dir
 
 
@@ -34,7 +34,26 @@ def test_invalid_values_fall_back_one_by_one(tmp_path):
                                 "autosave_seconds": "fast", "user_name": 5, "unknown": 1}))
     settings = AppSettings.load(path)
     assert settings.device == "auto" and settings.beam_size == 0 and settings.autosave_seconds == 2.0
-    assert settings.theme == "light" and settings.auto_draft is False and settings.user_name == ""
+    assert settings.theme == "light" and settings.auto_draft is False and settings.user_name == os_login_name()
+
+
+def test_identity_defaults_to_the_os_login_until_confirmed(tmp_path, monkeypatch):
+    monkeypatch.setattr("getpass.getuser", lambda: "jdoe")
+    settings = AppSettings()
+    assert settings.user_name == "jdoe" and settings.identity_confirmed is False
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps({"user_name": "   ", "identity_confirmed": True, "institution_name": "St Elsewhere"}))
+    loaded = AppSettings.load(path)  # a blank name never survives: entries must carry someone
+    assert loaded.user_name == "jdoe" and loaded.identity_confirmed and loaded.institution_name == "St Elsewhere"
+    assert AppSettings(user_name=" ").problems() == ["User name must not be empty: audit entries and signatures "
+                                                     "carry it."]
+
+
+def test_os_login_name_never_empty(monkeypatch):
+    def no_login():
+        raise OSError("no login")
+    monkeypatch.setattr("getpass.getuser", no_login)
+    assert os_login_name() == "unknown user"
 
 
 def test_problems_are_worded_for_the_dialog():
