@@ -7,6 +7,7 @@ SOP instance and a PACS that already has it simply keeps one copy.
 
     outbox = Outbox(db)   # db: rrg_desk.store.Database (its file, its own connection)
     outbox.enqueue(...) -> OutboxEntry ; outbox.pending() ; outbox.record_attempt(...)
+    outbox.statuses() -> {study_uid: DeliveryStatus}   # sent / queued / failed + reason
 """
 from __future__ import annotations
 
@@ -148,6 +149,10 @@ class Outbox:
             return [OutboxEntry(*row) for row in conn.execute(f"SELECT {_COLUMNS} FROM pacs_outbox {where} "
                                                               "ORDER BY id", args)]
 
+    def statuses(self) -> dict[str, "DeliveryStatus"]:
+        """Per study: sent / queued / failed (with the reason) over all its report versions."""
+        return delivery_statuses(self.entries())
+
     def record_attempt(self, entry_id: int, error: str = "") -> OutboxEntry:
         """Count an attempt: sent when `error` is empty, else still pending with the reason."""
         now = utc_now_iso()
@@ -159,3 +164,44 @@ class Outbox:
                 conn.execute("UPDATE pacs_outbox SET attempts = attempts + 1, last_error = '', status = 'sent', "
                              "last_attempt_at = ?, sent_at = ? WHERE id = ?", (now, now, entry_id))
         return self.get(entry_id)
+
+
+@dataclass(frozen=True)
+class DeliveryStatus:
+    """Where a study's signed report stands with the PACS (the worklist's PACS column).
+
+    state: "sent" (every version stored), "queued" (waiting, not tried yet) or "failed" (the
+    last attempt failed; still queued and retried) with the reason in `error`."""
+
+    state: str
+    server_name: str
+    error: str = ""
+    attempts: int = 0
+
+    @property
+    def label(self) -> str:
+        if self.state == "sent":
+            return "Sent"
+        if self.state == "queued":
+            return "Queued"
+        return f"Failed: {self.error}" if self.error else "Failed"
+
+
+def delivery_statuses(entries: list[OutboxEntry]) -> dict[str, DeliveryStatus]:
+    """study uid -> DeliveryStatus, from the outbox entries (oldest first)."""
+    by_study: dict[str, list[OutboxEntry]] = {}
+    for entry in entries:
+        by_study.setdefault(entry.study_uid, []).append(entry)
+    statuses = {}
+    for study_uid, rows in by_study.items():
+        pending = [e for e in rows if e.status != "sent"]
+        if not pending:
+            statuses[study_uid] = DeliveryStatus("sent", rows[-1].server_name, attempts=rows[-1].attempts)
+            continue
+        failed = [e for e in pending if e.last_error]
+        if failed:
+            newest = max(failed, key=lambda e: (e.last_attempt_at or "", e.id))
+            statuses[study_uid] = DeliveryStatus("failed", newest.server_name, newest.last_error, newest.attempts)
+        else:
+            statuses[study_uid] = DeliveryStatus("queued", pending[-1].server_name)
+    return statuses

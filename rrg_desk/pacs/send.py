@@ -23,6 +23,7 @@ from rrg_desk.pacs.errors import PacsError, PacsSettingsError
 from rrg_desk.pacs.outbox import Outbox, OutboxEntry
 from rrg_desk.reports.document import ReportDocument
 from rrg_desk.reports.export import Addendum, ExportError, ReportMeta, dicom_sr
+from rrg_desk.reports.export.dicom_sr import sr_bytes
 from rrg_desk.store import Database, StoreError
 
 log = logging.getLogger(__name__)
@@ -45,9 +46,13 @@ class DeliveryResult:
         return f"The report is queued for PACS '{self.entry.server_name}' and will be sent again later. {reason}"
 
 
-def signed_report_sr(db: Database, study_uid: str) -> tuple[Dataset, int]:
-    """The SR of the study's signed report with its addenda; and the newest signed row id
-    (an addendum makes a new SR version, queued separately)."""
+def signed_report_sr(db: Database, study_uid: str, organisation: str = "") -> tuple[Dataset, int]:
+    """The SR of the study's signed report with its addenda; and the newest signed row id.
+
+    An addendum makes a new SR version (a new SOP instance, queued separately) whose
+    Predecessor Documents Sequence references the earlier versions; the same version always
+    has the same SOP Instance UID (derived from the signed rows, reports/export/dicom_sr.py).
+    `organisation` (settings) names the signers' organisation in the SR."""
     try:
         rows = db.signed_reports(study_uid)
         original = next((r for r in rows if r.kind == "report"), None)
@@ -59,16 +64,10 @@ def signed_report_sr(db: Database, study_uid: str) -> tuple[Dataset, int]:
         meta = ReportMeta.from_study(study, signer=original.signer,
                                      signed_at=datetime.fromisoformat(original.signed_at),
                                      report_id=str(original.id), addenda=addenda,
-                                     pseudonym_salt=db.installation_secret())
+                                     pseudonym_salt=db.installation_secret(), organisation=organisation)
         return dicom_sr(ReportDocument.from_dict(original.document), meta, study.images), rows[-1].id
     except (StoreError, ExportError) as exc:
         raise PacsError(f"The report could not be prepared for the PACS: {exc.user_message}") from exc
-
-
-def _dicom_bytes(dataset: Dataset) -> bytes:
-    buffer = io.BytesIO()
-    pydicom.dcmwrite(buffer, dataset, enforce_file_format=True)
-    return buffer.getvalue()
 
 
 def deliver(db: Database, outbox: Outbox, entry: OutboxEntry, client: PacsClient, user: str = "") -> DeliveryResult:
@@ -91,18 +90,41 @@ def deliver(db: Database, outbox: Outbox, entry: OutboxEntry, client: PacsClient
 
 
 def send_signed_report(db: Database, client: PacsClient, study_uid: str, user: str = "",
-                       outbox: Outbox | None = None) -> DeliveryResult:
-    """Queue the signed report's SR for `client`'s server and try to send it now.
+                       outbox: Outbox | None = None, organisation: str = "") -> DeliveryResult:
+    """Queue the signed report's SR (its newest version) for `client`'s server and try to send it.
 
-    Never loses it: if the PACS cannot take it, it stays queued (DeliveryResult.sent False)."""
-    sr, report_id = signed_report_sr(db, study_uid)
+    Never loses it: if the PACS cannot take it, it stays queued (DeliveryResult.sent False).
+    Earlier versions of the same report still waiting for this server are sent first, so the
+    PACS never holds an addendum without the report it amends. A version already sent is not
+    sent again (the result says it was stored)."""
     own = outbox is None
     outbox = outbox or Outbox(db)
     try:
-        entry = outbox.enqueue(study_uid, report_id, client.server.name, str(sr.SOPInstanceUID), _dicom_bytes(sr))
+        entry = queue_signed_report(db, study_uid, client.server.name, organisation, outbox)
         if entry.status == "sent":
             return DeliveryResult(entry)
-        return deliver(db, outbox, entry, client, user)
+        result = DeliveryResult(entry)
+        for waiting in outbox.pending(client.server.name):
+            if waiting.study_uid != study_uid or waiting.id > entry.id:
+                continue
+            result = deliver(db, outbox, waiting, client, user)
+            if not result.sent:  # server down: the later version stays queued behind it
+                return DeliveryResult(outbox.get(entry.id), result.error)
+        return result
+    finally:
+        if own:
+            outbox.close()
+
+
+def queue_signed_report(db: Database, study_uid: str, server_name: str, organisation: str = "",
+                        outbox: Outbox | None = None) -> OutboxEntry:
+    """Put the newest signed version of the study's report in the outbox for `server_name`
+    (idempotent: a version already queued or sent is returned as it is). No network."""
+    sr, report_id = signed_report_sr(db, study_uid, organisation)
+    own = outbox is None
+    outbox = outbox or Outbox(db)
+    try:
+        return outbox.enqueue(study_uid, report_id, server_name, str(sr.SOPInstanceUID), sr_bytes(sr))
     finally:
         if own:
             outbox.close()

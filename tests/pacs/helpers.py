@@ -28,9 +28,14 @@ def sign_report(db: Database, study_uid: str) -> SignedReport:
 
 
 def sr_texts(dataset: pydicom.Dataset) -> dict[str, str]:
-    """Concept meaning -> text of the SR's top-level TEXT items."""
-    return {item.ConceptNameCodeSequence[0].CodeMeaning: item.TextValue
-            for item in dataset.ContentSequence if item.ValueType == "TEXT"}
+    """Concept meaning -> text of the SR's reported TEXT items (CONTAINS; observation context
+    is left out), anywhere in the tree: TID 2000 puts them in Findings / Impressions / Addendum."""
+    texts = {}
+    for item in dataset.get("ContentSequence", []):
+        if item.ValueType == "TEXT" and item.RelationshipType == "CONTAINS":
+            texts[item.ConceptNameCodeSequence[0].CodeMeaning] = item.TextValue
+        texts.update({k: v for k, v in sr_texts(item).items() if k not in texts})
+    return texts
 
 
 def evidence_sop_uids(dataset: pydicom.Dataset) -> set[str]:

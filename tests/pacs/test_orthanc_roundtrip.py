@@ -16,6 +16,7 @@ from rrg_desk.pacs import (
     save_servers, send_signed_report,
 )
 from rrg_desk.paths import samples_dir
+from rrg_desk.reports.export.dicom_sr import person_name
 from rrg_desk.store import Database
 from tests.pacs.conftest import ORTHANC_PASSWORD
 from tests.pacs.helpers import FINDINGS, IMPRESSION, SIGNER, evidence_sop_uids, server_for, sign_report, sr_texts
@@ -106,7 +107,7 @@ def test_retrieve_into_store_then_sign_and_store_the_sr(orthanc, client, tmp_pat
     texts = sr_texts(sr)
     assert texts["Finding"] == FINDINGS and texts["Impression"] == IMPRESSION
     assert evidence_sop_uids(sr) == source_sops
-    assert sr.VerificationFlag == "VERIFIED" and str(sr.VerifyingObserverSequence[0].VerifyingObserverName) == SIGNER
+    assert sr.VerificationFlag == "VERIFIED" and str(sr.VerifyingObserverSequence[0].VerifyingObserverName) == person_name(SIGNER)
 
     # sending again changes nothing (the queued entry is already sent)
     again = send_signed_report(db, client, study_uid, user=SIGNER)

@@ -19,6 +19,7 @@ from rrg_desk.reports.export import (
     export_fhir, export_json, export_txt, pseudo_id,
 )
 from rrg_desk.reports.export.image import SELECTED_COLOUR
+from tests.pacs.helpers import sr_texts
 from tests.reports.synthetic import make_draft
 
 SIGNED_AT = datetime(2024, 1, 6, 9, 30, tzinfo=timezone.utc)
@@ -129,9 +130,9 @@ def test_dicom_sr_reads_back_with_pydicom_and_references_the_images(study, docum
     assert ds.SOPClassUID == pydicom.uid.ComprehensiveSRStorage
     assert ds.Modality == "SR" and ds.StudyInstanceUID == study.study_uid
     assert ds.CompletionFlag == "COMPLETE" and ds.VerificationFlag == "VERIFIED"
-    assert str(ds.VerifyingObserverSequence[0].VerifyingObserverName) == "Dr Ada Lovelace"
-    texts = {item.ConceptNameCodeSequence[0].CodeMeaning: item.TextValue for item in ds.ContentSequence}
-    assert texts == {"Finding": document.findings_text(), "Impression": "Cardiomegaly."}
+    assert str(ds.VerifyingObserverSequence[0].VerifyingObserverName) == "Lovelace^Ada^^Dr"
+    assert ds.VerifyingObserverSequence[0].VerificationDateTime.startswith("20240106093000")  # signed, not exported
+    assert sr_texts(ds) == {"Finding": document.findings_text(), "Impression": "Cardiomegaly."}
     referenced = {(ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID)
                   for study_ref in ds.CurrentRequestedProcedureEvidenceSequence
                   for series in study_ref.ReferencedSeriesSequence for ref in series.ReferencedSOPSequence}
@@ -144,7 +145,7 @@ def test_dicom_sr_reads_back_with_pydicom_and_references_the_images(study, docum
 def test_dicom_sr_of_a_draft_is_partial_and_unverified(study, document, tmp_path):
     ds = pydicom.dcmread(export_dicom_sr(document, _meta(study, signed=False), study.images, tmp_path / "d.dcm"))
     assert ds.CompletionFlag == "PARTIAL" and ds.VerificationFlag == "UNVERIFIED"
-    assert any(getattr(item, "TextValue", "") == DRAFT_BANNER for item in ds.ContentSequence)
+    assert sr_texts(ds)["Comment"] == DRAFT_BANNER
 
 
 def test_dicom_sr_of_a_png_study_references_the_study(tmp_path, document):

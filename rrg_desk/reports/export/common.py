@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import os
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -47,7 +47,9 @@ class ReportMeta:
     report_id: str = ""  # the store's signed report id, when signed
     addenda: tuple[Addendum, ...] = ()
     pseudonym_salt: str = ""  # per-installation secret so pseudo-ids cannot be brute-forced
+    organisation: str = ""  # the signer's organisation (settings), for the SR's observer context
     anonymised: bool = False
+    date_shift_days: int = 0  # anonymised: how far every date was moved back (rrg_desk.reports.deid)
 
     @property
     def signed(self) -> bool:
@@ -61,12 +63,11 @@ class ReportMeta:
                    modality=modality, **kwargs)
 
     def anonymised_copy(self) -> "ReportMeta":
-        """Patient name, ID and birth date replaced; the accession number (which leads
-        back to the patient in the RIS) cleared. Study UIDs stay: the references need them."""
-        patient = PatientInfo(name=ANONYMOUS_NAME,
-                              patient_id=pseudo_id(self.patient.patient_id or self.study_uid, self.pseudonym_salt),
-                              birth_date="", sex=self.patient.sex)
-        return replace(self, patient=patient, accession_number="", anonymised=True)
+        """The de-identified copy (rules: rrg_desk.reports.deid): patient name, ID and birth
+        date replaced, UIDs replaced consistently, dates shifted, accession and signers removed."""
+        from rrg_desk.reports.deid import deidentify_meta
+
+        return deidentify_meta(self)
 
     def for_export(self, anonymise: bool) -> "ReportMeta":
         return self.anonymised_copy() if anonymise and not self.anonymised else self

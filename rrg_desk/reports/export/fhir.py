@@ -6,6 +6,7 @@ import base64
 import json
 from pathlib import Path
 
+from rrg_desk.reports.deid import prepare
 from rrg_desk.reports.document import ReportDocument
 from rrg_desk.reports.export.common import (
     SOFTWARE_NAME, ExportError, ReportMeta, display_date, display_name, utc_now, write_atomic,
@@ -81,5 +82,6 @@ def diagnostic_report(document: ReportDocument, meta: ReportMeta, key_image_png:
 
 def export_fhir(document: ReportDocument, meta: ReportMeta, out: str | Path, anonymise: bool = False,
                 key_image_png: bytes | None = None) -> Path:
-    payload = diagnostic_report(document, meta.for_export(anonymise), key_image_png)
+    document, meta = prepare(document, meta, anonymise)
+    payload = diagnostic_report(document, meta, key_image_png)
     return write_atomic(Path(out), json.dumps(payload, indent=2, ensure_ascii=False).encode("utf-8"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rrg_desk.reports.deid import prepare
 from rrg_desk.reports.document import ReportDocument
 from rrg_desk.reports.export.common import (
     DRAFT_BANNER, SOFTWARE_NAME, ReportMeta, display_date, display_name, utc_now, write_atomic,
@@ -44,7 +45,8 @@ def report_text(document: ReportDocument, meta: ReportMeta) -> str:
 
 
 def export_txt(document: ReportDocument, meta: ReportMeta, out: str | Path, anonymise: bool = False) -> Path:
-    return write_atomic(Path(out), report_text(document, meta.for_export(anonymise)).encode("utf-8"))
+    document, meta = prepare(document, meta, anonymise)
+    return write_atomic(Path(out), report_text(document, meta).encode("utf-8"))
 
 
 def report_json(document: ReportDocument, meta: ReportMeta) -> dict:
@@ -78,5 +80,6 @@ def report_json(document: ReportDocument, meta: ReportMeta) -> dict:
 
 
 def export_json(document: ReportDocument, meta: ReportMeta, out: str | Path, anonymise: bool = False) -> Path:
-    payload = report_json(document, meta.for_export(anonymise))
+    document, meta = prepare(document, meta, anonymise)
+    payload = report_json(document, meta)
     return write_atomic(Path(out), json.dumps(payload, indent=2, ensure_ascii=False).encode("utf-8"))
