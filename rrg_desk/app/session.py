@@ -15,7 +15,8 @@ from pathlib import Path
 
 from rrg_desk.app.settings import AppSettings, os_login_name
 from rrg_desk.imaging.types import Study
-from rrg_desk.reports.document import ReportDocument, ReportSentence
+from rrg_desk.reports.clinical import clinical_defaults
+from rrg_desk.reports.document import CLINICAL_SECTIONS, ReportDocument, ReportSentence
 from rrg_desk.reports.draft import Draft
 from rrg_desk.reports.export import (
     EXPORT_SUFFIXES, Addendum, ExportError, ReportMeta, annotated_png_bytes, base_name, export_annotated_png,
@@ -132,6 +133,8 @@ class Session:
         if document is None and self.draft is not None:
             document = ReportDocument.from_draft(self.draft)
         self.document = document
+        if not signed:
+            self._prefill_clinical()
         self._dirty_since = self._last_edit = None
         recovered = restored and study_uid in self._pending_recovery
         self._pending_recovery.discard(study_uid)
@@ -172,7 +175,10 @@ class Session:
         if keep_text:
             self.document.draft = draft
         else:
+            clinical = dict(self.document.clinical) if self.document is not None else {}
             self.document = ReportDocument.from_draft(draft)
+            self.document.clinical.update(clinical)  # what the radiologist typed there stays
+            self._prefill_clinical()
             self._mark_dirty()
         return True
 
@@ -210,7 +216,22 @@ class Session:
         if self.document is None:
             self.document = ReportDocument(study_uid=self.record.study_uid, draft=self.draft,
                                            bundle_id=self.draft.bundle_id if self.draft else "")
+            self._prefill_clinical()
         return self.document
+
+    def _prefill_clinical(self) -> None:
+        """Indication/technique/comparison the document does not hold yet come from the header."""
+        if self.document is None:
+            return
+        for name, text in clinical_defaults(self.study).items():
+            self.document.clinical.setdefault(name, text)
+
+    def set_clinical(self, name: str, text: str) -> None:
+        """The radiologist edits the indication, technique or comparison (autosaved like the text)."""
+        if name not in CLINICAL_SECTIONS:
+            raise SessionError(f"Unknown section {name!r}.")
+        self._editable_document().set_clinical_text(name, text)
+        self._mark_dirty()
 
     def _mark_dirty(self) -> None:
         now = time.monotonic()

@@ -52,6 +52,9 @@ _METADATA_KEYWORDS = (
     "PhotometricInterpretation", "BitsAllocated", "BitsStored", "PixelRepresentation",
     "RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth", "VOILUTFunction",
     "KVP", "Exposure", "ImageComments", "SOPClassUID",
+    # the request, for the printed report's indication (rrg_desk/reports/clinical.py)
+    "ReasonForStudy", "ReasonForTheRequestedProcedure", "AdmittingDiagnosesDescription", "AdditionalPatientHistory",
+    "RequestedProcedureDescription",
 )
 
 

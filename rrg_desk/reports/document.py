@@ -19,6 +19,9 @@ from rrg_desk.reports.text import split_sentences
 
 DOCUMENT_FORMAT_VERSION = 1
 SECTIONS = ("findings", "impression")
+# free-text header sections of the printed report, before the findings (rrg_desk/reports/clinical.py
+# fills them from the DICOM header; the radiologist edits them)
+CLINICAL_SECTIONS = ("indication", "technique", "comparison")
 MODEL, RADIOLOGIST = "model", "radiologist"
 # An edited model sentence keeps its identity (and region link) when it still resembles
 # the model's wording this much; below, it counts as a new radiologist sentence.
@@ -93,6 +96,7 @@ class ReportDocument:
     impression: list[ReportSentence] = field(default_factory=list)
     bundle_id: str = ""
     draft: Draft | None = None
+    clinical: dict[str, str] = field(default_factory=dict)  # CLINICAL_SECTIONS -> text
 
     # --- construction -------------------------------------------------------------------
     @classmethod
@@ -242,12 +246,26 @@ class ReportDocument:
         return ReportSentence(text=text, origin=RADIOLOGIST,
                               region=None if region == "whole_image" else region)
 
+    # --- clinical header sections (indication, technique, comparison) --------------------
+    def clinical_text(self, name: str) -> str:
+        if name not in CLINICAL_SECTIONS:
+            raise DocumentError(f"unknown section {name!r}; expected one of {CLINICAL_SECTIONS}")
+        return self.clinical.get(name, "")
+
+    def set_clinical_text(self, name: str, text: str) -> None:
+        self.clinical_text(name)  # validates the name
+        self.clinical[name] = " ".join(text.split())
+
     # --- serialisation ------------------------------------------------------------------
     def to_dict(self) -> dict:
-        return {"format_version": DOCUMENT_FORMAT_VERSION, "study_uid": self.study_uid,
+        data = {"format_version": DOCUMENT_FORMAT_VERSION, "study_uid": self.study_uid,
                 "bundle_id": self.bundle_id,
                 "findings": [s.to_dict() for s in self.findings],
                 "impression": [s.to_dict() for s in self.impression]}
+        clinical = {name: self.clinical[name] for name in CLINICAL_SECTIONS if name in self.clinical}
+        if clinical:
+            data["clinical"] = clinical
+        return data
 
     @classmethod
     def from_dict(cls, d: dict, draft: Draft | None = None) -> "ReportDocument":
@@ -258,6 +276,8 @@ class ReportDocument:
             return cls(study_uid=str(d["study_uid"]), bundle_id=str(d.get("bundle_id", "")),
                        findings=[ReportSentence.from_dict(s) for s in d.get("findings", [])],
                        impression=[ReportSentence.from_dict(s) for s in d.get("impression", [])],
-                       draft=draft)
+                       draft=draft,
+                       clinical={name: str(text) for name, text in dict(d.get("clinical") or {}).items()
+                                 if name in CLINICAL_SECTIONS})
         except (KeyError, TypeError) as exc:
             raise DocumentError(f"malformed report document: {exc!r}") from exc

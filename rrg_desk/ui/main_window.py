@@ -77,6 +77,7 @@ class MainWindow(WorkstationWindowMixin, QMainWindow):
         self.signoff = SignOffFlow(self.reporting, self)
         self._connect()
         self._connect_reporting()
+        self._connect_clinical()
         self._update_enabled()
         self.statusBar().showMessage("Open a study to begin (Ctrl+O), or pick one in the worklist.")
         if self.session is not None:

@@ -24,6 +24,7 @@ class ReportingController(QObject):
     draftRefused = Signal(str)  # why the input check refused; the window shows it with "Draft anyway"
     autosaved = Signal()
     signed = Signal(object)  # SignedReport
+    reportShown = Signal()  # the session's document is on screen (opened, drafted, signed)
     message = Signal(str, str)  # title, text: the window shows a non-blocking box
 
     def __init__(self, session, worker, viewer, editor, findings, overlay_panel, parent: QObject | None = None) -> None:
@@ -119,6 +120,7 @@ class ReportingController(QObject):
         self._selected_sentence = self._hovered_sentence = ""
         self._finding_heatmap = None
         self._update_link()
+        self.reportShown.emit()
 
     def _signed_banner(self) -> str:
         reports = self.session.signed_reports()

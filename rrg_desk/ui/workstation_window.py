@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QApplication, QMenu, QMessageBox, QProgressBar, QP
 from rrg_desk.app.settings import AppSettings
 from rrg_desk.reports.templates import NORMAL_CHEST_TEMPLATE, MacroStore
 from rrg_desk.store import StoreError
+from rrg_desk.ui.clinical_fields import ClinicalFields
 from rrg_desk.ui.findings_panel import FindingsPanel
 from rrg_desk.ui.identity_dialog import IdentityDialog
 from rrg_desk.ui.overlay_panel import OverlayPanel
@@ -70,13 +71,43 @@ class WorkstationWindowMixin:
         """The report editor under the input check's refusal banner (hidden until a refusal)."""
         panel = QWidget(self)
         self.refusal_banner = RefusalBanner(panel)
+        self.clinical_fields = ClinicalFields(panel)
         layout = QVBoxLayout(panel)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.refusal_banner)
+        layout.addWidget(self.clinical_fields)
         layout.addWidget(self.editor)
         return panel
 
     # ----- reporting ----------------------------------------------------------------
+    def _connect_clinical(self) -> None:
+        """Indication/technique/comparison: shown with every report, edits go to the session."""
+        self.reporting.reportShown.connect(self._show_clinical)
+        self.clinical_fields.edited.connect(self._on_clinical_edited)
+
+    def _show_clinical(self) -> None:
+        from rrg_desk.reports.clinical import clinical_defaults
+
+        session = self.session
+        if session is None or session.record is None:
+            self.clinical_fields.set_values(None, read_only=True)
+            return
+        document = session.document  # none yet (no draft, nothing typed): the header's values
+        values = document.clinical if document is not None else clinical_defaults(session.study)
+        self.clinical_fields.set_values(values, read_only=session.is_signed)
+
+    def _on_clinical_edited(self, name: str, text: str) -> None:
+        from rrg_desk.app.session import SessionError
+
+        if self.session is None or self.session.record is None:
+            return
+        try:
+            self.session.set_clinical(name, text)
+        except (SessionError, StoreError) as exc:  # signed meanwhile: the text stays on screen
+            self.statusBar().showMessage(exc.user_message)
+            return
+        self.reporting.autosave_timer.start(int(self.app_settings.autosave_seconds * 1000))
+
     def _on_study_opened(self, opened) -> None:
         self._show_study(opened.study, opened.message)
         self.worklist.refresh()
