@@ -18,6 +18,7 @@ from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMarginsF, QRectF, QS
 from PySide6.QtGui import (QColor, QFont, QFontMetricsF, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter, QPen,
                            QTextDocument)
 
+from rrg_desk.reports.deid import prepare
 from rrg_desk.reports.export.common import ExportError, ReportMeta
 from rrg_desk.reports.export.printable import PrintableReport, PrintHeader, printable_report
 
@@ -126,7 +127,8 @@ def export_pdf(document, meta: ReportMeta, out: str | Path, anonymise: bool = Fa
                key_image: QImage | None = None, header: PrintHeader | None = None) -> Path:
     """Write the report as an A4 PDF; `key_image` (the annotated frontal view) is embedded."""
     out = Path(out)
-    report = printable_report(document, meta.for_export(anonymise), header)
+    document, meta = prepare(document, meta, anonymise)  # the one de-identification every exporter uses
+    report = printable_report(document, meta, header)
     if not out.parent.is_dir():
         raise ExportError(f"The folder {out.parent} does not exist.")
     if not os.access(out.parent, os.W_OK):

@@ -117,3 +117,13 @@ def test_anonymised_pdf_furniture_names_nobody(qtbot, tmp_path, monkeypatch):
                         lambda self, n, m: (painted.append(self.report.page.patient_line), original(self, n, m)))
     pdf_export.export_pdf(_document(3), META, tmp_path / "anon.pdf", anonymise=True)
     assert painted and all("DOE" not in line and "PID-7" not in line and "1960" not in line for line in painted)
+
+
+def test_anonymised_pdf_text_is_de_identified(qtbot, tmp_path):
+    document = _document(2)
+    document.set_clinical_text("indication", "Follow-up for DOE JANE, ID PID-7.")
+    out = pdf_export.export_pdf(document, META, tmp_path / "anon-text.pdf", anonymise=True)
+    texts = pdf_text_pages(out)
+    if texts is not None:
+        text = "".join(texts)
+        assert "PID-7" not in text and "DOE" not in text and "Dr Ada" not in text and "1960" not in text
