@@ -33,10 +33,11 @@ fuzz: $(STAMP)
 crash: $(STAMP)
 	$(PY) -m fuzz crash --iterations $(or $(CRASH_ITERATIONS),300)
 
-# dist/rrg-desk: PyInstaller one-folder build, then its --selftest in a clean environment.
+# dist/rrg-desk: PyInstaller one-folder build, then its --selftest in a clean environment; the
+# exports it checked stay in dist/selftest-exports for external validators.
 # PACKAGE_ARGS=--random-bundle builds with random weights while resources/models/default is missing.
 package: $(STAMP)
-	$(PY) packaging/build.py --selftest $(PACKAGE_ARGS)
+	$(PY) packaging/build.py --selftest --keep dist/selftest-exports $(PACKAGE_ARGS)
 
 # Builds (unless RRG_DESK_FROZEN_APP=dist/rrg-desk) and tests the frozen app; not in `make test` (too slow).
 package-test: $(STAMP)

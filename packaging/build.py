@@ -35,6 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "pyinstaller", help="PyInstaller work folder")
     parser.add_argument("--no-strip", action="store_true", help="keep libtorch's symbol tables (~170 MB)")
     parser.add_argument("--selftest", action="store_true", help="run the frozen --selftest afterwards")
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="with --selftest: the frozen selftest keeps the exports it checked in DIR")
     return parser.parse_args(argv)
 
 
@@ -81,10 +83,12 @@ def clean_env(home: Path) -> dict[str, str]:
     return {"HOME": str(home), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
 
 
-def run_frozen_selftest(app_dir: Path, timeout: float = 900) -> tuple[subprocess.CompletedProcess, float]:
+def run_frozen_selftest(app_dir: Path, timeout: float = 900,
+                        keep: Path | None = None) -> tuple[subprocess.CompletedProcess, float]:
+    keep_args = ["--keep", str(keep.resolve())] if keep is not None else []
     with tempfile.TemporaryDirectory(prefix="rrg-desk-clean-home-") as home:
         started = time.perf_counter()
-        proc = subprocess.run([str(app_dir / APP_NAME), "--selftest"], cwd=home, env=clean_env(Path(home)),
+        proc = subprocess.run([str(app_dir / APP_NAME), "--selftest", *keep_args], cwd=home, env=clean_env(Path(home)),
                               capture_output=True, text=True, timeout=timeout)
         return proc, time.perf_counter() - started
 
@@ -115,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     app_dir = build(args)
     if args.selftest:
-        proc, seconds = run_frozen_selftest(app_dir)
+        proc, seconds = run_frozen_selftest(app_dir, keep=args.keep)
         sys.stdout.write(proc.stdout)
         sys.stderr.write(proc.stderr)
         print(f"build.py: frozen selftest exit {proc.returncode} in {seconds:.1f} s (clean environment)")

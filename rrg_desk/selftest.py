@@ -46,7 +46,9 @@ def build_arg_parser() -> argparse.ArgumentParser:
     parser.add_argument("--study", type=Path, help="study folder (default: the first bundled sample study)")
     parser.add_argument("--bundle", type=Path, help="model bundle folder (default: the bundled default models)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--keep", type=Path, metavar="DIR", help="write the exports to DIR and keep them")
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="write the exports it checks into DIR (created if needed) and keep them there, "
+                             "for external validators (dciodvfy, dsrdump, a FHIR validator, a PDF reader)")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds before giving up")
     return parser
 
@@ -237,6 +239,21 @@ def _scratch_user_data(scratch: Path) -> Iterator[None]:
             os.environ["RRG_DESK_DATA_DIR"] = previous
 
 
+def prepare_keep_dir(keep: Path) -> Path:
+    """The --keep folder, created and checked writable before anything runs (EXIT_BAD_SETUP otherwise)."""
+    keep = keep.expanduser().resolve()
+    if keep.exists() and not keep.is_dir():
+        raise SelftestFailure("setup", f"--keep {keep} is a file, not a folder", EXIT_BAD_SETUP)
+    try:
+        keep.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=keep):
+            pass
+    except OSError as exc:
+        raise SelftestFailure("setup", f"--keep {keep} cannot be written ({exc.strerror or exc})",
+                              EXIT_BAD_SETUP) from exc
+    return keep
+
+
 def _default_study() -> Path | None:
     from rrg_desk.paths import samples_dir
 
@@ -260,8 +277,9 @@ def main(argv: list[str] | None = None) -> int:
             raise SelftestFailure("setup", f"no sample study at {study_dir}", EXIT_BAD_SETUP)
         if not (bundle_dir / "card.json").is_file():
             raise SelftestFailure("setup", f"no model bundle at {bundle_dir} (card.json missing)", EXIT_BAD_SETUP)
+        keep = prepare_keep_dir(args.keep) if args.keep is not None else None
         with tempfile.TemporaryDirectory(prefix="rrg-desk-selftest-") as scratch, _scratch_user_data(Path(scratch)):
-            out_dir = args.keep or Path(scratch) / "exports"
+            out_dir = keep or Path(scratch) / "exports"
             out_dir.mkdir(parents=True, exist_ok=True)
             figures = _run_window(study_dir.resolve(), bundle_dir.resolve(), args.device, out_dir, args.timeout)
     except SelftestFailure as exc:
@@ -272,5 +290,5 @@ def main(argv: list[str] | None = None) -> int:
           f"draft {figures['regions']} regions ({figures['selected']} selected), {figures['sentences']} sentences, "
           f"{figures['findings']} findings in {figures['draft_s']:.1f} s on {figures['device']} "
           f"[bundle {figures['bundle_id']}]; exported+checked {' '.join(EXPORT_FORMATS)} in "
-          f"{figures['export_s']:.1f} s; total {total:.1f} s", flush=True)
+          f"{figures['export_s']:.1f} s; total {total:.1f} s" + (f"; kept in {keep}" if keep else ""), flush=True)
     return EXIT_OK

@@ -76,7 +76,7 @@ def test_selftest_drafts_exports_and_checks_every_format(selftest_run):
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = [line for line in proc.stdout.splitlines() if not line.startswith("LEAKED")]
     assert len(lines) == 1 and lines[0].startswith("rrg-desk selftest: OK study1"), proc.stdout
-    assert "txt json fhir sr png pdf" in lines[0]
+    assert "txt json fhir sr png pdf" in lines[0] and lines[0].endswith(f"; kept in {keep.resolve()}")
     suffixes = sorted(p.name.split(".", 1)[1] for p in keep.iterdir())
     assert suffixes == sorted(["txt", "json", "fhir.json", "sr.dcm", "png", "pdf"])
     report_file = next(p for p in keep.iterdir() if p.name.endswith(".json") and not p.name.endswith(".fhir.json"))
@@ -165,3 +165,25 @@ def test_the_spec_keeps_the_transformers_families_the_generator_imports():
     excluded = set(load_manifest().unused_transformers_models())
     assert "transformers.models.gpt2" not in excluded and "transformers.models.auto" not in excluded
     assert "transformers.models.bert" in excluded and len(excluded) > 100
+
+
+@pytest.mark.parametrize("make_bad", ["file", "read_only"])
+def test_keep_folder_that_cannot_be_used_is_refused_before_anything_runs(tmp_path, make_bad):
+    from rrg_desk.selftest import prepare_keep_dir
+
+    if make_bad == "file":
+        target = tmp_path / "exports"
+        target.write_text("not a folder")
+        expected = "is a file"
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root ignores folder permissions")
+        parent = tmp_path / "locked"
+        parent.mkdir()
+        parent.chmod(0o500)
+        target, expected = parent / "exports", "cannot be written"
+    with pytest.raises(SelftestFailure) as caught:
+        prepare_keep_dir(target)
+    assert caught.value.code == EXIT_BAD_SETUP and caught.value.stage == "setup" and expected in caught.value.message
+    nested = prepare_keep_dir(tmp_path / "new" / "exports")  # created, parents too
+    assert nested.is_dir() and nested.is_absolute()
