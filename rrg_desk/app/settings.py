@@ -48,6 +48,10 @@ class AppSettings:
     autosave_seconds: float = 2.0
     institution_name: str = ""  # printed report header (PDF)
     institution_address: str = ""
+    # PACS (docs/pacs.md): signing and signing an addendum store the SR on the PACS (through
+    # the outbox: queued and retried while the server is down); off = only on request
+    pacs_auto_send: bool = True
+    pacs_server: str = ""  # the pacs-servers.json entry reports go to; "" = the first configured
 
     def problems(self) -> list[str]:
         """What is wrong with the values, in words for the settings dialog (empty when valid)."""

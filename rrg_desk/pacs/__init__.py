@@ -24,7 +24,7 @@ from rrg_desk.pacs.retrieve import pacs_folder, retrieve_into_store
 from rrg_desk.pacs.send import (
     DeliveryResult, deliver, queue_signed_report, retry_outbox, send_signed_report, signed_report_sr,
 )
-from rrg_desk.pacs.settings import PacsServer, find_server, load_servers, save_servers, servers_path
+from rrg_desk.pacs.settings import PacsServer, find_server, load_servers, report_server, save_servers, servers_path
 
 __all__ = [
     "X_RAY_MODALITIES", "PacsClient", "RetrieveResult", "StudyHit", "StudyQuery", "CredentialStore", "client_for",
@@ -32,5 +32,5 @@ __all__ = [
     "PacsRejectedError", "PacsRetrieveIncompleteError", "PacsServerError", "PacsSettingsError", "PacsTimeoutError",
     "PacsTlsError", "PacsUnreachableError", "DeliveryStatus", "Outbox", "OutboxEntry", "delivery_statuses", "pacs_folder", "retrieve_into_store",
     "DeliveryResult", "deliver", "queue_signed_report", "retry_outbox", "send_signed_report", "signed_report_sr", "PacsServer",
-    "find_server", "load_servers", "save_servers", "servers_path",
+    "find_server", "load_servers", "report_server", "save_servers", "servers_path",
 ]

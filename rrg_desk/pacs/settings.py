@@ -122,3 +122,13 @@ def find_server(name: str, servers: list[PacsServer] | None = None) -> PacsServe
         if server.name == name:
             return server
     raise PacsSettingsError(f"No PACS server named {name!r} is configured.")
+
+
+def report_server(preferred: str = "", servers: list[PacsServer] | None = None) -> PacsServer | None:
+    """The server signed reports go to: the one named `preferred` (the app setting
+    `pacs_server`), else the first configured; None when no PACS is configured.
+    PacsSettingsError when `preferred` names a server that is not configured."""
+    servers = servers if servers is not None else load_servers()
+    if preferred.strip():
+        return find_server(preferred.strip(), servers)
+    return servers[0] if servers else None

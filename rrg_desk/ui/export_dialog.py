@@ -1,4 +1,5 @@
-"""Export choices: formats, folder, anonymise, key image. Writing is done by the caller."""
+"""Export choices: formats, folder, anonymise, key image, send to PACS. Writing (and sending)
+is done by the caller."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,7 +13,8 @@ FORMATS = (("txt", "Plain text (.txt)"), ("pdf", "PDF (.pdf)"), ("json", "JSON (
 
 
 class ExportDialog(QDialog):
-    def __init__(self, folder: str | Path, signed: bool, parent: QWidget | None = None) -> None:
+    def __init__(self, folder: str | Path, signed: bool, parent: QWidget | None = None,
+                 pacs_server: str | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Export report")
         note = QLabel("The report is signed." if signed else
@@ -36,6 +38,13 @@ class ExportDialog(QDialog):
         self.anonymise = QCheckBox("Anonymise (remove patient name, ID and birth date)", self)
         self.key_image = QCheckBox("Include the annotated key image (PDF, FHIR)", self)
         self.key_image.setChecked(True)
+        # the signed report's DICOM SR to the PACS (through the outbox: queued if it is down)
+        self.send_to_pacs = QCheckBox(f"Send to PACS '{pacs_server}' (DICOM SR)" if pacs_server else "Send to PACS",
+                                      self)
+        self.send_to_pacs.setEnabled(bool(signed and pacs_server))
+        self.send_to_pacs.setToolTip(
+            "Stores the signed report on the PACS; the same version is never stored twice" if signed and pacs_server
+            else "Sign the report first" if not signed else "No PACS is configured (PACS panel ▸ Servers…)")
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel, self)
         self.export_button = buttons.addButton("Export", QDialogButtonBox.ButtonRole.AcceptRole)
         buttons.accepted.connect(self.accept)
@@ -46,8 +55,9 @@ class ExportDialog(QDialog):
         layout.addLayout(folder_row)
         layout.addWidget(self.anonymise)
         layout.addWidget(self.key_image)
+        layout.addWidget(self.send_to_pacs)
         layout.addWidget(buttons)
-        for box in self.format_boxes.values():
+        for box in (*self.format_boxes.values(), self.send_to_pacs):
             box.toggled.connect(self._update)
         self._update()
 
@@ -57,7 +67,7 @@ class ExportDialog(QDialog):
             self.folder.setText(folder)
 
     def _update(self, *_args) -> None:
-        self.export_button.setEnabled(bool(self.formats()))
+        self.export_button.setEnabled(bool(self.formats()) or self.send_to_pacs.isChecked())
 
     def formats(self) -> list[str]:
         return [key for key, box in self.format_boxes.items() if box.isChecked()]

@@ -78,6 +78,7 @@ class MainWindow(WorkstationWindowMixin, QMainWindow):
         self._connect()
         self._connect_reporting()
         self._connect_clinical()
+        self.pacs_delivery = self._attach_pacs_delivery()
         self._update_enabled()
         self.statusBar().showMessage("Open a study to begin (Ctrl+O), or pick one in the worklist.")
         if self.session is not None:
@@ -146,6 +147,14 @@ class MainWindow(WorkstationWindowMixin, QMainWindow):
                 QMessageBox.Icon.Warning, "No worklist", message, QMessageBox.StandardButton.Ok, self)))
             return None, None
         return database, Session(database, self.app_settings)
+
+    def _attach_pacs_delivery(self):
+        """Signed reports to the PACS (ui/pacs_delivery.py); only with a worklist store."""
+        if self.session is None:
+            return None
+        from rrg_desk.ui.pacs_delivery import attach_pacs_delivery  # dicomweb-client: only with a store
+
+        return attach_pacs_delivery(self)
 
     def _connect(self) -> None:
         a = self.commands
@@ -352,6 +361,9 @@ class MainWindow(WorkstationWindowMixin, QMainWindow):
             if self.session is not None:
                 self.reporting.autosave()
             self.worker.shutdown()
+            if self.pacs_delivery is not None:  # a send in flight finishes before the database closes
+                self.pacs_delivery.retry_timer.stop()
+                self.pacs_delivery.wait(10_000)
             if self.database is not None:
                 try:
                     self.database.mark_clean_shutdown()

@@ -78,6 +78,11 @@ class SettingsDialog(QDialog):
         self.institution_name.setPlaceholderText("Printed at the top of every PDF page")
         self.institution_address = QLineEdit(str(getattr(settings, "institution_address", "") or ""), self)
         self.institution_address.setPlaceholderText("Department, address, telephone (one line)")
+        self.pacs_auto_send = QCheckBox("Send signed reports and addenda to the PACS automatically", self)
+        self.pacs_auto_send.setChecked(bool(getattr(settings, "pacs_auto_send", True)))
+        self.pacs_auto_send.setToolTip("Off: reports reach the PACS only with Export ▸ Send to PACS")
+        self.pacs_server = QLineEdit(str(getattr(settings, "pacs_server", "") or ""), self)
+        self.pacs_server.setPlaceholderText("PACS server name (empty: the first one in PACS ▸ Servers…)")
         self.error = QLabel("", self)
         self.error.setWordWrap(True)
         self.error.setStyleSheet("color: #ff7070;")
@@ -90,6 +95,8 @@ class SettingsDialog(QDialog):
         form.addRow("User name", self.user_name)
         form.addRow("Institution", self.institution_name)
         form.addRow("Institution address", self.institution_address)
+        form.addRow("Reports to PACS", self.pacs_server)
+        form.addRow("", self.pacs_auto_send)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -112,7 +119,8 @@ class SettingsDialog(QDialog):
             auto_draft=self.auto_draft.isChecked(), theme=self.theme.currentData(),
             user_name=" ".join(self.user_name.text().split()),
             institution_name=self.institution_name.text().strip(),
-            institution_address=self.institution_address.text().strip())
+            institution_address=self.institution_address.text().strip(),
+            pacs_auto_send=self.pacs_auto_send.isChecked(), pacs_server=self.pacs_server.text().strip())
 
     def accept(self) -> None:
         problem = bundle_problem(self.bundle_dir.text())

@@ -7,6 +7,7 @@ non-modally (open()), so the window, and tests, keep running while they are up.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -23,6 +24,7 @@ class SignOffFlow(QObject):
     signed = Signal(object)  # SignedReport
     addendumSigned = Signal(object)
     exported = Signal(object)  # {format: Path}
+    pacsSendRequested = Signal(str)  # study uid: the export dialog's "Send to PACS" (ui/pacs_delivery.py)
 
     def __init__(self, controller, window: QWidget) -> None:
         super().__init__(window)
@@ -31,6 +33,7 @@ class SignOffFlow(QObject):
         self.addendum_dialog: AddendumDialog | None = None
         self.export_dialog: ExportDialog | None = None
         self.export_folder = Path.home()
+        self.pacs_target: Callable[[], str | None] = lambda: None  # the PACS name, set by pacs_delivery
 
     @property
     def session(self):
@@ -123,12 +126,20 @@ class SignOffFlow(QObject):
         if session is None or session.document is None or session.study is None:
             self.controller.status("There is no report to export.")
             return None
-        dialog = ExportDialog(self.export_folder, session.is_signed, self.window)
-        dialog.accepted.connect(lambda: self.export(dialog.formats(), Path(dialog.folder.text()),
-                                                    dialog.anonymise.isChecked(), dialog.key_image.isChecked()))
+        signed = session.is_signed
+        dialog = ExportDialog(self.export_folder, signed, self.window,
+                              pacs_server=self.pacs_target() if signed else None)
+        dialog.accepted.connect(lambda: self._export_chosen(dialog))
         self.export_dialog = dialog
         dialog.open()
         return dialog
+
+    def _export_chosen(self, dialog: ExportDialog) -> None:
+        if dialog.formats():
+            self.export(dialog.formats(), Path(dialog.folder.text()), dialog.anonymise.isChecked(),
+                        dialog.key_image.isChecked())
+        if dialog.send_to_pacs.isChecked() and self.session.record is not None:
+            self.pacsSendRequested.emit(self.session.record.study_uid)
 
     def export(self, formats: list[str], folder: Path, anonymise: bool, key_image: bool) -> dict:
         """Write the chosen formats (the session audits them all, PDF included, in one entry);

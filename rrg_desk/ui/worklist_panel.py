@@ -1,7 +1,8 @@
 """The worklist: the store's studies in a sortable table with a search box.
 
 Search runs in the database (patient name/ID, accession, description) a moment after the
-last keystroke; column clicks sort in the view. Double-click or Enter opens a study.
+last keystroke; column clicks sort in the view. Double-click or Enter opens a study. The PACS
+column shows where each signed report stands with the PACS (Sent / Queued / Failed: reason).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLab
 from rrg_desk.ui.metadata_strip import format_dicom_date, format_person_name
 
 COLUMNS = (("Patient", "patient_name"), ("ID", "patient_id"), ("Date", "study_date"),
-           ("Accession", "accession"), ("Description", "description"), ("Status", "status"))
+           ("Accession", "accession"), ("Description", "description"), ("Status", "status"), ("PACS", "pacs"))
 STATUS_LABELS = {"new": "New", "drafted": "Drafted", "in_progress": "In progress", "signed": "Signed",
                  "amended": "Amended"}
 SEARCH_DELAY_MS = 200
@@ -31,6 +32,17 @@ class WorklistModel(QAbstractTableModel):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self._records: list = []
+        self._pacs: dict = {}  # study uid -> DeliveryStatus (rrg_desk.pacs.outbox)
+
+    def set_pacs_statuses(self, statuses: dict) -> None:
+        self._pacs = dict(statuses)
+        if self._records:
+            column = len(COLUMNS) - 1
+            self.dataChanged.emit(self.index(0, column), self.index(len(self._records) - 1, column))
+
+    def pacs_label(self, study_uid: str) -> str:
+        status = self._pacs.get(study_uid)
+        return status.label if status is not None else ""
 
     def set_records(self, records) -> None:
         self.beginResetModel()
@@ -59,7 +71,7 @@ class WorklistModel(QAbstractTableModel):
             return None
         record = self._records[index.row()]
         name = COLUMNS[index.column()][1]
-        raw = _field(record, name)
+        raw = self.pacs_label(_field(record, "study_uid")) if name == "pacs" else _field(record, name)
         if role == SORT_ROLE:
             return raw.lower()
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
@@ -93,6 +105,7 @@ class WorklistPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.query: Callable[[str], list] | None = None  # search -> StudyRecords (the store's)
+        self.pacs_status: Callable[[], dict] | None = None  # -> {study uid: DeliveryStatus} (PACS column)
         self.model = WorklistModel(self)
         self.proxy = QSortFilterProxyModel(self)
         self.proxy.setSourceModel(self.model)
@@ -136,6 +149,7 @@ class WorklistPanel(QWidget):
         """Re-run the search against the store (after imports, status changes, typing)."""
         self._search_timer.stop()
         records = self.query(self.search.text().strip()) if self.query is not None else []
+        self.model.set_pacs_statuses(self.pacs_status() if self.pacs_status is not None else {})
         self.model.set_records(records)
         shown = len(records)
         self.count_label.setText(f"{shown} stud{'y' if shown == 1 else 'ies'}")

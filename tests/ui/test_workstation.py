@@ -108,7 +108,8 @@ def test_open_draft_edit_review_sign_export_addendum(workstation, qtbot, tmp_pat
     assert fhir["resourceType"] == "DiagnosticReport" and fhir["status"] == "final"
     assert fhir["conclusion"] == session.document.impression_text() and fhir["presentedForm"]
     sr = pydicom.dcmread(written["sr"])
-    assert sr.Modality == "SR" and sr.StudyInstanceUID == session.record.study_uid
+    assert sr.Modality == "SR" and sr.PatientIdentityRemoved == "YES"
+    assert sr.StudyInstanceUID != session.record.study_uid  # anonymised: a consistent new UID
     assert str(sr.PatientName) != "SAMPLE^ONE"
     pdf = written["pdf"].read_bytes()
     assert pdf.startswith(b"%PDF") and pdf_page_count(pdf) >= 1
