@@ -29,14 +29,20 @@ every export for it).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import hmac
+import logging
+import os
 import re
+import warnings
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 
 from rrg_desk.reports.document import ReportDocument
 from rrg_desk.reports.export.common import ANONYMOUS_NAME, Addendum, ReportMeta, pseudo_id
+
+log = logging.getLogger(__name__)
 
 REMOVED = "[removed]"
 ANONYMOUS_SIGNER = ANONYMOUS_NAME
@@ -60,6 +66,8 @@ IDENTIFYING_KEYWORDS = (
     "InstitutionalDepartmentName", "StationName", "DeviceSerialNumber", "RequestingPhysician",
     "RequestedProcedureID", "PerformedProcedureStepID", "ScheduledProcedureStepID",
 )
+_PERSON_NAME_KEYWORDS = ("PatientName", "OtherPatientNames", "PatientMotherBirthName", "ReferringPhysicianName",
+                         "PerformingPhysicianName", "OperatorsName", "RequestingPhysician")
 _MIN_TEXT_LEN = 3  # shorter values ("F", "DX", "1") would wipe ordinary words from the text
 
 
@@ -121,10 +129,33 @@ def _name_spellings(value: str) -> list[str]:
     return whole + parts
 
 
-def identifying_values(meta: ReportMeta | None = None, headers: Iterable = ()) -> list[str]:
+@functools.lru_cache(maxsize=64)
+def _read_header(path: str, _mtime_ns: int):
+    import pydicom
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pydicom.dcmread(path, stop_before_pixels=True, force=True)
+
+
+def source_headers(meta: ReportMeta) -> list:
+    """The headers of `meta.source_files` (no pixels; cached while the files are unchanged).
+    A file that cannot be read is skipped: its values are then only those `meta` holds."""
+    headers = []
+    for path in meta.source_files:
+        try:
+            headers.append(_read_header(path, os.stat(path).st_mtime_ns))
+        except Exception as exc:  # noqa: BLE001 (pydicom raises many kinds on a damaged file)
+            log.warning("cannot read %s for de-identification (%s)", path, exc)
+    return headers
+
+
+def identifying_values(meta: ReportMeta | None = None, headers: Iterable | None = None) -> list[str]:
     """Every value an anonymised export must not contain, in the spellings a report may use
-    (longest first): from `meta` (patient, study UID, date, accession) and from source DICOM
-    `headers` (pydicom Datasets; the IDENTIFYING_KEYWORDS attributes)."""
+    (longest first): from `meta` (patient, study UID, date, accession) and from the source DICOM
+    `headers` (pydicom Datasets; default: `meta.source_files` read; the IDENTIFYING_KEYWORDS)."""
+    if headers is None:
+        headers = source_headers(meta) if meta is not None else []
     raw: list[tuple[str, str]] = []
     if meta is not None:
         raw += [("PatientName", meta.patient.name), ("PatientID", meta.patient.patient_id),
@@ -144,7 +175,7 @@ def identifying_values(meta: ReportMeta | None = None, headers: Iterable = ()) -
             continue
         if keyword.endswith("Date"):
             found.update(_date_spellings(value))
-        elif keyword.endswith("Name") or keyword in ("OtherPatientNames", "PatientMotherBirthName"):
+        elif keyword in _PERSON_NAME_KEYWORDS:
             found.update(_name_spellings(value))
         else:
             found.add(value)

@@ -50,6 +50,7 @@ class ReportMeta:
     organisation: str = ""  # the signer's organisation (settings), for the SR's observer context
     anonymised: bool = False
     date_shift_days: int = 0  # anonymised: how far every date was moved back (rrg_desk.reports.deid)
+    source_files: tuple[str, ...] = ()  # the study's DICOM files: de-identification reads what they identify
 
     @property
     def signed(self) -> bool:
@@ -58,9 +59,10 @@ class ReportMeta:
     @classmethod
     def from_study(cls, study: Study, **kwargs) -> "ReportMeta":
         modality = next((im.modality for im in study.images if im.modality), "DX")
+        sources = tuple(str(im.source_path) for im in study.images if im.source_format == "DICOM" and im.source_path)
         return cls(study_uid=study.study_uid, patient=study.patient, study_date=study.study_date,
                    accession_number=study.accession_number, description=study.description,
-                   modality=modality, **kwargs)
+                   modality=modality, source_files=sources, **kwargs)
 
     def anonymised_copy(self) -> "ReportMeta":
         """The de-identified copy (rules: rrg_desk.reports.deid): patient name, ID and birth
