@@ -43,17 +43,55 @@ def sniff_bytes(head: bytes) -> FileFormat | None:
 
 
 def _looks_like_bare_dicom(head: bytes) -> bool:
-    """A DICOM data set written without the 128-byte preamble (old ACR-NEMA style files).
+    """A DICOM data set written without the 128-byte preamble and file meta header (old
+    ACR-NEMA style files, some exporters' minimal data sets).
 
-    Accept only a little-endian tag in an expected group followed by either a known explicit
-    VR or a small implicit length, so random bytes rarely pass.
+    Accepted when it starts with a little-endian element in an expected group followed by a
+    known explicit VR or a small implicit length (the old rule), or when it starts with two
+    or more well-formed elements in ascending tag order in any standard group (a data set
+    holding only image elements, e.g. Rows, Columns, Pixel Data). Random bytes rarely pass.
     """
     if len(head) < 8:
         return False
     group = int.from_bytes(head[0:2], "little")
-    if group not in _FIRST_GROUPS:
-        return False
-    if head[4:6] in _VALID_VRS:
-        return True
-    implicit_length = int.from_bytes(head[4:8], "little")
-    return implicit_length < 1024
+    if group in _FIRST_GROUPS:
+        if head[4:6] in _VALID_VRS:
+            return True
+        if int.from_bytes(head[4:8], "little") < 1024:
+            return True
+    return any(_well_formed_elements(head, explicit) >= 2 for explicit in (True, False))
+
+
+_LONG_VRS = {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"}
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+
+
+def _well_formed_elements(head: bytes, explicit: bool) -> int:
+    """How many elements parse from the start of `head` (little endian, ascending standard tags;
+    an element whose value runs past the bytes read counts and ends the walk)."""
+    offset, count, previous = 0, 0, -1
+    while offset + 8 <= len(head):
+        group, element = int.from_bytes(head[offset:offset + 2], "little"), int.from_bytes(head[offset + 2:offset + 4],
+                                                                                          "little")
+        tag = (group << 16) | element
+        if group % 2 or not (0x0002 <= group <= 0x7FE0) or tag <= previous:
+            return count
+        if explicit:
+            vr = head[offset + 4:offset + 6]
+            if vr not in _VALID_VRS:
+                return count
+            if vr in _LONG_VRS:
+                if offset + 12 > len(head) or head[offset + 6:offset + 8] != b"\0\0":
+                    return count
+                length, value_at = int.from_bytes(head[offset + 8:offset + 12], "little"), offset + 12
+            else:
+                length, value_at = int.from_bytes(head[offset + 6:offset + 8], "little"), offset + 8
+        else:
+            length, value_at = int.from_bytes(head[offset + 4:offset + 8], "little"), offset + 8
+            if length != _UNDEFINED_LENGTH and length >= 1 << 24:
+                return count
+        count += 1
+        if length == _UNDEFINED_LENGTH or value_at + length >= len(head):
+            return count
+        offset, previous = value_at + length, tag
+    return count

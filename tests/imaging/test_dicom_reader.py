@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from rrg_desk.imaging import ViewPosition, Window, read_image
+from rrg_desk.imaging.errors import ImageReadError, NotAnImageError
 from tests.fixtures_dicom import ramp, write_dicom
 
 RAW12 = ramp(24, 40, 4095)  # 12-bit unsigned values 0..4095
@@ -166,3 +167,39 @@ def test_dicom_without_preamble_is_detected_by_content(tmp_path):
 def test_extension_does_not_matter(tmp_path):
     path = write_dicom(tmp_path / "looks_like.png", RAW12)
     assert read_image(path).source_format == "DICOM"
+
+
+def _image_only_dataset(rows: int = 48, columns: int = 40) -> "pydicom.Dataset":
+    """Image elements only (groups 0x0028 and 0x7FE0): no identifying group 0x0008/0x0010."""
+    from pydicom.dataset import Dataset
+
+    ds = Dataset()
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.Rows, ds.Columns = rows, columns
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = (np.arange(rows * columns) % 4096).astype(np.uint16).tobytes()
+    return ds
+
+
+@pytest.mark.parametrize("implicit", [True, False])
+def test_data_set_without_file_meta_and_identifying_groups_is_read(tmp_path, implicit):
+    path = tmp_path / "image-only.dcm"
+    _image_only_dataset().save_as(path, implicit_vr=implicit, little_endian=True, enforce_file_format=False)
+    assert path.read_bytes()[:2] == b"\x28\x00"  # starts at (0028,0002): once refused as "not a DICOM"
+    image = read_image(path)
+    assert (image.height, image.width) == (48, 40) and image.source_format == "DICOM"
+    np.testing.assert_array_equal(image.pixels, np.arange(48 * 40).reshape(48, 40))
+
+
+def test_broken_data_set_without_file_meta_gets_a_dicom_message(tmp_path):
+    path = tmp_path / "cut.dcm"
+    _image_only_dataset().save_as(path, implicit_vr=False, little_endian=True, enforce_file_format=False)
+    data = path.read_bytes()
+    path.write_bytes(data[:60])  # well-formed elements, then the file ends: no Pixel Data
+    with pytest.raises(ImageReadError) as caught:
+        read_image(path)
+    assert not isinstance(caught.value, NotAnImageError) and "DICOM" in caught.value.user_message
+    text = tmp_path / "notes.dcm"
+    text.write_text("Hello, this is a note and not an image at all.\n" * 4)
+    with pytest.raises(NotAnImageError):
+        read_image(text)
