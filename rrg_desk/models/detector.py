@@ -289,8 +289,7 @@ class RegionDetector(nn.Module):
                 boxes.append(target["boxes"].new_zeros(0, 4))
                 continue
             box = _jitter(target["boxes"][[r for _m, r in present]], self.config.mask_box_jitter, image_size)
-            masks = target["masks"][[m for m, _r in present]].float()[:, None]
-            wanted.append(roi_align(masks, [box], (size, size), 1.0)[:, 0].clamp(0, 1))
+            wanted.append(mask_targets(target["masks"][[m for m, _r in present]], box, size))
             channels += [m for m, _r in present]
             boxes.append(box)
         if not channels:
@@ -423,6 +422,13 @@ class RegionDetector(nn.Module):
         return grid.flatten(2).transpose(1, 2)
 
 
+def mask_targets(masks: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """Full-frame masks [K, H, W] and one box each [K, 4] -> each mask cut out of its own box and
+    resampled to [K, size, size] (RoIAlign with the mask's own index, as Mask R-CNN's targets)."""
+    rois = torch.cat([torch.arange(len(boxes), dtype=boxes.dtype, device=boxes.device)[:, None], boxes], dim=1)
+    return roi_align(masks.float()[:, None], rois, (size, size), 1.0)[:, 0].clamp(0, 1)
+
+
 def _jitter(boxes: torch.Tensor, share: float, image_size) -> torch.Tensor:
     """Each side moved by up to `share` of the box's width/height (proposal-like boxes)."""
     if share <= 0:
@@ -467,4 +473,4 @@ def describe_size(module: nn.Module) -> str:
 
 
 __all__ = ["DetectorConfig", "RegionDetector", "RegionDetections", "count_parameters", "describe_size",
-           "mean_relative_boxes", "paste_masks"]
+           "mask_targets", "mean_relative_boxes", "paste_masks"]

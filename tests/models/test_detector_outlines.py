@@ -145,3 +145,15 @@ def test_efficientnet_backbone_takes_one_channel_and_keeps_its_batch_norm_frozen
     with torch.inference_mode():
         out = detector.detect(_images(1))
     assert out.features.shape == (1, len(REGION_NAMES), detector.config.feature_dim)
+
+
+def test_each_mask_target_is_cut_from_its_own_organ_mask():
+    from rrg_desk.models.detector import mask_targets
+
+    masks = torch.stack([_masks()[name] for name in ORGANS]).to(torch.uint8)
+    boxes = torch.tensor([BOXES[name] for name in ORGANS])
+    targets = mask_targets(masks, boxes, 8)
+    assert targets.shape == (3, 8, 8)
+    assert targets[:, 1:-1, 1:-1].min() > 0.99  # every organ fills its own box (not the first organ's mask)
+    swapped = mask_targets(masks, boxes[[1, 0, 2]], 8)
+    assert swapped[0].max() < 0.01 and swapped[1].max() < 0.01  # a lung cut at the other lung's box is empty
