@@ -1,5 +1,7 @@
 """Workstation responsiveness: the GUI event loop's longest stall during a CPU draft (a 5 ms
-QTimer probe), and the memory of the running app with the bundle loaded.
+QTimer probe), the memory of the running app with the bundle loaded, and the peak memory
+(ru_maxrss) of the full offscreen flow: open, two drafts, accept, sign, export every format
+(TXT, PDF, JSON, FHIR, DICOM SR, PNG) plain and anonymised.
 
 Uses resources/models/default when it exists, else a random "default"-size bundle (same
 architecture and size, untrained). The first ("cold") draft also imports torch and loads the
@@ -10,6 +12,7 @@ Run: QT_QPA_PLATFORM=offscreen .venv/bin/python -m bench bench_workstation
 from __future__ import annotations
 
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -93,7 +96,8 @@ def run() -> list[dict]:
         from rrg_desk.ui.main_window import MainWindow
 
         app = QApplication.instance() or QApplication([])
-        window = MainWindow(app_settings=AppSettings(bundle_dir=str(bundle), device="cpu", auto_draft=False))
+        window = MainWindow(app_settings=AppSettings(bundle_dir=str(bundle), device="cpu", auto_draft=False,
+                                                     user_name="Dr Bench", identity_confirmed=True))
         window.resize(1600, 1000)
         window.show()
         opened = []
@@ -106,6 +110,8 @@ def run() -> list[dict]:
         cold_stall, cold_ms = _draft_and_probe(app, window, probe)
         warm_stall, warm_ms = _draft_and_probe(app, window, probe)
         rss_mb = psutil.Process().memory_info().rss / 2**20
+        exported = _sign_and_export(window, tmp_path / "exports")
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
         window.close()
     return [
         result("workstation_gui_stall_warm_draft_cpu", warm_stall, "ms", STALL_TARGET_MS,
@@ -114,4 +120,22 @@ def run() -> list[dict]:
                draft_ms=round(cold_ms), bundle=bundle_kind,
                note="first draft: torch import and model loading in the worker thread"),
         result("workstation_rss_with_bundle", rss_mb, "MB", RSS_TARGET_MB, bundle=bundle_kind),
+        result("workstation_peak_rss_full_flow", peak_mb, "MB", RSS_TARGET_MB, bundle=bundle_kind,
+               note=f"open, 2 drafts, sign, export {' '.join(exported)} plain and anonymised; ru_maxrss"),
     ]
+
+
+EVERY_FORMAT = ["txt", "pdf", "json", "fhir", "sr", "png"]
+
+
+def _sign_and_export(window, folder: Path) -> list[str]:
+    session = window.session
+    session.accept_all()
+    session.sign(reviewed_flags=session.check_before_sign())
+    window.reporting.show_report()
+    folder.mkdir(parents=True, exist_ok=True)
+    written = window.signoff.export(EVERY_FORMAT, folder, anonymise=False, key_image=True)
+    anonymous = window.signoff.export(EVERY_FORMAT, folder, anonymise=True, key_image=True)
+    if set(written) != set(EVERY_FORMAT) or set(anonymous) != set(EVERY_FORMAT):
+        raise RuntimeError(f"export incomplete: {sorted(written)} / {sorted(anonymous)}")
+    return sorted(written)
