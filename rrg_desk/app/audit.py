@@ -52,6 +52,8 @@ def summary(entry: AuditEntry) -> str:
     for key, value in detail.items():
         if isinstance(value, (list, dict)):
             value = len(value) if key in ("flags", "refused_inputs") else json.dumps(value, ensure_ascii=False)
+        elif isinstance(value, float):
+            value = f"{value:.4g}"  # 8191, not 8190.9184160031145 (the JSON column keeps it all)
         parts.append(f"{key.replace('_', ' ')}: {value}")
     return "; ".join(parts)
 

@@ -97,6 +97,16 @@ def test_a_failing_format_still_audits_the_files_already_written(tmp_path, monke
         assert "TXT " in summary(exported[0]) and "not written: pdf, json" in summary(exported[0])
 
 
+def test_summary_is_short_and_the_json_column_keeps_everything():
+    from rrg_desk.store import AuditEntry
+
+    entry = AuditEntry(1, "2026-01-05T09:03:04.123456+00:00", "1.2", "Dr A", "drafted",
+                       {"total_ms": 8190.9184160031145, "refused_inputs": ["a", "b"], "device": "cpu"})
+    assert summary(entry) == "total ms: 8191; refused inputs: 2; device: cpu"
+    row = audit_rows([entry])[0]
+    assert row[1] == "2026-01-05 09:03:04" and json.loads(row[-1])["total_ms"] == 8190.9184160031145
+
+
 def test_identity_must_not_be_blank(tmp_path):
     with Database.open(tmp_path / "b.sqlite3") as db:
         session = Session(db, AppSettings(user_name="jdoe"))

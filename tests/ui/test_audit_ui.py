@@ -22,6 +22,7 @@ def _window(qtbot, db_path, **settings):
     qtbot.addWidget(main)
     main.show()
     qtbot.waitExposed(main)
+    qtbot.wait(20)  # let the start-up timers run (the PACS outbox check reads the database)
     return main
 
 
