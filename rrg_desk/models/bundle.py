@@ -468,10 +468,12 @@ def build_random_bundle(folder: str | Path, size: str = "tiny", tokenizer_texts:
                           image_token_dim=detector_config.image_token_dim,
                           max_image_tokens=detector_config.num_image_tokens, **special)
     generator_config = GeneratorConfig.tiny(**generator_dims) if tiny else GeneratorConfig(**generator_dims)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):  # one seed per model: a detector head more or less
+        torch.manual_seed(seed)               # leaves the classifier and generator as they were
         detector = RegionDetector(detector_config)
+        torch.manual_seed(seed + 1)
         classifier = ClipClassifier(classifier_config)
+        torch.manual_seed(seed + 2)
         generator = RegionSentenceGenerator(generator_config)
     extra = {"preprocessing": {"image_size": detector_config.image_size, "mean": 0.5, "std": 0.25},
              "training": {"note": f"random initialisation ({size}), seed {seed}"}} | dict(card_extra or {})
