@@ -362,8 +362,7 @@ class MainWindow(WorkstationWindowMixin, QMainWindow):
                 self.reporting.autosave()
             self.worker.shutdown()
             if self.pacs_delivery is not None:  # a send in flight finishes before the database closes
-                self.pacs_delivery.retry_timer.stop()
-                self.pacs_delivery.wait(10_000)
+                self.pacs_delivery.close()
             if self.database is not None:
                 try:
                     self.database.mark_clean_shutdown()

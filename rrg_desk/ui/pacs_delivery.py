@@ -43,6 +43,7 @@ class PacsDelivery(QObject):
             pool.setMaxThreadCount(1)
         self.pool = pool
         self.retry_delay_ms = FIRST_RETRY_MS
+        self.closed = False
         self.retry_timer = QTimer(self)
         self.retry_timer.setSingleShot(True)
         self.retry_timer.timeout.connect(self.retry_pending)
@@ -142,7 +143,16 @@ class PacsDelivery(QObject):
         self.message.emit(message)
         self._after_attempt()
 
+    def close(self) -> None:
+        """The window is closing: no more retries or status refreshes (the database goes next);
+        a send in flight finishes first."""
+        self.closed = True
+        self.retry_timer.stop()
+        self.wait(10_000)
+
     def _after_attempt(self) -> None:
+        if self.closed:  # a queued timer or a send finishing after the window closed
+            return
         self.statusChanged.emit()
         try:
             with Outbox(self.db) as outbox:

@@ -158,3 +158,14 @@ def test_auto_send_off_queues_nothing_until_asked(qtbot, tmp_path):
     assert dialog.send_to_pacs.isEnabled()  # on request it still goes
     dialog.reject()
     main.close()
+
+
+def test_closing_at_once_leaves_no_outbox_check_on_the_closed_database(qtbot, tmp_path):
+    server = PacsServer("nowhere", "http://127.0.0.1:9/dicom-web", timeout_s=1)  # never contacted
+    main = _workstation(qtbot, tmp_path, server)
+    refreshed = []
+    main.pacs_delivery.statusChanged.connect(lambda: refreshed.append(True))
+    main.close()  # before the start-up outbox check has run
+    qtbot.wait(50)  # the queued check fires now, after the database closed
+    assert main.pacs_delivery.closed and refreshed == []
+    assert not main.pacs_delivery.retry_timer.isActive()
