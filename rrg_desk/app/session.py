@@ -411,16 +411,6 @@ class Session:
 
     # --- navigation ---------------------------------------------------------------------
     def next_study_uid(self, search: str = "") -> str | None:
-        """The next study to report in the worklist order (not signed), after the open one."""
-        studies = self.db.list_studies(search=search)
-        todo = [s.study_uid for s in studies if s.status not in ("signed", "amended")]
-        if not todo:
-            return None
-        if self.record is None or self.record.study_uid not in [s.study_uid for s in studies]:
-            return todo[0]
-        order = [s.study_uid for s in studies]
-        position = order.index(self.record.study_uid)
-        after = [uid for uid in order[position + 1:] if uid in todo]
-        before = [uid for uid in order[:position] if uid in todo]
-        following = after + before
-        return following[0] if following else None
+        """The next study to report (not signed) after the open one, in the worklist's order
+        (still to report first, newest first), wrapping round; one indexed query."""
+        return self.db.next_unsigned_uid(self.record.study_uid if self.record is not None else None, search)

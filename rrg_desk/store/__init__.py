@@ -2,11 +2,14 @@
 
     Database.open(path=None) -> Database          (user_data_dir()/rrg-desk.sqlite3 by default)
     StoreError(user_message), ReportSignedError, StudyNotFoundError
+    WorklistQuery / WorklistPage / WorklistReader: the paging worklist (store/worklist.py)
 """
 from rrg_desk.store.database import ACTIONS, DATABASE_FILE_NAME, Database
 from rrg_desk.store.errors import ReportSignedError, StoreError, StudyNotFoundError
 from rrg_desk.store.records import AuditEntry, SignedReport, StudyRecord
 from rrg_desk.store.schema import SCHEMA_VERSION, STATUSES
+from rrg_desk.store.worklist import WorklistPage, WorklistQuery, WorklistReader
 
 __all__ = ["ACTIONS", "DATABASE_FILE_NAME", "Database", "ReportSignedError", "StoreError", "StudyNotFoundError",
-           "AuditEntry", "SignedReport", "StudyRecord", "SCHEMA_VERSION", "STATUSES"]
+           "AuditEntry", "SignedReport", "StudyRecord", "SCHEMA_VERSION", "STATUSES",
+           "WorklistPage", "WorklistQuery", "WorklistReader"]

@@ -27,6 +27,10 @@ from rrg_desk.store.errors import ReportSignedError, StoreError, StudyNotFoundEr
 from rrg_desk.store.records import AuditEntry, StudyRecord, utc_now_iso
 from rrg_desk.store.schema import STATUSES, SchemaTooNewError, migrate
 from rrg_desk.store.signoff import SignOffMixin
+from rrg_desk.store import worklist as _worklist
+from rrg_desk.store.worklist import (
+    STUDY_COLUMNS, WorklistPage, WorklistQuery, WorklistReader, has_search_index, next_unsigned,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +39,6 @@ BUSY_TIMEOUT_S = 5.0
 ACTIONS = ("imported", "opened", "drafted", "edited", "accepted", "rejected", "accepted_all", "flags_reviewed",
            "signed", "addendum", "exported", "recovered", "status_changed", "input_refused", "draft_anyway",
            "identity_confirmed")
-SORT_COLUMNS = {"study_date": "study_date", "patient_name": "patient_name COLLATE NOCASE",
-                "patient_id": "patient_id", "accession": "accession", "description": "description COLLATE NOCASE",
-                "status": "status", "imported_at": "imported_at", "updated_at": "updated_at",
-                "modality": "modality"}
-_STUDY_COLUMNS = ("study_uid, patient_name, patient_id, birth_date, sex, study_date, accession, "
-                  "description, modality, status, imported_at, updated_at")
 _RUNNING_KEY, _CLEAN_AT_KEY = "running_instances", "clean_shutdown_ns"
 _OPEN_TOKENS: set[str] = set()  # Database instances open in this process
 
@@ -53,6 +51,8 @@ class Database(DraftsMixin, SignOffMixin):
         self._token = uuid.uuid4().hex
         self._last_edit_audit_ns: dict[str, int] = {}
         self._previous_clean, self._recoverable = self._register_instance()
+        with self._reading("opening the database"):
+            self._fts = has_search_index(conn)  # the trigram search index (absent without FTS5)
 
     # --- lifecycle ----------------------------------------------------------------------
     @classmethod
@@ -186,20 +186,31 @@ class Database(DraftsMixin, SignOffMixin):
         with self._transaction(f"logging '{action}'") as conn:
             self._audit(conn, study_uid, user, action, detail)
 
-    def audit_log(self, study_uid: str | None = None, action: str | None = None,
-                  user: str | None = None) -> list[AuditEntry]:
-        """The audit entries, oldest first; each filter given narrows them (exact match)."""
+    @staticmethod
+    def audit_query(study_uid: str | None = None, action: str | None = None,
+                    user: str | None = None) -> tuple[str, list]:
+        """The SQL audit_log() runs (one study's trail is an index range of audit_by_study)."""
         clauses, args = [], []
         for column, value in (("study_uid", study_uid), ("action", action), ("user", user)):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 args.append(value)
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        return f"SELECT id, at, study_uid, user, action, detail_json FROM audit_log {where} ORDER BY id", args
+
+    def audit_log(self, study_uid: str | None = None, action: str | None = None,
+                  user: str | None = None) -> list[AuditEntry]:
+        """The audit entries, oldest first; each filter given narrows them (exact match)."""
+        sql, args = self.audit_query(study_uid, action, user)
         with self._reading("reading the audit log") as conn:
-            rows = conn.execute(f"SELECT id, at, study_uid, user, action, detail_json FROM audit_log {where} "
-                                "ORDER BY id", args).fetchall()
+            rows = conn.execute(sql, args).fetchall()
         return [AuditEntry(id=r[0], at=r[1], study_uid=r[2], user=r[3], action=r[4], detail=json.loads(r[5]))
                 for r in rows]
+
+    def explain(self, sql: str, args: list | tuple = ()) -> list[str]:
+        """EXPLAIN QUERY PLAN of a query, one line per step (for tests and the benchmark)."""
+        with self._reading("explaining a query") as conn:
+            return [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", list(args))]
 
     def audit_users(self) -> list[str]:
         """Everyone who appears in the audit log (for the viewer's filter)."""
@@ -218,7 +229,7 @@ class Database(DraftsMixin, SignOffMixin):
         with self._transaction("importing studies") as conn:
             for study in studies:
                 self._upsert_study(conn, study, now, user)
-        return [self.get_study(study.study_uid) for study in studies]
+            return _worklist.records(conn, [study.study_uid for study in studies])
 
     def _upsert_study(self, conn: sqlite3.Connection, study: Study, now: str, user: str) -> None:
         known = conn.execute("SELECT 1 FROM studies WHERE study_uid = ?", (study.study_uid,)).fetchone()
@@ -229,7 +240,7 @@ class Database(DraftsMixin, SignOffMixin):
             conn.execute("UPDATE studies SET patient_name=?, patient_id=?, birth_date=?, sex=?, study_date=?, "
                          "accession=?, description=?, modality=? WHERE study_uid=?", (*values, study.study_uid))
         else:
-            conn.execute(f"INSERT INTO studies ({_STUDY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?)",
+            conn.execute(f"INSERT INTO studies ({STUDY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?)",
                          (study.study_uid, *values, now, now))
         added = 0
         for image in study.images:
@@ -242,43 +253,41 @@ class Database(DraftsMixin, SignOffMixin):
             self._audit(conn, study.study_uid, user, "imported",
                         {"files": added, "source": str(Path(study.source).resolve()) if study.source else ""})
 
-    def _files(self, conn: sqlite3.Connection, uids: list[str]) -> dict[str, tuple[str, ...]]:
-        files: dict[str, list[str]] = {uid: [] for uid in uids}
-        for uid, path in conn.execute("SELECT study_uid, path FROM study_files ORDER BY study_uid, rowid"):
-            if uid in files:
-                files[uid].append(path)
-        return {uid: tuple(paths) for uid, paths in files.items()}
-
     def list_studies(self, search: str = "", status: str | None = None, order_by: str = "study_date",
-                     descending: bool = True) -> list[StudyRecord]:
-        """The worklist. `search` words must each match patient name/ID, accession or description."""
-        if order_by not in SORT_COLUMNS:
-            raise ValueError(f"cannot sort by {order_by!r}; expected one of {sorted(SORT_COLUMNS)}")
-        clauses, args = [], []
-        for word in search.split():
-            pattern = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            clauses.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in
-                                              ("patient_name", "patient_id", "accession", "description")) + ")")
-            args += [pattern] * 4
-        if status is not None:
-            if status not in STATUSES:
-                raise ValueError(f"unknown status {status!r}; expected one of {STATUSES}")
-            clauses.append("status = ?")
-            args.append(status)
-        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-        direction = "DESC" if descending else "ASC"
+                     descending: bool = True, limit: int | None = None, offset: int = 0) -> list[StudyRecord]:
+        """The worklist, or `limit` studies of it from `offset`. `search` words must each match
+        patient name/ID, accession or description; order_by "worklist" puts the studies still
+        to report first (see rrg_desk/store/worklist.py)."""
+        query = WorklistQuery(search=search, status=status, order_by=order_by, descending=descending)
+        return self.worklist_page(query, offset, limit).records
+
+    def worklist_page(self, query: WorklistQuery, offset: int = 0, limit: int | None = None,
+                      count: bool = False) -> WorklistPage:
+        """A page of the worklist in the query's order (with the number of matches if asked)."""
         with self._reading("reading the worklist") as conn:
-            rows = conn.execute(f"SELECT {_STUDY_COLUMNS} FROM studies {where} "
-                                f"ORDER BY {SORT_COLUMNS[order_by]} {direction}, study_uid", args).fetchall()
-            files = self._files(conn, [r[0] for r in rows])
-        return [StudyRecord(*row, file_paths=files[row[0]]) for row in rows]
+            return _worklist.page(conn, query, offset, limit, count, fts=self._fts)
+
+    def count_studies(self, query: WorklistQuery = WorklistQuery()) -> int:
+        sql, args = _worklist.count_sql(query, self._fts)
+        with self._reading("counting the worklist") as conn:
+            return int(conn.execute(sql, args).fetchone()[0])
+
+    def next_unsigned_uid(self, after_uid: str | None = None, search: str = "") -> str | None:
+        """The next study to report after `after_uid` in the worklist order (wrapping round);
+        None when no other study waits."""
+        with self._reading("finding the next study") as conn:
+            return next_unsigned(conn, after_uid, search, fts=self._fts)
+
+    def worklist_reader(self) -> WorklistReader:
+        """A read connection of its own for a worker thread (close it when done)."""
+        return WorklistReader(self.path)
 
     def get_study(self, study_uid: str) -> StudyRecord:
         with self._reading("reading a study") as conn:
-            row = conn.execute(f"SELECT {_STUDY_COLUMNS} FROM studies WHERE study_uid = ?", (study_uid,)).fetchone()
-            if row is None:
-                raise StudyNotFoundError(study_uid)
-            return StudyRecord(*row, file_paths=self._files(conn, [study_uid])[study_uid])
+            found = _worklist.records(conn, [study_uid])
+        if not found:
+            raise StudyNotFoundError(study_uid)
+        return found[0]
 
     def load_study(self, study_uid: str) -> Study:
         """Re-read the study's image files (StoreError if they moved or became unreadable)."""

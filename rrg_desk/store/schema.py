@@ -109,9 +109,61 @@ def _v2_signoff_model_drafts_state(conn: sqlite3.Connection) -> None:
     """)
 
 
+DONE_EXPR = "(status IN ('signed', 'amended'))"  # 0 for a study still to report, 1 once signed
+SEARCH_COLUMNS = ("patient_name", "patient_id", "accession", "description")
+
+
+def fts5_trigram_available(conn: sqlite3.Connection) -> bool:
+    """Can this SQLite build index substrings (FTS5 with the trigram tokenizer, SQLite >= 3.34)?"""
+    try:
+        conn.execute("CREATE VIRTUAL TABLE temp.rrg_fts5_probe USING fts5(x, tokenize='trigram')")
+    except sqlite3.OperationalError:
+        return False
+    conn.execute("DROP TABLE temp.rrg_fts5_probe")
+    return True
+
+
+def _v3_worklist_at_scale(conn: sqlite3.Connection) -> None:
+    """A worklist of tens of thousands of studies: an index in the worklist's own order
+    (unsigned first, then newest study first, so a page is an index range), a study's signed
+    reports and addenda by study (the v2 index only covers kind = 'report'), and a substring
+    search index over patient name, patient ID, accession and description kept in step by
+    triggers. A study's files are already found by the primary key of study_files
+    (study_uid, path); no second index is needed for them.
+
+    The search table holds its own copy of the four columns keyed by study_uid (not by the
+    studies rowid, which VACUUM may renumber). Without FTS5 trigram support in this SQLite
+    the search table is left out and searching falls back to LIKE."""
+    _run_script(conn, f"""
+        CREATE INDEX studies_worklist ON studies({DONE_EXPR}, study_date DESC, study_uid);
+        CREATE INDEX signed_reports_by_study ON signed_reports(study_uid, id);
+    """)
+    if not fts5_trigram_available(conn):
+        return
+    columns = ", ".join(SEARCH_COLUMNS)
+    new_values = ", ".join(f"new.{c}" for c in SEARCH_COLUMNS)
+    changed = " OR ".join(f"old.{c} IS NOT new.{c}" for c in SEARCH_COLUMNS)
+    _run_script(conn, f"""
+        CREATE VIRTUAL TABLE studies_fts USING fts5(study_uid UNINDEXED, {columns}, tokenize='trigram');
+        INSERT INTO studies_fts (study_uid, {columns}) SELECT study_uid, {columns} FROM studies;
+        CREATE TRIGGER studies_fts_insert AFTER INSERT ON studies BEGIN
+            INSERT INTO studies_fts (study_uid, {columns}) VALUES (new.study_uid, {new_values});
+        END;
+        CREATE TRIGGER studies_fts_update AFTER UPDATE OF study_uid, {columns} ON studies
+            WHEN old.study_uid IS NOT new.study_uid OR {changed} BEGIN
+            DELETE FROM studies_fts WHERE study_uid = old.study_uid;
+            INSERT INTO studies_fts (study_uid, {columns}) VALUES (new.study_uid, {new_values});
+        END;
+        CREATE TRIGGER studies_fts_delete AFTER DELETE ON studies BEGIN
+            DELETE FROM studies_fts WHERE study_uid = old.study_uid;
+        END;
+    """)
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1_studies_drafts_audit,
     _v2_signoff_model_drafts_state,
+    _v3_worklist_at_scale,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
