@@ -7,7 +7,7 @@ SOP instance and a PACS that already has it simply keeps one copy.
 
     outbox = Outbox(db)   # db: rrg_desk.store.Database (its file, its own connection)
     outbox.enqueue(...) -> OutboxEntry ; outbox.pending() ; outbox.record_attempt(...)
-    outbox.statuses() -> {study_uid: DeliveryStatus}   # sent / queued / failed + reason
+    outbox.statuses(uids=None) -> {study_uid: DeliveryStatus}   # sent / queued / failed + reason
 """
 from __future__ import annotations
 
@@ -45,7 +45,12 @@ def _v1_outbox(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX IF NOT EXISTS pacs_outbox_pending ON pacs_outbox(status, id)")
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_outbox]
+def _v2_outbox_by_study(conn: sqlite3.Connection) -> None:
+    """The worklist asks for the statuses of the studies it shows: find them by study."""
+    conn.execute("CREATE INDEX IF NOT EXISTS pacs_outbox_by_study ON pacs_outbox(study_uid, id)")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_outbox, _v2_outbox_by_study]
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -149,9 +154,24 @@ class Outbox:
             return [OutboxEntry(*row) for row in conn.execute(f"SELECT {_COLUMNS} FROM pacs_outbox {where} "
                                                               "ORDER BY id", args)]
 
-    def statuses(self) -> dict[str, "DeliveryStatus"]:
-        """Per study: sent / queued / failed (with the reason) over all its report versions."""
-        return delivery_statuses(self.entries())
+    def statuses(self, study_uids: list[str] | None = None) -> dict[str, "DeliveryStatus"]:
+        """Per study: sent / queued / failed (with the reason) over all its report versions;
+        only the studies named when `study_uids` is given (the worklist's page: an index
+        lookup each). The SR bytes are not read (entries carry an empty payload here)."""
+        columns = _COLUMNS.replace("payload", "x''")
+        if study_uids is None:
+            with self._sql("reading the outbox") as conn:
+                rows = conn.execute(f"SELECT {columns} FROM pacs_outbox ORDER BY id").fetchall()
+        else:
+            rows = []
+            unique = list(dict.fromkeys(study_uids))
+            with self._sql("reading the outbox") as conn:
+                for start in range(0, len(unique), 500):
+                    chunk = unique[start:start + 500]
+                    rows += conn.execute(f"SELECT {columns} FROM pacs_outbox WHERE study_uid IN "
+                                         f"({', '.join('?' * len(chunk))})", chunk).fetchall()
+            rows.sort(key=lambda row: row[0])
+        return delivery_statuses([OutboxEntry(*row) for row in rows])
 
     def record_attempt(self, entry_id: int, error: str = "") -> OutboxEntry:
         """Count an attempt: sent when `error` is empty, else still pending with the reason."""

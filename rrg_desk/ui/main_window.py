@@ -361,6 +361,7 @@ class MainWindow(WorkstationWindowMixin, QMainWindow):
             if self.session is not None:
                 self.reporting.autosave()
             self.worker.shutdown()
+            self.worklist.shutdown()  # its reader closes before the database
             if self.pacs_delivery is not None:  # a send in flight finishes before the database closes
                 self.pacs_delivery.close()
             if self.database is not None:

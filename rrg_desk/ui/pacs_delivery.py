@@ -70,11 +70,13 @@ class PacsDelivery(QObject):
     def auto_send(self) -> bool:
         return bool(getattr(self.session.settings, "pacs_auto_send", True))
 
-    def statuses(self) -> dict:
-        """study uid -> DeliveryStatus (empty when the outbox cannot be read)."""
+    def statuses(self, study_uids: list[str] | None = None) -> dict:
+        """study uid -> DeliveryStatus (empty when the outbox cannot be read); only the studies
+        named when `study_uids` is given. Thread-safe (its own connection): the worklist calls
+        it from its worker for the rows it loads."""
         try:
             with Outbox(self.db) as outbox:
-                return outbox.statuses()
+                return outbox.statuses(study_uids)
         except (PacsError, Exception) as exc:  # a status column must never break the worklist
             log.warning("PACS outbox not readable: %s", exc)
             return {}

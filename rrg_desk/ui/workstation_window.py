@@ -32,7 +32,7 @@ class WorkstationWindowMixin:
         self.editor.template = (NORMAL_CHEST_TEMPLATE.findings, NORMAL_CHEST_TEMPLATE.impression)
         self.editor.macros = MacroStore().items()
         if self.database is not None:
-            self.worklist.query = lambda search: self.database.list_studies(search=search)
+            self.worklist.source_factory = self.database.worklist_reader  # queried on the worklist's thread
         self.worklist_dock = self.add_panel("Worklist", self.worklist, Qt.DockWidgetArea.LeftDockWidgetArea)
         if self.database is not None:
             from rrg_desk.ui.pacs_panel import PacsPanel  # dicomweb-client: only when a store exists

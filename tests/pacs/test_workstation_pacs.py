@@ -66,7 +66,9 @@ def _srs_on(pacs, study_uid: str) -> dict[str, pydicom.Dataset]:
     return found
 
 
-def _pacs_column(main: MainWindow, study_uid: str) -> str:
+def _pacs_column(qtbot, main: MainWindow, study_uid: str) -> str:
+    """The worklist's PACS column once its refresh (run on the worklist's thread) answered."""
+    qtbot.waitUntil(lambda: not main.worklist.refreshing, timeout=TIMEOUT_MS)
     return main.worklist.model.pacs_label(study_uid)
 
 
@@ -91,7 +93,7 @@ def test_signing_and_an_addendum_store_srs_on_the_pacs(qtbot, tmp_path, pacs):
     signed_at = main.session.signed_reports()[0].signed_at  # ISO, UTC
     assert report.VerifyingObserverSequence[0].VerificationDateTime.startswith(
         signed_at[:19].replace("-", "").replace("T", "").replace(":", ""))
-    assert _pacs_column(main, uid) == "Sent"
+    assert _pacs_column(qtbot, main, uid) == "Sent"
 
     # the addendum: a new SR instance that references the first (Predecessor Documents)
     addendum = main.signoff.start_addendum()
@@ -132,14 +134,14 @@ def test_an_outage_shows_failed_with_the_reason_and_a_retry_sends(qtbot, tmp_pat
     with qtbot.waitSignal(main.pacs_delivery.delivered, timeout=TIMEOUT_MS) as failed:
         _sign(qtbot, main)
     assert not failed.args[0].sent
-    label = _pacs_column(main, uid)
+    label = _pacs_column(qtbot, main, uid)
     assert label.startswith("Failed: ") and "cannot be reached" in label
     assert main.pacs_delivery.retry_timer.isActive()  # retried later by itself
     assert "queued" in main.statusBar().currentMessage()
     pacs.start()
     with qtbot.waitSignal(main.pacs_delivery.statusChanged, timeout=TIMEOUT_MS):
         main.pacs_delivery.retry_pending()  # what the timer does when it fires
-    assert _pacs_column(main, uid) == "Sent" and len(_srs_on(pacs, uid)) == 1
+    assert _pacs_column(qtbot, main, uid) == "Sent" and len(_srs_on(pacs, uid)) == 1
     assert not main.pacs_delivery.retry_timer.isActive()
     main.close()
 
@@ -153,7 +155,7 @@ def test_auto_send_off_queues_nothing_until_asked(qtbot, tmp_path):
     qtbot.wait(50)
     with Outbox(main.session.db) as outbox:
         assert outbox.entries() == []
-    assert _pacs_column(main, uid) == ""
+    assert _pacs_column(qtbot, main, uid) == ""
     dialog = main.signoff.start_export()
     assert dialog.send_to_pacs.isEnabled()  # on request it still goes
     dialog.reject()

@@ -187,11 +187,18 @@ def test_describe_region_inserts_a_model_sentence(workstation, qtbot):
         assert "nothing to say" in main.statusBar().currentMessage()
 
 
+def refreshed_worklist(qtbot, main):
+    """Refresh the worklist and wait for its rows (the query runs on the worklist's thread)."""
+    with qtbot.waitSignal(main.worklist.refreshed, timeout=5_000):
+        main.worklist.refresh()
+
+
 def test_worklist_search_sort_and_next_study(workstation, qtbot):
     main = workstation
     main.database.import_studies([samples_dir()])
-    main.worklist.refresh()
+    refreshed_worklist(qtbot, main)
     assert len(main.worklist.visible_uids()) == 4
+    assert main.worklist.count_label.text() == "4 studies"
     main.worklist.search.setText("THREE")
     qtbot.waitUntil(lambda: len(main.worklist.visible_uids()) == 1, timeout=3_000)
     main.worklist.search.setText("SAMPLE0002")  # accession
@@ -199,8 +206,9 @@ def test_worklist_search_sort_and_next_study(workstation, qtbot):
                     main.worklist.model.records()[0].patient_name == "SAMPLE^TWO", timeout=3_000)
     main.worklist.search.clear()
     qtbot.waitUntil(lambda: len(main.worklist.visible_uids()) == 4, timeout=3_000)
-    main.worklist.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
-    names = [main.worklist.proxy.index(r, 0).data() for r in range(4)]
+    with qtbot.waitSignal(main.worklist.refreshed, timeout=5_000):  # the store sorts
+        main.worklist.table.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+    names = [main.worklist.model.index(r, 0).data() for r in range(4)]
     assert names == sorted(names)
     first = main.worklist.uid_at(0)
     with qtbot.waitSignal(main.studyShown, timeout=10_000):
