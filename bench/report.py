@@ -51,15 +51,53 @@ def markdown(payload: dict) -> str:
     ]
     for row in sorted(rows, key=lambda r: r["name"]):
         target = "-" if row.get("target") is None else f"{_number(row['target'])} {row['unit']}"
-        extras = {k: v for k, v in row.items() if k not in ("name", "value", "unit", "target", "met", "note")}
+        extras = {k: v for k, v in row.items()
+                  if k not in ("name", "value", "unit", "target", "met", "note", "order", "conditions", "before_what",
+                               "before", "op", "studies")}
         notes = "; ".join(filter(None, [row.get("note", ""), ", ".join(f"{k} {v}" for k, v in extras.items())]))
         lines.append(f"| {row['name']} | {_number(row['value'])} {row['unit']} | {target} | {margin(row)} | "
                      f"{notes.replace('|', '/')} |")
+    lines += scale_section(rows)
     if missed:
         lines += ["", "## Missed targets", ""]
         lines += [f"- `{r['name']}`: {_number(r['value'])} {r['unit']} against {_number(r['target'])} {r['unit']}"
                   f" ({margin(r).replace('**', '')}). {r.get('note', '')}".rstrip() for r in missed]
     return "\n".join(lines) + "\n"
+
+
+def scale_section(rows: list[dict]) -> list[str]:
+    """Rows that carry `op` and `studies` (bench_worklist) as one table per measure: how each
+    grows with the store; with the figures before the change (`before`) when known."""
+    scaled = [r for r in rows if r.get("op") and r.get("studies")]
+    if not scaled:
+        return []
+    sizes = sorted({int(r["studies"]) for r in scaled})
+    ops = list(dict.fromkeys(r["op"] for r in sorted(scaled, key=lambda r: r.get("order", 0))))
+    cell = {(r["op"], int(r["studies"])): r for r in scaled}
+    head = "| | " + " | ".join(f"{n:,} studies" for n in sizes) + " | target |"
+    lines = ["", "## The worklist at scale (bench_worklist)", "",
+             "Synthetic stores built by `tests/store/synthetic.py`; each figure is the median of repeated runs "
+             "(p50). " + next((r["conditions"] for r in scaled if r.get("conditions")), ""),
+             "The GUI thread only ever handles one page or the rows already shown, so its stall does not grow "
+             "with the store; the spread between sizes is the shared cores, not the store.", "",
+             head, "|---" * (len(sizes) + 2) + "|"]
+    for op in ops:
+        first = next(cell[(op, n)] for n in sizes if (op, n) in cell)
+        values = [f"{_number(cell[(op, n)]['value'])} {cell[(op, n)]['unit']}" if (op, n) in cell else "-"
+                  for n in sizes]
+        target = "-" if first.get("target") is None else f"{_number(first['target'])} {first['unit']}"
+        lines.append(f"| {op} | " + " | ".join(values) + f" | {target} |")
+    before = [op for op in ops if any("before" in cell.get((op, n), {}) for n in sizes)]
+    if before:
+        lines += ["", "Before this change (issue 18's figures, same synthetic method; the worklist then loaded "
+                  "the whole list on every refresh, on the GUI thread):", "", head.replace(" target |", ""),
+                  "|---" * (len(sizes) + 1) + "|"]
+        for op in before:
+            values = [f"{_number(cell[(op, n)]['before'])} {cell[(op, n)]['unit']}"
+                      if "before" in cell.get((op, n), {}) else "-" for n in sizes]
+            what = next((cell[(op, n)].get("before_what") for n in sizes if (op, n) in cell), "") or op
+            lines.append(f"| {what} | " + " | ".join(values) + " |")
+    return lines
 
 
 def write_report(results_file: Path = RESULTS_FILE, out: Path = REPORT_FILE) -> Path:

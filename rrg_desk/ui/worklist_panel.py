@@ -115,9 +115,13 @@ class WorklistModel(QAbstractTableModel):
         return next(i for i, r in enumerate(self._records) if r.study_uid == study_uid)
 
     # --- paging -----------------------------------------------------------------------
+    @property
+    def has_more(self) -> bool:
+        """The store holds more matching studies than are loaded."""
+        return self.total is not None and len(self._records) < self.total
+
     def canFetchMore(self, parent=QModelIndex()) -> bool:
-        return (not parent.isValid() and not self.busy and self.total is not None
-                and len(self._records) < self.total)
+        return not parent.isValid() and not self.busy and self.has_more
 
     def fetchMore(self, parent=QModelIndex()) -> None:
         if self.canFetchMore(parent):

@@ -11,7 +11,9 @@ image file exists, so only the store is exercised, never the readers.
 
 The newest studies (the last UNSIGNED_DAYS days) are waiting to be reported, plus a few
 older stragglers; the rest are signed (a few amended). Audit entries of one study are
-spread among the entries of its day, as they are in use.
+spread among the entries of its day, as they are in use. With `outbox_payload_bytes` every
+signed report also sits in the PACS outbox as sent (an SR of that many bytes), as at a site
+that sends every report to its PACS.
 """
 from __future__ import annotations
 
@@ -79,7 +81,8 @@ def _templates() -> tuple[str, str]:
             json.dumps(ReportDocument.from_draft(draft).to_dict()))
 
 
-def fill_store(path: str | Path, studies: int, audit_per_study: int = 40, seed: int = 0) -> SyntheticStore:
+def fill_store(path: str | Path, studies: int, audit_per_study: int = 40, seed: int = 0,
+               outbox_payload_bytes: int = 0) -> SyntheticStore:
     """Create `path` (which must not exist) holding `studies` synthetic studies and about
     `audit_per_study` audit entries for each signed one (fewer for those still open)."""
     path = Path(path)
@@ -87,6 +90,10 @@ def fill_store(path: str | Path, studies: int, audit_per_study: int = 40, seed: 
         raise FileExistsError(path)
     with Database.open(path) as db:  # the real schema, every migration applied
         db.mark_clean_shutdown()
+        if outbox_payload_bytes:
+            from rrg_desk.pacs import Outbox
+
+            Outbox(db).close()  # the PACS package's own tables and migrations
     rng = random.Random(seed)
     draft_template, document_template = _templates()
     conn = sqlite3.connect(str(path), isolation_level=None)
@@ -94,7 +101,8 @@ def fill_store(path: str | Path, studies: int, audit_per_study: int = 40, seed: 
     conn.execute("BEGIN")
     out = SyntheticStore(path, studies, 0)
     n_patients = max(1, int(studies / STUDIES_PER_PATIENT))
-    study_rows, file_rows, audit_rows, signed_rows, model_rows, draft_rows = [], [], [], [], [], []
+    study_rows, file_rows, audit_rows, signed_rows, model_rows, draft_rows, outbox_rows = [], [], [], [], [], [], []
+    payload = bytes(outbox_payload_bytes)
     report_id = 0
     days = (studies + PER_DAY - 1) // PER_DAY
     for day in range(days):
@@ -124,6 +132,8 @@ def fill_store(path: str | Path, studies: int, audit_per_study: int = 40, seed: 
                 findings = "The heart is enlarged. The lungs are clear."
                 signed_rows.append((report_id, uid, "report", None, findings, "Cardiomegaly.", "",
                                     document_template.replace("UID", uid), user, at, f"{report_id:064x}", "[]"))
+                if payload:
+                    outbox_rows.append((uid, report_id, "pacs", f"{uid}.9", payload, at, at, at))
                 if status == "amended":
                     parent = report_id
                     report_id += 1
@@ -158,6 +168,10 @@ def fill_store(path: str | Path, studies: int, audit_per_study: int = 40, seed: 
                      model_rows)
     conn.executemany("INSERT INTO drafts (study_uid, document_json, saved_by, saved_at, saved_at_ns) "
                      "VALUES (?, ?, ?, ?, ?)", draft_rows)
+    if outbox_rows:
+        conn.executemany("INSERT INTO pacs_outbox (study_uid, report_id, server_name, sop_instance_uid, payload, "
+                         "status, attempts, created_at, last_attempt_at, sent_at) "
+                         "VALUES (?, ?, ?, ?, ?, 'sent', 1, ?, ?, ?)", outbox_rows)
     conn.execute("COMMIT")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()

@@ -21,10 +21,11 @@ def test_many_connected_emits_keep_true_alive(qtbot):
     sender.plain.connect(lambda: received.append(1))
     sender.carrying.connect(lambda *args: received.append(args), Qt.ConnectionType.QueuedConnection)
     before = sys.getrefcount(True)
-    for _ in range(20_000):  # more than True's references in this process: fatal without the guard
+    for _ in range(20_000):  # without the guard: 20,000 references lost (fatal below that many)
         sender.plain.emit()
     worker = threading.Thread(target=lambda: [sender.carrying.emit(i, None) for i in range(2_000)])
     worker.start()
     worker.join()
     qtbot.waitUntil(lambda: len(received) == 22_000, timeout=10_000)
-    assert sys.getrefcount(True) >= before
+    lost = before - sys.getrefcount(True)  # other objects come and go meanwhile: a little noise
+    assert lost < 1_000, f"{lost} references to True lost over 22,000 emits"
