@@ -218,7 +218,8 @@ class WorklistReader:
             try:
                 return page(self._conn, query, offset, limit, count, fts=self._fts)
             finally:
-                self._conn.execute("COMMIT")
+                if self._conn.in_transaction:  # a read transaction: ending it holds no WAL checkpoint back
+                    self._conn.execute("COMMIT")
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
