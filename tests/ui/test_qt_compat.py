@@ -29,3 +29,20 @@ def test_many_connected_emits_keep_true_alive(qtbot):
     qtbot.waitUntil(lambda: len(received) == 22_000, timeout=10_000)
     lost = before - sys.getrefcount(True)  # other objects come and go meanwhile: a little noise
     assert lost < 1_000, f"{lost} references to True lost over 22,000 emits"
+
+
+def test_many_void_calls_keep_none_alive():
+    """PySide6 6.12 drops a reference to None on every void method call (timer.stop(),
+    setText(), processEvents()): without the guard a few thousand calls abort in none_dealloc."""
+    from PySide6.QtCore import QTimer
+
+    from rrg_desk.ui import qt_compat
+
+    assert qt_compat._none_reserved or not qt_compat.void_call_leaks_none()
+    timer = QTimer()
+    before = sys.getrefcount(None)
+    for _ in range(1_000_000):  # far more calls than None has references in this process
+        timer.stop()
+    assert sys.getrefcount(None) > 0
+    if qt_compat._none_reserved:  # the reserve pays for them: the process is still alive
+        assert before - sys.getrefcount(None) < 1_000_000 + 1_000
