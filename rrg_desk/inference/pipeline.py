@@ -81,6 +81,12 @@ def cached_bundle(folder: Path, device: torch.device) -> ModelBundle:
         return _BUNDLE_CACHE[key]
 
 
+def forget_cached_bundles() -> None:
+    """Drop every cached bundle (a process switching bundles keeps one loaded, not two)."""
+    with _CACHE_LOCK:
+        _BUNDLE_CACHE.clear()
+
+
 @dataclass
 class _Prepared:
     tensor: torch.Tensor  # [1, 1, h, w] normalised

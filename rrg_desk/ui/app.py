@@ -1,7 +1,8 @@
 """GUI entry point: `rrg-desk [PATH ...] [--screenshot OUT.png] [--bundle DIR]`.
 
-Only Qt, numpy, the imaging readers and the store are imported here; the models load later,
-in the worker thread, when a draft is requested, so the window shows up fast.
+Only Qt, numpy, the imaging readers and the store are imported here, so the window shows up
+fast; once it is shown, the models load in the inference child process (never in this one:
+rrg_desk.inference.process), so they are ready, or nearly, when the first study is opened.
 --screenshot opens the study, drafts it with the configured bundle (or --bundle), shows the
 first sentence's region and heatmap, saves the window as PNG and exits (non-zero with a
 message when opening or drafting fails).

@@ -1,115 +1,54 @@
-"""Runs the models off the GUI thread: drafts, describe-a-region, finding heatmaps.
+"""Runs the models away from the GUI: drafts, describe-a-region, finding heatmaps.
 
-One QThread owns one DraftPipeline, so the models are loaded once and always used from the
-same thread. Requests are frozen when made (study, settings, a CancelToken); the answer
-comes back through typed signals carrying the request id. Only the newest request of each
-kind is wanted: an older one is cancelled between stages and its late result is dropped,
-so a result for a study that is no longer open never reaches the screen.
+The models live in a child process (rrg_desk.inference.process / service): the GUI process
+never imports torch, so loading them cannot freeze the window, and a native crash in
+inference ends the child, not the workstation. `warm_up()` (the main window calls it once it
+is shown) starts the child and loads torch and the active bundle before any study is opened;
+a request made meanwhile waits in the child and runs as soon as they are ready. Switching the
+bundle (configure) warms the new one.
 
-torch is imported by the worker thread on the first request, never at startup.
+Requests are frozen when made (study, settings); the answer comes back through typed signals
+carrying the request id. Only the newest request of each kind is wanted: an older one is
+cancelled between stages and its late result is dropped, so a result for a study that is no
+longer open never reaches the screen.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal
 
-from rrg_desk.imaging.input_check import InputRefusal  # torch-free, like CancelToken
-from rrg_desk.inference.cancel import CancelToken  # torch-free: held by the GUI thread
+from rrg_desk.inference.process import FAILED, LOADING, READY, STOPPED, InferenceProcess, describe_exit
+from rrg_desk.inference.service import NoBundle, user_message
 
 log = logging.getLogger(__name__)
 
 KIND_DRAFT, KIND_DESCRIBE, KIND_HEATMAP = "draft", "describe", "heatmap"
+MODELS_OFF = "off"  # no bundle to load (or not warmed yet)
+
+__all__ = ["DraftWorker", "user_message", "KIND_DRAFT", "KIND_DESCRIBE", "KIND_HEATMAP"]
+
+
+def crash_message(reason: str) -> str:
+    return (f"The drafting engine stopped unexpectedly ({reason}). Your report and everything you typed are "
+            "kept. The models are being reloaded; press Draft (Ctrl+D) to try again.")
 
 
 @dataclass
 class _Job:
     kind: str
     request_id: int
-    study: Any = None  # rrg_desk.imaging.Study
-    settings: Any = None  # rrg_desk.inference.pipeline.DraftSettings (None: the card's)
-    box: tuple[float, float, float, float] | None = None
-    image: Any = None  # XrayImage, for heatmaps
-    finding: str = ""
-    bundle_dir: Path | None = None
-    device: str = "auto"
-    cancel: "CancelToken | None" = None
-    cancelled_early: list[bool] = field(default_factory=lambda: [False])
+    message: dict
 
 
-def user_message(exc: BaseException) -> str:
-    """The message a radiologist sees: typed errors carry one; anything else is a bug."""
-    message = getattr(exc, "user_message", None)
-    if message:
-        return str(message)
-    return f"An unexpected error stopped the model ({type(exc).__name__}: {exc})."
-
-
-class _Engine(QObject):
-    """Lives in the worker thread; owns the pipeline."""
-
-    progressed = Signal(int, str, int, int)
-    draftReady = Signal(int, object)
-    regionDescribed = Signal(int, object)
-    heatmapReady = Signal(int, str, object)
-    failed = Signal(int, str, str)  # request id, kind, message
-    refused = Signal(int, str)  # request id, why the input check refused to draft
-    cancelled = Signal(int)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._pipeline = None
-        self._pipeline_key: tuple[str, str] | None = None
-
-    def _pipeline_for(self, bundle_dir: Path, device: str):
-        from rrg_desk.inference.pipeline import DraftPipeline  # torch loads here, in this thread
-
-        key = (str(bundle_dir), device)
-        if self._pipeline is None or self._pipeline_key != key:
-            self._pipeline, self._pipeline_key = DraftPipeline(bundle_dir, device), key
-        return self._pipeline
-
-    @Slot(object)
-    def run(self, job: _Job) -> None:
-        if job.cancelled_early[0]:
-            self.cancelled.emit(job.request_id)
-            return
-        try:
-            from rrg_desk.inference.pipeline import DraftCancelled, DraftSettings
-        except Exception as exc:  # a broken install: say so instead of dying silently
-            log.exception("cannot import the inference pipeline")
-            self.failed.emit(job.request_id, job.kind, user_message(exc))
-            return
-        # plain dicts come from the GUI thread, which must not import the pipeline (torch)
-        settings = DraftSettings(**job.settings) if isinstance(job.settings, dict) else job.settings or DraftSettings()
-        try:
-            if job.bundle_dir is None:
-                raise _NoBundle()
-            pipeline = self._pipeline_for(job.bundle_dir, job.device)
-            if job.kind == KIND_DRAFT:
-                draft = pipeline.draft(job.study, settings, cancel=job.cancel,
-                                       progress=lambda stage, i, n: self.progressed.emit(job.request_id, stage, i, n))
-                self.draftReady.emit(job.request_id, draft)
-            elif job.kind == KIND_DESCRIBE:
-                self.regionDescribed.emit(job.request_id, pipeline.describe_region(job.study, job.box, settings))
-            else:
-                self.heatmapReady.emit(job.request_id, job.finding, pipeline.finding_heatmap(job.image, job.finding))
-        except DraftCancelled:
-            self.cancelled.emit(job.request_id)
-        except InputRefusal as exc:  # not an error: the radiologist may still draft anyway
-            self.refused.emit(job.request_id, exc.user_message)
-        except Exception as exc:
-            if not getattr(exc, "user_message", None):
-                log.exception("%s request %d failed", job.kind, job.request_id)
-            self.failed.emit(job.request_id, job.kind, user_message(exc))
-
-
-class _NoBundle(Exception):
-    user_message = ("No model bundle is configured. Choose a bundle folder in Settings "
-                    "(Edit ▸ Settings…) to draft reports.")
+def _plain_settings(settings: Any) -> dict | None:
+    """Requests carry plain values (the GUI never imports the pipeline); DraftSettings -> dict."""
+    if settings is None or isinstance(settings, dict):
+        return settings
+    return settings.to_dict()
 
 
 class DraftWorker(QObject):
@@ -124,52 +63,96 @@ class DraftWorker(QObject):
     describeFailed = Signal(int, str)
     heatmapReady = Signal(int, str, object)  # request id, finding, ndarray
     busyChanged = Signal(bool)
-    _submit = Signal(object)
+    modelsStateChanged = Signal(str, str)  # off | loading | ready | failed, a line for the status bar
+    _received = Signal(object)  # a message from the inference process's reader thread
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, process: InferenceProcess | None = None) -> None:
         super().__init__(parent)
         self.bundle_dir: Path | None = None
         self.device = "auto"
-        self._next_id = 0
+        self.process = process or InferenceProcess.shared()
+        self.models_state, self.models_text, self.models_tooltip = MODELS_OFF, "Models not loaded", ""
+        self._warm_wanted = False
         self._current: dict[str, _Job | None] = {KIND_DRAFT: None, KIND_DESCRIBE: None, KIND_HEATMAP: None}
-        self._thread = QThread(self)
-        self._thread.setObjectName("rrg-desk-models")
-        self._engine = _Engine()
-        self._engine.moveToThread(self._thread)
-        self._thread.finished.connect(self._engine.deleteLater)
-        self._submit.connect(self._engine.run)
-        self._engine.progressed.connect(self._on_progress)
-        self._engine.draftReady.connect(self._on_draft)
-        self._engine.regionDescribed.connect(self._on_described)
-        self._engine.heatmapReady.connect(self._on_heatmap)
-        self._engine.failed.connect(self._on_failed)
-        self._engine.refused.connect(self._on_refused)
-        self._engine.cancelled.connect(self._on_cancelled)
-        self._thread.start()
+        self._closed = False
+        self._received.connect(self._on_message)
+        self.process.subscribe(self._listen)
 
     def configure(self, bundle_dir: str | Path | None, device: str = "auto") -> None:
-        self.bundle_dir = Path(bundle_dir) if bundle_dir else None
-        self.device = device or "auto"
+        """The bundle and device of later requests; once warm_up() was called, a change re-warms."""
+        new = (Path(bundle_dir) if bundle_dir else None, device or "auto")
+        changed = new != (self.bundle_dir, self.device)
+        self.bundle_dir, self.device = new
+        if changed and self._warm_wanted:
+            self.warm_up()
 
-    # ----- requests -----------------------------------------------------------------
+    # ----- the models ---------------------------------------------------------------------
+    def warm_up(self) -> None:
+        """Start loading torch and the configured bundle in the background (idempotent)."""
+        self._warm_wanted = True
+        if self.bundle_dir is None:
+            self._set_models(MODELS_OFF, "Models not loaded", "No model bundle is configured (Edit ▸ Settings…).")
+            return
+        if not (self.bundle_dir / "card.json").is_file():  # nothing a child could load: do not start one
+            self._set_models(FAILED, "Models not loaded", f"No model bundle at {self.bundle_dir} (card.json missing).")
+            return
+        self.process.warm(self.bundle_dir, self.device)
+        self._follow(self.process.state, self.process.key, self.process.detail)
+
+    def models_ready(self) -> bool:
+        return self.models_state == READY
+
+    @property
+    def child_pid(self) -> int | None:
+        return self.process.pid
+
+    def _our_key(self) -> tuple[str, str] | None:
+        return (str(self.bundle_dir), self.device) if self.bundle_dir is not None else None
+
+    def _follow(self, state: str, key, detail: dict) -> None:
+        if key is None or tuple(key) != self._our_key():
+            return  # another bundle's news (a window configured differently)
+        if state == LOADING:
+            self._set_models(LOADING, "Models loading…", f"Loading torch and the model bundle {self.bundle_dir} "
+                                                         "in the background; a draft asked for now starts when "
+                                                         "they are ready.")
+        elif state == READY:
+            self._set_models(READY, "Models ready", f"Bundle {detail.get('bundle_id', '?')} on "
+                                                   f"{detail.get('device', '?')}, loaded in "
+                                                   f"{float(detail.get('seconds', 0.0)):.1f} s.")
+        elif state == FAILED:
+            self._set_models(FAILED, "Models not loaded", str(detail.get("message", "")))
+        elif state == STOPPED:
+            self._set_models(MODELS_OFF, "Models not loaded", str(detail.get("message", "")))
+
+    def _set_models(self, state: str, text: str, tooltip: str = "") -> None:
+        if (state, text, tooltip) != (self.models_state, self.models_text, self.models_tooltip):
+            self.models_state, self.models_text, self.models_tooltip = state, text, tooltip
+            self.modelsStateChanged.emit(state, text)
+
+    # ----- requests -----------------------------------------------------------------------
     def request_draft(self, study, settings=None) -> int:
-        return self._start(_Job(KIND_DRAFT, 0, study=study, settings=settings, cancel=CancelToken()))
+        return self._start(KIND_DRAFT, {"study": study, "settings": _plain_settings(settings)})
 
     def request_describe(self, study, box: tuple[float, float, float, float], settings=None) -> int:
-        return self._start(_Job(KIND_DESCRIBE, 0, study=study, settings=settings, box=tuple(box)))
+        return self._start(KIND_DESCRIBE, {"study": study, "box": tuple(box), "settings": _plain_settings(settings)})
 
     def request_heatmap(self, image, finding: str) -> int:
-        return self._start(_Job(KIND_HEATMAP, 0, image=image, finding=finding))
+        return self._start(KIND_HEATMAP, {"image": image, "finding": finding})
 
-    def _start(self, job: _Job) -> int:
-        self._drop(job.kind)
-        self._next_id += 1
-        job.request_id = self._next_id
-        job.bundle_dir, job.device = self.bundle_dir, self.device
-        self._current[job.kind] = job
+    def _start(self, kind: str, fields: dict) -> int:
+        self._drop(kind)
+        request_id = self.process.next_request_id()
+        message = {"type": kind, "request_id": request_id, "device": self.device,
+                   "bundle_dir": str(self.bundle_dir) if self.bundle_dir is not None else "", **fields}
+        self._current[kind] = _Job(kind, request_id, message)
         self.busyChanged.emit(True)
-        self._submit.emit(job)
-        return job.request_id
+        if self.bundle_dir is None:  # nothing to load: say where to set it (asynchronously, like any answer)
+            QTimer.singleShot(0, lambda: self._on_message({"type": "failed", "request_id": request_id,
+                                                           "kind": kind, "message": NoBundle.user_message}))
+        else:
+            self.process.submit(message, self._listen)
+        return request_id
 
     def cancel(self) -> None:
         """Cancel everything in flight (the study changed or the user pressed Cancel)."""
@@ -180,10 +163,9 @@ class DraftWorker(QObject):
     def _drop(self, kind: str) -> None:
         job = self._current[kind]
         if job is not None:
-            job.cancelled_early[0] = True
-            if job.cancel is not None:
-                job.cancel.cancel()
             self._current[kind] = None
+            self.process.cancel(job.request_id)
+            self.cancelled.emit(job.request_id)
 
     def is_busy(self, kind: str = KIND_DRAFT) -> bool:
         return self._current[kind] is not None
@@ -192,59 +174,77 @@ class DraftWorker(QObject):
         job = self._current[kind]
         return job.request_id if job is not None else None
 
-    def shutdown(self, msecs: int = 30_000) -> None:
-        self.cancel()
-        self._thread.quit()
-        if not self._thread.wait(msecs):
-            log.warning("the model thread did not stop within %d ms", msecs)
+    def crash_child_at(self, stage: str) -> None:
+        """Tests of the crash handling: the child segfaults when its next draft reaches `stage`."""
+        self.process.crash_at(stage)
 
-    # ----- results (GUI thread) ---------------------------------------------------------
-    def _settle(self, kind: str, request_id: int) -> bool:
-        job = self._current[kind]
-        if job is None or job.request_id != request_id:
-            log.info("dropping the result of outdated %s request %d", kind, request_id)
-            return False
-        self._current[kind] = None
+    def shutdown(self, msecs: int = 30_000) -> None:
+        """Stop listening and cancel what is in flight; the shared child lives on (stopped at exit)."""
+        if self._closed:
+            return
+        self.cancel()
+        self._closed = True
+        self.process.unsubscribe(self._listen)
+
+    # ----- answers ------------------------------------------------------------------------
+    def _listen(self, message: dict) -> None:
+        """On the inference process's reader thread: hand the message to the GUI thread."""
+        if self._closed:
+            return
+        try:
+            self._received.emit(message)
+        except RuntimeError:  # this QObject was deleted with its window
+            self._closed = True
+
+    def _on_message(self, message: dict) -> None:
+        kind = message.get("type")
+        if kind == "state":
+            self._follow(message["state"], message.get("key"), message)
+            return
+        if kind == "exited":
+            self._on_exited(message)
+            return
+        request_id = message.get("request_id")
+        job = next((j for j in self._current.values() if j is not None and j.request_id == request_id), None)
+        if job is None:
+            if kind not in ("progress", "cancelled"):
+                log.info("dropping the %s answer of outdated request %s", kind, request_id)
+            return
+        if kind == "progress":
+            if job.kind == KIND_DRAFT:
+                self.progressed.emit(request_id, message["stage"], message["index"], message["total"])
+            return
+        self._settle(job)
+        if kind == "draft":
+            self.finished.emit(request_id, message["draft"])
+        elif kind == "described":
+            self.regionDescribed.emit(request_id, message["sentence"])
+        elif kind == "heatmap":
+            self.heatmapReady.emit(request_id, message["finding"], message["heatmap"])
+        elif kind == "refused" and job.kind == KIND_DRAFT:  # only drafts offer "Draft anyway"
+            self.refused.emit(request_id, message["message"])
+        elif kind in ("failed", "refused"):
+            self._fail(job, message["message"])
+        elif kind == "cancelled":
+            self.cancelled.emit(request_id)
+
+    def _settle(self, job: _Job) -> None:
+        self._current[job.kind] = None
         if not any(self._current.values()):
             self.busyChanged.emit(False)
-        return True
 
-    def _kind_of(self, request_id: int) -> str | None:
-        return next((k for k, j in self._current.items() if j is not None and j.request_id == request_id), None)
-
-    def _on_progress(self, request_id: int, stage: str, index: int, total: int) -> None:
-        if self.current_request_id(KIND_DRAFT) == request_id:
-            self.progressed.emit(request_id, stage, index, total)
-
-    def _on_draft(self, request_id: int, draft) -> None:
-        if self._settle(KIND_DRAFT, request_id):
-            self.finished.emit(request_id, draft)
-
-    def _on_described(self, request_id: int, sentence) -> None:
-        if self._settle(KIND_DESCRIBE, request_id):
-            self.regionDescribed.emit(request_id, sentence)
-
-    def _on_heatmap(self, request_id: int, finding: str, heatmap) -> None:
-        if self._settle(KIND_HEATMAP, request_id):
-            self.heatmapReady.emit(request_id, finding, heatmap)
-
-    def _on_failed(self, request_id: int, kind: str, message: str) -> None:
-        if not self._settle(kind, request_id):
-            return
-        if kind == KIND_DRAFT:
-            self.failed.emit(request_id, message)
-        elif kind == KIND_DESCRIBE:
-            self.describeFailed.emit(request_id, message)
+    def _fail(self, job: _Job, message: str) -> None:
+        if job.kind == KIND_DRAFT:
+            self.failed.emit(job.request_id, message)
+        elif job.kind == KIND_DESCRIBE:
+            self.describeFailed.emit(job.request_id, message)
         else:
             log.warning("finding heatmap failed: %s", message)
 
-    def _on_refused(self, request_id: int, message: str) -> None:
-        kind = self._kind_of(request_id)
-        if kind is not None and kind != KIND_DRAFT:  # only drafts offer "Draft anyway"
-            self._on_failed(request_id, kind, message)
-        elif self._settle(KIND_DRAFT, request_id):
-            self.refused.emit(request_id, message)
-
-    def _on_cancelled(self, request_id: int) -> None:
-        # A cancelled job was already dropped from _current; report it all the same.
-        self.cancelled.emit(request_id)
+    def _on_exited(self, message: dict) -> None:
+        """The child died (a native crash, killed): what was in flight fails with a clear message."""
+        text = crash_message(message.get("reason") or describe_exit(message.get("exitcode")))
+        pending = set(message.get("pending") or ())
+        for job in [j for j in self._current.values() if j is not None and j.request_id in pending]:
+            self._settle(job)
+            self._fail(job, text)

@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QShowEvent
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QWidget
 
 from rrg_desk.app.session import Session
@@ -56,6 +56,8 @@ class MainWindow(WorkstationWindowMixin, QMainWindow):
         self._settings = settings or open_settings()
         self.app_settings = app_settings or AppSettings.load()
         self.auto_draft_enabled = True  # off for --benchmark-startup
+        self.warm_start_enabled = True  # load the models as soon as the window shows (before any study)
+        self._warm_started = False
         self._closed = False
         self.recent = RecentFiles(self._settings, parent=self)
         self.loader = loader or StudyLoader(parent=self)
@@ -354,6 +356,12 @@ class MainWindow(WorkstationWindowMixin, QMainWindow):
             self.setCursor(Qt.CursorShape.BusyCursor)
         else:
             self.unsetCursor()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if not self._warm_started:  # the window is up: now the models, in the background
+            self._warm_started = True
+            QTimer.singleShot(0, self.warm_models)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self._closed:

@@ -143,7 +143,8 @@ class ReportingController(QObject):
             return None
         self.worker.configure(self.session.settings.bundle_dir, self.session.settings.device)
         request_id = self.worker.request_draft(self.session.study, self.session.draft_request_settings())
-        self.status("Drafting…")
+        self.status("Drafting…" if self.worker.models_ready() else
+                    "Draft queued: the models are still loading; it starts as soon as they are ready.")
         return request_id
 
     def draft_anyway(self) -> int | None:

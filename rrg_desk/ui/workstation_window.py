@@ -5,7 +5,8 @@ ReportingController, SignOffFlow, DraftWorker and the Qt-free Session.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QMenu, QMessageBox, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QApplication, QLabel, QMenu, QMessageBox, QProgressBar, QPushButton, QVBoxLayout,
+                               QWidget)
 
 from rrg_desk.app.settings import AppSettings
 from rrg_desk.reports.templates import NORMAL_CHEST_TEMPLATE, MacroStore
@@ -53,10 +54,16 @@ class WorkstationWindowMixin:
         self.progress.setMaximumWidth(220)
         self.progress.setFormat("%p% %v")
         self.cancel_button = QPushButton("Cancel", self)
+        self.models_status = QLabel(self)  # discreet: "Models loading…" / "Models ready"
+        self.models_status.setObjectName("models-status")
+        self.models_status.setEnabled(False)  # drawn dimmed
         self.statusBar().addPermanentWidget(self.progress)
         self.statusBar().addPermanentWidget(self.cancel_button)
+        self.statusBar().addPermanentWidget(self.models_status)
         self.progress.hide()
         self.cancel_button.hide()
+        self.worker.modelsStateChanged.connect(self._on_models_state)
+        self._on_models_state(self.worker.models_state, self.worker.models_text)
         # Model bundles and the audit log (admin), who am I: listed under Edit beside Settings.
         for menu in self.commands["settings"].associatedObjects():
             if isinstance(menu, QMenu):
@@ -136,6 +143,15 @@ class WorkstationWindowMixin:
             self.statusBar().showMessage("No other study waits for a report.")
         else:
             self.reporting.open_study(uid)
+
+    def warm_models(self) -> None:
+        """Load torch and the active bundle in the background (once the window is shown)."""
+        if self.warm_start_enabled and not self._closed:
+            self.worker.warm_up()
+
+    def _on_models_state(self, _state: str, text: str) -> None:
+        self.models_status.setText(text)
+        self.models_status.setToolTip(self.worker.models_tooltip)
 
     def cancel_draft(self) -> None:
         if self.worker.is_busy():

@@ -18,7 +18,9 @@ from rrg_desk.selftest import EXIT_BAD_SETUP, SelftestFailure, check_exports
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Runs the CLI with the excluded modules unfindable, as they are in the frozen app.
+# Runs the CLI with the excluded modules unfindable, as they are in the frozen app. A file, not
+# `-c`: the inference child (multiprocessing, spawn) runs its top level again, so the excluded
+# modules are unfindable there too, where torch and the models are imported.
 BLOCKING_RUNNER = """
 import importlib.abc, json, sys
 BLOCKED = tuple(json.loads(sys.argv[1]))
@@ -41,11 +43,12 @@ class Hide(importlib.abc.MetaPathFinder):
         getattr(self.inner, "invalidate_caches", lambda: None)()
 
 sys.meta_path[:] = [Hide(finder) for finder in sys.meta_path]
-from rrg_desk.cli import main
-code = main(sys.argv[2:])
-leaked = sorted(m for m in sys.modules if blocked(m))
-print("LEAKED", json.dumps(leaked))
-sys.exit(code)
+if __name__ == "__main__":
+    from rrg_desk.cli import main
+    code = main(sys.argv[2:])
+    leaked = sorted(m for m in sys.modules if blocked(m))
+    print("LEAKED", json.dumps(leaked))
+    sys.exit(code)
 """
 
 
@@ -65,7 +68,9 @@ def selftest_run(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY")}
     env["RRG_DESK_DATA_DIR"] = str(user_data)  # the selftest must not write here
     blocked = json.dumps(load_manifest().all_excludes())
-    proc = subprocess.run([sys.executable, "-c", BLOCKING_RUNNER, blocked, "--selftest", "--bundle", str(bundle),
+    runner = root / "blocking_runner.py"
+    runner.write_text(BLOCKING_RUNNER)
+    proc = subprocess.run([sys.executable, str(runner), blocked, "--selftest", "--bundle", str(bundle),
                            "--device", "cpu", "--keep", str(keep)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     return proc, keep, user_data
