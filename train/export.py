@@ -107,6 +107,6 @@ def export_bundle(config: dict, out: str | Path | None = None, metrics: dict | N
         card_extra["input_check"] = {"p_chest_threshold": gate["chest_threshold"],
                                      "p_lateral_threshold": gate["lateral_threshold"]}
     path = save_bundle(out, detector=detector, classifier=classifier, generator=generator, tokenizer=tokenizer,
-                       card_extra=card_extra)
+                       card_extra=card_extra, half_precision=tuple(config["export"].get("half_precision", ())))
     log.info("exported bundle to %s", path)
     return path

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_model, save_model
+from safetensors.torch import load_model, save_file, save_model
 from torch import nn
 
 from rrg_desk.models.regions import REGION_NAMES
@@ -134,13 +134,22 @@ def sha256_file(path: Path) -> str:
 
 
 # --- saving -----------------------------------------------------------------------------------
+def _save_half(model: nn.Module, path: Path, name: str) -> None:
+    """Floating-point tensors as float16 (a model without tied weights: save_file keeps every key)."""
+    state = {key: (value.half() if value.is_floating_point() else value).contiguous()
+             for key, value in model.state_dict().items()}
+    save_file(state, str(path), metadata={"component": name, "stored_dtype": "float16"})
+
+
 def save_bundle(folder: str | Path, *, detector: nn.Module, classifier: nn.Module, generator: nn.Module,
-                tokenizer: Any, card_extra: dict | None = None) -> Path:
+                tokenizer: Any, card_extra: dict | None = None, half_precision: tuple[str, ...] = ()) -> Path:
     """Write the bundle atomically (temp folder, then rename) and return its path.
 
     card_extra must hold "preprocessing" {"image_size", "mean", "std"}; it may hold bundle_id,
     thresholds (default 0.5 per finding), generation (default max_len/beam_size/
     image_tokens_from="detector"), training, metrics and other free-form keys.
+    Components named in `half_precision` store their floating-point weights as float16 (half the
+    file; loading casts them back to float32); their card entry says "stored_dtype": "float16".
     """
     folder = Path(folder)
     extra = dict(card_extra or {})
@@ -166,10 +175,14 @@ def save_bundle(folder: str | Path, *, detector: nn.Module, classifier: nn.Modul
         components = {}
         for name, model in (("detector", detector), ("classifier", classifier), ("generator", generator)):
             file_name = f"{name}.safetensors"
-            # save_model (not save_file) drops tied duplicates such as GPT-2's lm_head/wte.
-            save_model(model, str(staging / file_name), metadata={"component": name})
+            if name in half_precision:
+                _save_half(model, staging / file_name, name)
+            else:  # save_model (not save_file) drops tied duplicates such as GPT-2's lm_head/wte.
+                save_model(model, str(staging / file_name), metadata={"component": name})
             components[name] = {"config": model.config.to_dict(), "file": file_name,
                                 "sha256": sha256_file(staging / file_name)}
+            if name in half_precision:
+                components[name]["stored_dtype"] = "float16"
         (staging / TOKENIZER_FILE).write_text(tokenizer.to_json(), encoding="utf-8")
         card = {
             "format_version": FORMAT_VERSION,

@@ -333,3 +333,23 @@ def test_a_card_with_an_unknown_clue_form_is_refused(saved, copy):
     _write_card(copy, card)
     with pytest.raises(BundleCorruptError, match="generation"):
         load_bundle(copy)
+
+
+def test_half_precision_components_halve_their_file_and_load_as_float32(saved, tmp_path):
+    _folder, (detector, classifier, generator, tokenizer) = saved
+    half = save_bundle(tmp_path / "half", detector=detector, classifier=classifier, generator=generator,
+                       tokenizer=tokenizer, card_extra={"preprocessing": PREPROCESSING},
+                       half_precision=("classifier",))
+    full_size = (_folder / "classifier.safetensors").stat().st_size
+    assert (half / "classifier.safetensors").stat().st_size < 0.6 * full_size
+    card = _card(half)
+    assert card["components"]["classifier"]["stored_dtype"] == "float16"
+    assert "stored_dtype" not in card["components"]["detector"]
+    bundle = load_bundle(half)
+    assert all(p.dtype == torch.float32 for p in bundle.classifier.parameters())
+    torch.manual_seed(7)
+    images = torch.randn(1, 1, 64, 64)
+    with torch.inference_mode():
+        expected, got = classifier.encode_image(images), bundle.classifier.encode_image(images)
+    assert torch.allclose(expected, got, atol=5e-3) and not torch.equal(expected, got)
+    assert torch.equal(bundle.detector.rcnn.backbone.body["0"][0].weight, detector.rcnn.backbone.body["0"][0].weight)
