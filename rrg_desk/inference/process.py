@@ -28,6 +28,7 @@ from __future__ import annotations
 import atexit
 import itertools
 import logging
+import multiprocessing.util  # noqa: F401 - its exit hook (ends daemonic children) must run after ours
 import queue
 import signal
 import threading
@@ -37,6 +38,13 @@ from typing import Callable
 from rrg_desk.inference.service import TERMINAL
 
 log = logging.getLogger(__name__)
+_exiting = False  # the interpreter is exiting: a child that ends now is no crash
+
+
+@atexit.register
+def _mark_exiting() -> None:
+    global _exiting
+    _exiting = True
 
 Listener = Callable[[dict], None]
 STOPPED, LOADING, READY, FAILED = "stopped", "loading", "ready", "failed"
@@ -249,7 +257,7 @@ class InferenceProcess:
     def _on_exit(self, child: _Child, exitcode: int | None, why: str | None) -> None:
         with self._lock:
             child.alive = False
-            if child.expected_exit:
+            if child.expected_exit or _exiting:
                 return
             current = child is self._child
             if current:

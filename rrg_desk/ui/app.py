@@ -10,6 +10,7 @@ message when opening or drafting fails).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 SCREENSHOT_SIZE = (1600, 1000)
 HEADLESS_TIMEOUT_MS = 120_000  # --screenshot / --benchmark-startup never hang a script
 SHOWN_MARKER = "RRG_DESK_SHOWN"  # --benchmark-startup prints "<marker> <unix time>"
+FIRST_DRAFT_MARKER = "RRG_DESK_FIRST_DRAFT"  # --benchmark-first-draft prints "<marker> <unix time> <json>"
 
 
 def build_arg_parser() -> argparse.ArgumentParser:
@@ -41,6 +43,9 @@ def build_arg_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-draft", action="store_true", help="with --screenshot: the viewer only, no draft")
     parser.add_argument("--benchmark-startup", action="store_true",
                         help=f"print '{SHOWN_MARKER} <unix time>' once the study is shown, then exit")
+    parser.add_argument("--benchmark-first-draft", action="store_true",
+                        help=f"auto-draft the study, print '{FIRST_DRAFT_MARKER} <unix time> <json of the "
+                             "moments: shown, opened, models ready>' once the draft is on screen, then exit")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
@@ -61,7 +66,11 @@ class HeadlessRun:
 
     def __init__(self, app: QApplication, window: MainWindow, args: argparse.Namespace) -> None:
         self.app, self.window, self.args = app, window, args
+        self.moments: dict[str, float] = {}  # --benchmark-first-draft: unix times of what happened
         QTimer.singleShot(HEADLESS_TIMEOUT_MS, self._timed_out)
+        if args.benchmark_first_draft:
+            window.worker.modelsStateChanged.connect(
+                lambda state, _text: state == "ready" and self.moments.setdefault("models_ready", time.time()))
 
     def start(self) -> None:
         if self.args.paths:
@@ -74,6 +83,10 @@ class HeadlessRun:
             box = self.window.last_error_box
             detail = f"{box.text()}\n{box.informativeText()}" if box is not None else "no study loaded"
             self._fail(2, f"rrg-desk: could not open {', '.join(map(str, self.args.paths))}:\n{detail}")
+            return
+        self.moments["opened"] = time.time()
+        if self.args.benchmark_first_draft and self.window.session is not None:
+            self._first_draft()
             return
         if self.args.screenshot is not None and not self.args.no_draft and self.window.session is not None:
             self._draft_then_finish()
@@ -91,6 +104,14 @@ class HeadlessRun:
         elif reporting.request_draft() is None:
             self._fail(4, "rrg-desk: the study cannot be drafted (already signed?)")
 
+    def _first_draft(self) -> None:
+        """The auto-draft (models loading or ready since the window showed), until it is on screen."""
+        reporting = self.window.reporting
+        reporting.draftFailed.connect(lambda text: self._fail(4, f"rrg-desk: drafting failed: {text}"))
+        reporting.draftApplied.connect(lambda _draft: QTimer.singleShot(0, self._finish))
+        if not self.window.worker.is_busy() and reporting.request_draft() is None:
+            self._fail(4, "rrg-desk: the study cannot be drafted (already signed?)")
+
     def _show_first_sentence(self) -> None:
         """Put the cursor in the first findings sentence: its region and heatmap light up."""
         document = self.window.session.document
@@ -103,6 +124,8 @@ class HeadlessRun:
         self.app.processEvents()
         if self.args.benchmark_startup:
             print(f"{SHOWN_MARKER} {time.time():.6f}", flush=True)
+        if self.args.benchmark_first_draft:
+            print(f"{FIRST_DRAFT_MARKER} {time.time():.6f} {json.dumps(self.moments)}", flush=True)
         if self.args.screenshot is not None:
             out = self.args.screenshot
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -131,12 +154,14 @@ def run_gui(argv: list[str] | None = None) -> int:
         apply_theme(app, settings.theme)
     window = MainWindow(app_settings=settings)
     window.auto_draft_enabled = not (args.benchmark_startup or args.no_draft)
-    headless = args.screenshot is not None or args.benchmark_startup
+    headless = args.screenshot is not None or args.benchmark_startup or args.benchmark_first_draft
     if headless:
         window.resize(*SCREENSHOT_SIZE)
         runner = HeadlessRun(app, window, args)
         runner.start()
     window.show()
+    if headless and args.benchmark_first_draft:
+        runner.moments["shown"] = time.time()
     identity = None if headless else window.confirm_identity()  # once: who acts, before the first action
     if args.paths:
         if identity is not None:  # the study opens (and is audited) under the confirmed name

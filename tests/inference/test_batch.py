@@ -171,3 +171,17 @@ def test_the_output_file_is_never_an_input(worklist):
     assert batch_files([worklist], exclude=out) == [
         worklist / "a.png", worklist / "b_corrupt.png", worklist / "c.png"]
     assert out in batch_files([worklist])  # without the exclusion it would be read (and refused)
+
+
+def test_each_loads_the_models_once_for_all_images(tiny_bundle, worklist, tmp_path, monkeypatch):
+    import rrg_desk.inference.pipeline as pipeline_module
+
+    loads = []
+    real = pipeline_module.load_bundle
+    monkeypatch.setattr(pipeline_module, "load_bundle", lambda *args, **kwargs: loads.append(args) or real(*args,
+                                                                                                      **kwargs))
+    pipeline_module.forget_cached_bundles()  # nothing loaded by an earlier test
+    out = tmp_path / "drafts.jsonl"
+    _run([worklist, worklist / "a.png"], tiny_bundle, out)
+    assert sum("error" not in line for line in _lines(out)) == 2
+    assert len(loads) == 1

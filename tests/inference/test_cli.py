@@ -69,3 +69,27 @@ def test_the_workstation_drafts_the_text_the_cli_prints(tiny_bundle):
     assert pipeline._generation(workstation) == pipeline._generation(cli)
     a, b = pipeline.draft(studies[0], workstation), pipeline.draft(studies[0], cli)
     assert (a.findings_text, a.impression_text) == (b.findings_text, b.impression_text)
+
+
+def test_a_cli_draft_imports_only_what_drafting_needs(tiny_bundle, tmp_path):
+    """No Qt, no plotting, no exporters, no transformers model family but GPT-2 (checked in a
+    fresh process: this one has imported everything)."""
+    import subprocess
+    import sys
+
+    code = ("import json, sys\n"
+            "from rrg_desk.cli import main\n"
+            "code = main(sys.argv[1:])\n"
+            "print('MODULES ' + json.dumps(sorted(sys.modules)))\n"
+            "sys.exit(code)\n")
+    proc = subprocess.run([sys.executable, "-c", code, "draft", str(samples_dir() / "study2"), "--bundle",
+                           str(tiny_bundle), "--device", "cpu", "--json", str(tmp_path / "draft.json")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    modules = set(json.loads(proc.stdout.split("MODULES ", 1)[1]))
+    assert "torch" in modules and (tmp_path / "draft.json").is_file()
+    for unwanted in ("matplotlib", "PySide6", "shiboken6", "highdicom", "fhir", "dicomweb_client", "keyring",
+                     "reportlab", "sklearn", "pandas", "rrg_desk.ui", "rrg_desk.reports.export", "train"):
+        assert not [m for m in modules if m == unwanted or m.startswith(unwanted + ".")], unwanted
+    families = {m.split(".")[2] for m in modules if m.startswith("transformers.models.") and m.count(".") >= 2}
+    assert families <= {"gpt2", "auto", "encoder_decoder"}, families
