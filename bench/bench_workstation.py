@@ -1,11 +1,14 @@
 """Workstation responsiveness: the GUI event loop's longest stall during a CPU draft (a 5 ms
-QTimer probe), the memory of the running app with the bundle loaded, and the peak memory
-(ru_maxrss) of the full offscreen flow: open, two drafts, accept, sign, export every format
-(TXT, PDF, JSON, FHIR, DICOM SR, PNG) plain and anonymised.
+QTimer probe), the memory of the running app with the bundle loaded, and the peak memory of
+the full offscreen flow: open, two drafts, accept, sign, addendum, export every format (TXT,
+PDF, JSON, FHIR, DICOM SR, PNG) plain and anonymised.
 
 Uses resources/models/default when it exists, else a random "default"-size bundle (same
-architecture and size, untrained). The first ("cold") draft also imports torch and loads the
-models in the worker thread; the second ("warm") draft is the everyday case.
+architecture and size, untrained). The models run in the inference child process (issue 17):
+the first ("cold") figure runs from the window shown (the warm start begins: the child imports
+torch and loads the bundle) while the study is opened at once and its draft queued, to that
+draft on screen; the second ("warm") draft is the everyday case. Memory is the GUI process's
+plus the child's (peak: ru_maxrss + the child's VmHWM; their shared library pages count twice).
 
 Run: QT_QPA_PLATFORM=offscreen .venv/bin/python -m bench bench_workstation
 """
@@ -62,12 +65,22 @@ def _bundle(folder: Path) -> tuple[Path, str]:
     return build_random_bundle(folder / "random-default", size="default"), "random default-size bundle"
 
 
-def _draft_and_probe(app, window, probe: StallProbe, timeout_s: float = 600.0) -> tuple[float, float]:
+def _child_memory_mb(pid: int | None) -> tuple[float, float]:
+    """(RSS, peak RSS) of the inference child from /proc (Linux), in MB."""
+    if pid is None:
+        return 0.0, 0.0
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def _draft_and_probe(app, window, probe: StallProbe, timeout_s: float = 600.0, before=None) -> tuple[float, float]:
     done = []
     window.reporting.draftApplied.connect(lambda draft: done.append(draft))
     window.reporting.draftFailed.connect(lambda text: done.append(RuntimeError(text)))
     probe.start()
     start = time.perf_counter()
+    if before is not None:
+        before()  # the cold case: show the window (warm start) and open the study, then ask at once
     window.reporting.request_draft()
     while not done and time.perf_counter() - start < timeout_s:
         app.processEvents()
@@ -99,29 +112,47 @@ def run() -> list[dict]:
         window = MainWindow(app_settings=AppSettings(bundle_dir=str(bundle), device="cpu", auto_draft=False,
                                                      user_name="Dr Bench", identity_confirmed=True))
         window.resize(1600, 1000)
-        window.show()
         opened = []
         window.studyShown.connect(opened.append)
-        window.open_paths([samples_dir() / "study1"])
-        while not opened:
+
+        window.show()  # the warm start begins; the window's own first layout settles before the probe
+        settle = time.perf_counter()
+        while time.perf_counter() - settle < 0.2:
             app.processEvents()
-            time.sleep(0.005)
+            time.sleep(0.001)
+
+        def show_and_open() -> None:  # the models are loading meanwhile
+            window.open_paths([samples_dir() / "study1"])
+            while not opened:
+                app.processEvents()
+                time.sleep(0.001)
+
         probe = StallProbe()
-        cold_stall, cold_ms = _draft_and_probe(app, window, probe)
+        cold_stall, cold_ms = _draft_and_probe(app, window, probe, before=show_and_open)
         warm_stall, warm_ms = _draft_and_probe(app, window, probe)
-        rss_mb = psutil.Process().memory_info().rss / 2**20
+        child_pid = window.worker.child_pid
+        gui_rss = psutil.Process().memory_info().rss / 2**20
+        child_rss, _ = _child_memory_mb(child_pid)
         exported = _sign_and_export(window, tmp_path / "exports")
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+        gui_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+        _, child_peak = _child_memory_mb(child_pid)
         window.close()
+    both = f"GUI process {{:.0f}} MB + inference child {{:.0f}} MB"
     return [
         result("workstation_gui_stall_warm_draft_cpu", warm_stall, "ms", STALL_TARGET_MS,
-               draft_ms=round(warm_ms), bundle=bundle_kind),
+               draft_ms=round(warm_ms), bundle=bundle_kind, note="models ready in the inference child"),
         result("workstation_gui_stall_cold_draft_cpu", cold_stall, "ms", STALL_TARGET_MS,
                draft_ms=round(cold_ms), bundle=bundle_kind,
-               note="first draft: torch import and model loading in the worker thread"),
-        result("workstation_rss_with_bundle", rss_mb, "MB", RSS_TARGET_MB, bundle=bundle_kind),
-        result("workstation_peak_rss_full_flow", peak_mb, "MB", RSS_TARGET_MB, bundle=bundle_kind,
-               note=f"open, 2 drafts, sign, export {' '.join(exported)} plain and anonymised; ru_maxrss"),
+               note="first draft: from just after the window shows (warm start: the child imports torch and "
+                    "loads the bundle) with the study opened at once and its draft queued, to the draft on "
+                    "screen; before "
+                    "issue 17 the worker thread imported torch in the GUI process: 366 ms"),
+        result("workstation_rss_with_bundle", gui_rss + child_rss, "MB", RSS_TARGET_MB, bundle=bundle_kind,
+               note=both.format(gui_rss, child_rss)),
+        result("workstation_peak_rss_full_flow", gui_peak + child_peak, "MB", RSS_TARGET_MB, bundle=bundle_kind,
+               note=f"open, 2 drafts, edit, sign, addendum, export {' '.join(exported)} plain and anonymised; peak "
+                    f"{both.format(gui_peak, child_peak)} (ru_maxrss + the child's VmHWM; shared library pages "
+                    "counted in both); the bundle is loaded once, in the child"),
     ]
 
 
@@ -130,8 +161,10 @@ EVERY_FORMAT = ["txt", "pdf", "json", "fhir", "sr", "png"]
 
 def _sign_and_export(window, folder: Path) -> list[str]:
     session = window.session
+    session.edit("impression", session.document.impression_text() + " Clinical correlation advised.")
     session.accept_all()
     session.sign(reviewed_flags=session.check_before_sign())
+    session.add_addendum("Comparison with outside films: unchanged.")
     window.reporting.show_report()
     folder.mkdir(parents=True, exist_ok=True)
     written = window.signoff.export(EVERY_FORMAT, folder, anonymise=False, key_image=True)

@@ -1,8 +1,9 @@
 """Heatmaps as QImages: a matplotlib colormap sampled once into a 256-entry lookup table.
 
-matplotlib is never imported before the window shows; then prefetch_colormap() samples the
-table on a background thread (measured: no GUI stall over 12 ms), so the first heatmap on
-screen does not pay the ~250 ms import on the GUI thread. Rendering is numpy indexing plus one
+matplotlib is never imported at startup; once the models are ready (a draft and its heatmaps
+come next) prefetch_colormap() samples the table on a background thread (measured: no GUI
+stall over 12 ms), so the first heatmap on screen does not pay the ~250 ms import on the GUI
+thread. Rendering is numpy indexing plus one
 Qt smooth scale, no per-pixel Python.
 """
 from __future__ import annotations

@@ -19,7 +19,6 @@ from rrg_desk.app.settings import AppSettings
 from rrg_desk.imaging import ImageReadError, Study
 from rrg_desk.store import Database, StoreError
 from rrg_desk.ui.actions import create_actions, preset_name
-from rrg_desk.ui.colormap import prefetch_colormap
 from rrg_desk.ui.draft_worker import DraftWorker
 from rrg_desk.ui.error_dialog import create_error_box
 from rrg_desk.ui.loader import LoadResult, StudyLoader
@@ -363,8 +362,6 @@ class MainWindow(WorkstationWindowMixin, QMainWindow):
         if not self._warm_started:  # the window is up: now the models, in the background
             self._warm_started = True
             QTimer.singleShot(0, self.warm_models)
-            if self.warm_start_enabled:
-                prefetch_colormap()  # matplotlib for the first heatmap, off the GUI thread
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self._closed:

@@ -12,6 +12,7 @@ from rrg_desk.app.settings import AppSettings
 from rrg_desk.reports.templates import NORMAL_CHEST_TEMPLATE, MacroStore
 from rrg_desk.store import StoreError
 from rrg_desk.ui.clinical_fields import ClinicalFields
+from rrg_desk.ui.colormap import prefetch_colormap
 from rrg_desk.ui.findings_panel import FindingsPanel
 from rrg_desk.ui.identity_dialog import IdentityDialog
 from rrg_desk.ui.overlay_panel import OverlayPanel
@@ -62,6 +63,7 @@ class WorkstationWindowMixin:
         self.statusBar().addPermanentWidget(self.models_status)
         self.progress.hide()
         self.cancel_button.hide()
+        self._colormap_prefetched = False
         self.worker.modelsStateChanged.connect(self._on_models_state)
         self._on_models_state(self.worker.models_state, self.worker.models_text)
         # Model bundles and the audit log (admin), who am I: listed under Edit beside Settings.
@@ -149,9 +151,12 @@ class WorkstationWindowMixin:
         if self.warm_start_enabled and not self._closed:
             self.worker.warm_up()
 
-    def _on_models_state(self, _state: str, text: str) -> None:
+    def _on_models_state(self, state: str, text: str) -> None:
         self.models_status.setText(text)
         self.models_status.setToolTip(self.worker.models_tooltip)
+        if state == "ready" and not self._colormap_prefetched:  # a draft, and its heatmaps, come next:
+            self._colormap_prefetched = True  # matplotlib now, off the GUI thread (not while the window opens)
+            prefetch_colormap()
 
     def cancel_draft(self) -> None:
         if self.worker.is_busy():
