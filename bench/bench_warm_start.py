@@ -186,8 +186,10 @@ def run() -> list[dict]:
                                 "imports staged with pauses",
               "child_process": "in the inference child process (the app now)"}
     for mode, data in stalls.items():
-        rows.append(result(f"model_load_gui_stall_{mode}", data["stall_ms"], "ms", STALL_TARGET_MS,
-                           note=f"{which}; longest GUI stall while torch and the bundle load {labels[mode]}; "
+        kept = mode == "child_process"  # the others are the measured alternatives: no target of their own
+        rows.append(result(f"model_load_gui_stall_{mode}", data["stall_ms"], "ms", STALL_TARGET_MS if kept else None,
+                           note=("" if kept else f"not kept: over the {STALL_TARGET_MS:.0f} ms target; ") +
+                                f"{which}; longest GUI stall while torch and the bundle load {labels[mode]}; "
                                 f"ready after {data['ready_s']:.1f} s; {data['over_50ms']} stalls over 50 ms in "
                                 f"{data['ticks']} ticks; one run; training shared the 2 cores"))
     return rows

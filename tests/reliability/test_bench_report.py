@@ -25,3 +25,16 @@ def test_report_table_lists_every_row_and_the_missed_ones(tmp_path):
     assert [line.split(" | ")[0] for line in table] == ["| a_open_p50", "| b_stall", "| c_load"]
     assert "p95_ms 44.4" in table[0] and "MISSED** by 39.4 ms" in table[1]
     assert "## Missed targets" in text and "`b_stall`: 89.4 ms against 50 ms" in text
+
+
+def test_issue_17_figures_have_their_own_section_beside_their_targets(tmp_path):
+    rows = [result("cli_cold_draft_ratio", 2.1, "x", 1.2), result("workstation_peak_rss_full_flow", 1361.0, "MB", 1536.0),
+            result("a_open_p50", 17.2, "ms", 150.0)]
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"updated": "2026-01-01T00:00:00", "results": rows}))
+    text = write_report(results, tmp_path / "docs" / "benchmarks.md").read_text()
+    section = text.split("## Ready when the radiologist is (issue 17)", 1)[1].split("\n## ", 1)[0]
+    assert "training" in section and "import torch, torchvision" in section
+    assert "(`cli_cold_draft_ratio`) | 2.1 x | 1.2 x | **MISSED** by 0.9 x (75%) |" in section
+    assert "(`workstation_peak_rss_full_flow`) | 1,361 MB | 1,536 MB | met" in section
+    assert "a_open_p50" not in section
