@@ -23,6 +23,7 @@ from train.config import load_config  # noqa: E402
 from train.data.jsrt import JsrtRegionDataset  # noqa: E402
 from train.data.preprocess import PreprocessSpec  # noqa: E402
 from train.metrics import detector_metrics  # noqa: E402
+from train.tasks.common import spec_of  # noqa: E402
 from train.tasks.detector_task import dice_score, evaluate_detector  # noqa: E402
 
 REGIONS = tuple(r for r in REGION_NAMES if r != WHOLE_IMAGE)
@@ -54,7 +55,7 @@ def mean_shape_baseline(root: str, split: str, spec: PreprocessSpec) -> dict:
 
 def evaluate(folder: str, root: str, split: str) -> dict:
     bundle = load_bundle(folder)
-    spec = PreprocessSpec.from_mapping(bundle.card["preprocessing"])
+    spec = spec_of(bundle.card)
     dataset = JsrtRegionDataset(root, split, spec, regions=REGIONS)
     with torch.inference_mode():
         return evaluate_detector(bundle.detector, dataset, "cpu")
@@ -88,7 +89,7 @@ def main() -> None:
     config = load_config(args.config)
     root = config["data"]["jsrt"]
     results = {folder: evaluate(folder, root, args.split) for folder in args.bundles}
-    spec = PreprocessSpec.from_mapping(load_bundle(args.bundles[-1]).card["preprocessing"])
+    spec = spec_of(load_bundle(args.bundles[-1]).card)
     results["mean_shape_baseline"] = mean_shape_baseline(root, args.split, spec)
     text = table(results)
     print(text)
