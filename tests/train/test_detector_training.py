@@ -106,3 +106,4 @@ def test_region_boxes_of_a_cli_jsonl_are_scored_against_the_jsrt_masks(tmp_path)
     assert result["images"] == 2
     assert result["iou_per_region"]["heart"] == pytest.approx(0.5)  # one exact, one far off
     assert result["mean_iou_organs"] == pytest.approx(0.5)
+    assert "whole_image" not in result["iou_per_region"]  # the frame is not a detection

@@ -189,7 +189,7 @@ def score_regions_jsonl(config: dict, path, split: str = "test") -> dict:
             continue
         predictions.append({r["name"]: (tuple(r["box"]), 1.0) for r in record["regions"]
                             if r["name"] != "whole_image" and r.get("image", 0) == 0})
-        truths.append(dataset.region_boxes(image_id))
+        truths.append({name: box for name, box in dataset.region_boxes(image_id).items() if name != "whole_image"})
     if not truths:
         return {"split": split, "images": 0}
     result = detector_metrics(predictions, truths)
