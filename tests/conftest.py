@@ -62,3 +62,15 @@ def isolated_user_data(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("RRG_DESK_DATA_DIR", str(data_dir))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(data_dir / "config"))
     yield data_dir
+
+
+@pytest.fixture
+def single_torch_thread():
+    """Tiny models run faster on one thread, and 2 threads on 2 shared, busy cores thrash (25x).
+    Modules that train or run tiny models use it: pytestmark = usefixtures("single_torch_thread")."""
+    import torch  # here, not at the top: some tests check that a process never imports torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -16,13 +16,7 @@ VOCAB = 60
 EOS = 2
 
 
-@pytest.fixture(autouse=True)
-def single_torch_thread():
-    """Tiny models run faster on one thread, and 2 threads on 2 shared, busy cores thrash (25x)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def _texts(batch: int, length: int = 9, seed: int = 0) -> torch.Tensor:

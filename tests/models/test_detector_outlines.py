@@ -11,12 +11,7 @@ ORGANS = ["right_lung", "left_lung", "heart"]
 BOXES = {"right_lung": (8.0, 8.0, 28.0, 56.0), "left_lung": (36.0, 8.0, 56.0, 56.0), "heart": (24.0, 30.0, 44.0, 50.0)}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def _detector(**overrides) -> RegionDetector:

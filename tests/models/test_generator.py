@@ -15,13 +15,7 @@ VOCAB = 40
 N, G = 4, 9  # sentences per batch, image tokens (a 3x3 grid)
 
 
-@pytest.fixture(autouse=True)
-def single_torch_thread():
-    """Tiny models run faster on one thread, and 2 threads on 2 shared, busy cores thrash (25x)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 @pytest.fixture()

@@ -24,12 +24,7 @@ from train.tasks.clip_task import augment, label_text, positive_weights
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def _original_layout_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -12,12 +12,7 @@ from rrg_desk.models.detector import DetectorConfig, RegionDetector
 from train.tasks.detector_task import _augment, dice_score, load_imagenet_body
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
 
 
 def _tight(mask: torch.Tensor) -> list[float]:
