@@ -72,6 +72,10 @@ FINDING_SENTENCES: dict[str, str] = {
 }
 
 
+# findings in the lung itself: "the lungs are clear" cannot stand beside any of them
+LUNG_FINDINGS = frozenset({"Lung Opacity", "Lung Lesion", "Edema", "Consolidation", "Pneumonia", "Atelectasis"})
+
+
 @dataclass(frozen=True)
 class SentenceReading:
     asserted: frozenset[str]   # findings stated as present or possible
@@ -81,6 +85,8 @@ class SentenceReading:
     repeated_word: bool
     placeholder: bool = False  # holds IU's de-identification mask "xxxx": its meaning was removed at the source
     other_abnormality: bool = False  # states an abnormality outside the findings ("calcified granuloma")
+    clear_lungs: bool = False  # calls the lungs clear or normal ("The lungs are otherwise clear.")
+    garbled: bool = False      # unbalanced brackets or stray quotes: a broken source sentence
 
 
 def read_sentence(text: str) -> SentenceReading:
@@ -92,7 +98,9 @@ def read_sentence(text: str) -> SentenceReading:
                            content_free=not any(w not in _EMPTY_WORDS for w in words),
                            repeated_word=bool(_REPEATED_WORD.search(text) or _REPEATED_PHRASE.search(text)),
                            placeholder="xxxx" in words,
-                           other_abnormality=labels[NO_FINDING] != POSITIVE and not asserted)
+                           other_abnormality=labels[NO_FINDING] != POSITIVE and not asserted,
+                           clear_lungs=labels[NO_FINDING] == POSITIVE and "lungs" in words,
+                           garbled=text.count("(") != text.count(")") or '"' in text)
 
 
 def positive_findings(findings: list[FindingResult]) -> set[str]:
@@ -108,6 +116,8 @@ def sentence_problem(reading: SentenceReading, positive: set[str]) -> str | None
         return "repeats a word"
     if reading.placeholder:
         return "holds a de-identification placeholder (xxxx)"
+    if reading.garbled:
+        return "is garbled"
     if reading.other_abnormality:  # the classifier cannot support it, so the model may not say it
         return "states an abnormality the classifier does not assess"
     unsupported = reading.asserted - positive
@@ -118,6 +128,8 @@ def sentence_problem(reading: SentenceReading, positive: set[str]) -> str | None
         return f"denies {', '.join(sorted(contradicted))}, which the classifier scores above threshold"
     if reading.global_normal and positive:
         return "calls the chest normal beside a positive finding"
+    if reading.clear_lungs and positive & LUNG_FINDINGS:
+        return "calls the lungs clear beside a lung finding the classifier calls present"
     return None
 
 
@@ -142,8 +154,7 @@ def bind_to_findings(sentences: list[Sentence], findings: list[FindingResult]) -
 # a normal study still reads region by region: the statement for each area no sentence covers
 NORMAL_STATEMENTS: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("heart", "The heart size is normal.", frozenset({"Cardiomegaly", "Enlarged Cardiomediastinum"})),
-    ("whole_image", "The lungs are clear.", frozenset({"Lung Opacity", "Consolidation", "Edema", "Pneumonia",
-                                                      "Atelectasis", "Lung Lesion"})),
+    ("whole_image", "The lungs are clear.", LUNG_FINDINGS),
     ("whole_image", "There is no pleural effusion or pneumothorax.",
      frozenset({"Pleural Effusion", "Pneumothorax", "Pleural Other"})),
 )

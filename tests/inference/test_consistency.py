@@ -112,3 +112,18 @@ def test_an_abnormality_outside_the_findings_is_not_left_in_a_draft():
     for text in ("The heart size is normal.", "The lungs are well-aerated.", "No pneumothorax or pleural effusion."):
         reading = read_sentence(text)
         assert not reading.other_abnormality and sentence_problem(reading, set()) is None
+
+
+def test_clear_lungs_cannot_stand_beside_a_lung_finding_and_garbled_sentences_go():
+    from rrg_desk.inference.consistency import read_sentence, sentence_problem
+
+    clear = read_sentence("The lungs are otherwise clear.")
+    assert clear.clear_lungs
+    assert "lungs clear" in sentence_problem(clear, {"Pneumonia"})
+    assert sentence_problem(clear, {"Pleural Effusion"}) is None  # the lungs themselves may be clear
+    assert sentence_problem(clear, set()) is None
+    heart = read_sentence("The heart size is normal.")
+    assert not heart.clear_lungs and sentence_problem(heart, {"Pneumonia"}) is None
+    garbled = read_sentence('The months, the apperances are that of migrating/(").')
+    assert garbled.garbled and sentence_problem(garbled, set()) == "is garbled"
+    assert not read_sentence("No pneumothorax (on the AP view).").garbled
