@@ -80,6 +80,8 @@ def heatmap_grounding(pipeline, items) -> dict:
     shares: dict[str, list[float]] = {"raw": [], "grounded": []}
     for name, ground in (("raw", False), ("grounded", True)):
         for item, draft in zip(items, draft_all(pipeline, items, True, ground=ground)):
+            if not any(r.name == WHOLE_IMAGE for r in draft.regions):
+                continue  # a lateral-only study: no regions, no region sentences
             frontal = draft_frame(draft)
             boxes = {r.name: r.box for r in draft.regions}
             for sentence in draft.sentences:
