@@ -3,41 +3,25 @@ parent), "Make active" (the next draft uses it), "Compare" (the open study draft
 bundles side by side) and "Export signed reports for training" (python -m train
 export-store in a separate process: the app never imports the trainer).
 
-Listing and details read JSON only (rrg_desk.app.bundles); drafting runs in a QThread.
+Listing and details read JSON only (rrg_desk.app.bundles); drafting runs as a job (ui/jobs.py).
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QProcess, Qt, QThread, Signal
+from PySide6.QtCore import QProcess, Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QDialog, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
                                QPlainTextEdit, QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout,
                                QWidget)
 
 from rrg_desk.app.bundles import (BundleInfo, compare_drafts, draft_summary, is_active, list_bundles,
                                   with_active_bundle)
+from rrg_desk.ui.jobs import Job, JobRunner
 
 COLUMNS = ("Bundle", "Active", "Source", "Created", "Trained on", "Parent", "BLEU-4", "CE micro F1",
            "Detector IoU")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # where `python -m train` runs from a checkout
-
-
-class CompareThread(QThread):
-    """Drafts one study with each bundle; emits the drafts in the bundles' order."""
-
-    compared = Signal(object)  # list[Draft]
-    failed = Signal(str)
-
-    def __init__(self, study, folders: list[Path], device: str, parent=None) -> None:
-        super().__init__(parent)
-        self.study, self.folders, self.device = study, folders, device
-
-    def run(self) -> None:
-        try:
-            self.compared.emit(compare_drafts(self.study, self.folders, self.device))
-        except Exception as exc:  # shown to the admin; a BundleError carries its own words
-            self.failed.emit(getattr(exc, "user_message", None) or f"{type(exc).__name__}: {exc}")
 
 
 class BundlesDialog(QDialog):
@@ -55,7 +39,8 @@ class BundlesDialog(QDialog):
         self.db_path = Path(db_path) if db_path else None
         self.roots = roots
         self.bundles: list[BundleInfo] = []
-        self._thread: CompareThread | None = None
+        self.jobs = JobRunner(self, max_threads=1)
+        self._compare: Job | None = None
         self.process: QProcess | None = None
         self.table = QTableWidget(0, len(COLUMNS), self)
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -132,7 +117,7 @@ class BundlesDialog(QDialog):
         self.details.setPlainText("\n\n".join(info.describe() for info in chosen) if chosen else
                                   f"{len(self.bundles)} bundle(s) installed. Select one to see its card.")
         self.activate_button.setEnabled(len(chosen) == 1 and not chosen[0].problem)
-        self.compare_button.setEnabled(1 <= len(chosen) <= 2 and self._thread is None)
+        self.compare_button.setEnabled(1 <= len(chosen) <= 2 and not self.comparing)
 
     # --- make active ----------------------------------------------------------------
     def make_selected_active(self) -> None:
@@ -169,26 +154,26 @@ class BundlesDialog(QDialog):
         self.status.setText("Drafting with both bundles…")
         for view in (self.left_draft, self.right_draft):
             view.setPlainText("…")
-        self._thread = CompareThread(study, pair, getattr(self.settings, "device", "auto"), self)
-        self._thread.compared.connect(self._on_compared)
-        self._thread.failed.connect(self._on_compare_failed)
-        self._thread.finished.connect(self._on_thread_done)
+        device = getattr(self.settings, "device", "auto")
+        self._compare = self.jobs.start(lambda _job: compare_drafts(study, pair, device),
+                                        self._on_compared, self._on_compare_failed)
         self._on_selection()
-        self._thread.start()
+
+    @property
+    def comparing(self) -> bool:
+        return self.jobs.is_running(self._compare)
 
     def _on_compared(self, drafts: list) -> None:
+        self._on_selection()
         self.left_draft.setPlainText(draft_summary(drafts[0]))
         self.right_draft.setPlainText(draft_summary(drafts[1]))
         self.status.setText("Left: first bundle; right: second bundle.")
         self.compared.emit(drafts)
 
     def _on_compare_failed(self, message: str) -> None:
+        self._on_selection()
         self.status.setText(f"Compare failed: {message}")
         self.compareFailed.emit(message)
-
-    def _on_thread_done(self) -> None:
-        self._thread = None
-        self._on_selection()
 
     # --- export signed reports --------------------------------------------------------
     def _choose_export_folder(self) -> None:
@@ -222,8 +207,7 @@ class BundlesDialog(QDialog):
         self.exportFinished.emit(code, output)
 
     def done(self, result: int) -> None:
-        if self._thread is not None:
-            self._thread.wait()
+        self.jobs.wait()  # a compare in flight finishes (drafting cannot stop midway)
         if self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning:
             self.process.waitForFinished(30_000)
         super().done(result)

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from rrg_desk.pacs import (
     CredentialStore, Outbox, PacsError, PacsServer, client_for, queue_signed_report, report_server, retry_outbox,
     send_signed_report,
 )
-from rrg_desk.ui.pacs_panel import PacsWorker
+from rrg_desk.ui.jobs import JobRunner
 
 log = logging.getLogger(__name__)
 
@@ -33,21 +33,17 @@ class PacsDelivery(QObject):
     statusChanged = Signal()  # the outbox changed: redraw the worklist's PACS column
     message = Signal(str)  # one line for the status bar
 
-    def __init__(self, session, credentials: CredentialStore | None = None, pool: QThreadPool | None = None,
+    def __init__(self, session, credentials: CredentialStore | None = None, jobs: JobRunner | None = None,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.session = session
         self.credentials = credentials or CredentialStore()
-        if pool is None:
-            pool = QThreadPool(self)
-            pool.setMaxThreadCount(1)
-        self.pool = pool
+        self.jobs = jobs or JobRunner(self, max_threads=1)  # the PACS panel's: one network job at a time
         self.retry_delay_ms = FIRST_RETRY_MS
         self.closed = False
         self.retry_timer = QTimer(self)
         self.retry_timer.setSingleShot(True)
         self.retry_timer.timeout.connect(self.retry_pending)
-        self._workers: list[PacsWorker] = []  # kept alive until their signals are delivered
 
     # --- what and where ------------------------------------------------------------------
     @property
@@ -108,8 +104,8 @@ class PacsDelivery(QObject):
                               "Then use Send queued reports in the PACS panel.")
             return True
         db, user = self.db, self.session.user
-        self._start(lambda _progress: send_signed_report(db, client, study_uid, user=user,
-                                                         organisation=organisation), self._sent)
+        self._start(lambda _job: send_signed_report(db, client, study_uid, user=user, organisation=organisation),
+                    self._sent)
         self.message.emit(f"Sending the report to PACS '{server.name}'…")
         return True
 
@@ -120,14 +116,10 @@ class PacsDelivery(QObject):
         def client_by_name(name: str):
             return client_for(_find(name), credentials)
 
-        self._start(lambda _progress: retry_outbox(db, client_by_name, user=user), self._retried)
+        self._start(lambda _job: retry_outbox(db, client_by_name, user=user), self._retried)
 
-    def _start(self, job, on_done) -> None:
-        worker = PacsWorker(job)
-        worker.signals.finished.connect(on_done)
-        worker.signals.failed.connect(self._failed)
-        self._workers = [*self._workers[-7:], worker]  # referenced until its queued signals arrive
-        self.pool.start(worker)
+    def _start(self, work, on_done) -> None:
+        self.jobs.start(work, on_done, self._failed)
 
     def _sent(self, result) -> None:
         self.message.emit(result.message)
@@ -146,11 +138,12 @@ class PacsDelivery(QObject):
         self._after_attempt()
 
     def close(self) -> None:
-        """The window is closing: no more retries or status refreshes (the database goes next);
-        a send in flight finishes first."""
+        """The window is closing: no more retries or status refreshes (the database goes next).
+        A send in flight finishes first; queued jobs are dropped (the outbox keeps their reports
+        for the next start) and a retrieve stops between images."""
         self.closed = True
         self.retry_timer.stop()
-        self.wait(10_000)
+        self.jobs.shutdown(10_000)
 
     def _after_attempt(self) -> None:
         if self.closed:  # a queued timer or a send finishing after the window closed
@@ -170,7 +163,7 @@ class PacsDelivery(QObject):
             self.retry_delay_ms = min(self.retry_delay_ms * 2, MAX_RETRY_MS)
 
     def wait(self, msecs: int = 5_000) -> bool:
-        return self.pool.waitForDone(msecs)
+        return self.jobs.wait(msecs)
 
 
 def _find(name: str) -> PacsServer:
@@ -186,7 +179,7 @@ def attach_pacs_delivery(window) -> PacsDelivery | None:
         return None
     panel = getattr(window, "pacs_panel", None)
     delivery = PacsDelivery(window.session, credentials=getattr(panel, "credentials", None),
-                            pool=getattr(panel, "pool", None), parent=window)
+                            jobs=getattr(panel, "jobs", None), parent=window)
     window.signoff.signed.connect(delivery.on_signed)
     window.signoff.addendumSigned.connect(delivery.on_signed)
     window.signoff.pacs_target = delivery.server_name

@@ -86,7 +86,7 @@ def test_compare_drafts_the_open_study_with_both_bundles(qtbot, installed):
     assert [d.bundle_id for d in drafts] == ids and set(dialog.compare_pair()) == {parent, child}
     assert ids[0] in dialog.left_draft.toPlainText() and ids[1] in dialog.right_draft.toPlainText()
     assert "FINDINGS:" in dialog.right_draft.toPlainText()
-    qtbot.waitUntil(lambda: dialog._thread is None)
+    qtbot.waitUntil(lambda: not dialog.comparing)
 
 
 def test_compare_without_a_study_says_so(qtbot, installed):
