@@ -1,26 +1,29 @@
 """Admin view of the installed model bundles: their cards (trained on what, when, metrics,
 parent), "Make active" (the next draft uses it), "Compare" (the open study drafted by two
-bundles side by side) and "Export signed reports for training" (python -m train
-export-store in a separate process: the app never imports the trainer).
+bundles side by side) and "Export signed reports for training" (the store's training export,
+rrg_desk.store.export, which `python -m train export-store` runs too).
 
-Listing and details read JSON only (rrg_desk.app.bundles); drafting runs in a QThread.
+Listing and details read JSON only (rrg_desk.app.bundles); drafting and exporting run in QThreads.
 """
 from __future__ import annotations
 
-import sys
+import logging
 from pathlib import Path
 
-from PySide6.QtCore import QProcess, Qt, QThread, Signal
+from PySide6.QtCore import Qt, QThread, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QDialog, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
                                QPlainTextEdit, QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout,
                                QWidget)
 
 from rrg_desk.app.bundles import (BundleInfo, compare_drafts, draft_summary, is_active, list_bundles,
                                   with_active_bundle)
+from rrg_desk.store import StoreError
+from rrg_desk.store.export import export_store
+
+log = logging.getLogger(__name__)
 
 COLUMNS = ("Bundle", "Active", "Source", "Created", "Trained on", "Parent", "BLEU-4", "CE micro F1",
            "Detector IoU")
-PROJECT_ROOT = Path(__file__).resolve().parents[2]  # where `python -m train` runs from a checkout
 
 
 class CompareThread(QThread):
@@ -40,11 +43,32 @@ class CompareThread(QThread):
             self.failed.emit(getattr(exc, "user_message", None) or f"{type(exc).__name__}: {exc}")
 
 
+class ExportThread(QThread):
+    """Exports the store's signed reports for training; emits the ExportSummary."""
+
+    exported = Signal(object)  # ExportSummary
+    failed = Signal(str)
+
+    def __init__(self, db_path: Path, out: Path, deidentify: bool, parent=None) -> None:
+        super().__init__(parent)
+        self.db_path, self.out, self.deidentify = db_path, out, deidentify
+
+    def run(self) -> None:
+        try:
+            self.exported.emit(export_store(self.db_path, self.out, deidentify=self.deidentify))
+        except StoreError as exc:
+            self.failed.emit(exc.user_message)
+        except Exception as exc:  # shown to the admin rather than lost with the thread
+            log.exception("exporting signed reports failed")
+            self.failed.emit(f"{type(exc).__name__}: {exc}")
+
+
 class BundlesDialog(QDialog):
     activeBundleRequested = Signal(object)  # AppSettings with the new bundle_dir
     compared = Signal(object)  # list[Draft], after the side-by-side view shows them
     compareFailed = Signal(str)
-    exportFinished = Signal(int, str)  # exit code, what the command printed
+    exportFinished = Signal(object)  # ExportSummary, after the status line shows it
+    exportFailed = Signal(str)
 
     def __init__(self, settings, study_provider=None, db_path: Path | None = None,
                  parent: QWidget | None = None, roots=None) -> None:
@@ -56,7 +80,7 @@ class BundlesDialog(QDialog):
         self.roots = roots
         self.bundles: list[BundleInfo] = []
         self._thread: CompareThread | None = None
-        self.process: QProcess | None = None
+        self._export_thread: ExportThread | None = None
         self.table = QTableWidget(0, len(COLUMNS), self)
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -197,35 +221,37 @@ class BundlesDialog(QDialog):
             self.start_export(Path(folder) / "signed-reports", self.deidentify.isChecked())
 
     def start_export(self, out: Path, deidentify: bool = True) -> bool:
-        """Run `python -m train export-store` in its own process; exportFinished reports."""
+        """Export the signed reports in a thread; exportFinished or exportFailed reports."""
         if self.db_path is None:
             self.status.setText("There is no worklist database to export from.")
             return False
-        if not (PROJECT_ROOT / "train" / "export_store.py").is_file():
-            self.status.setText("The training tools (train/) are not installed with this copy of RRG Desk.")
+        if self._export_thread is not None:
             return False
-        self.process = QProcess(self)
-        self.process.setWorkingDirectory(str(PROJECT_ROOT))
-        self.process.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
-        self.process.finished.connect(self._on_export_finished)
-        args = ["-m", "train", "export-store", "--db", str(self.db_path), "--out", str(out)]
-        self.process.start(sys.executable, args + (["--deidentify"] if deidentify else []))
+        self._export_thread = ExportThread(self.db_path, Path(out), deidentify, self)
+        self._export_thread.exported.connect(self._on_exported)
+        self._export_thread.failed.connect(self._on_export_failed)
+        self._export_thread.finished.connect(self._on_export_thread_done)
         self.export_button.setEnabled(False)
         self.status.setText(f"Exporting signed reports to {out}…")
+        self._export_thread.start()
         return True
 
-    def _on_export_finished(self, code: int, _status) -> None:
-        output = bytes(self.process.readAll()).decode("utf-8", "replace")
-        lines = [line for line in output.splitlines() if not line.startswith("20")]  # drop log lines
-        self.status.setText(("Exported. " if code == 0 else "Export failed. ") + " ".join(lines[-3:]))
+    def _on_exported(self, summary) -> None:
+        self.status.setText("Exported. " + " ".join(summary.lines()[-3:]))
+        self.exportFinished.emit(summary)
+
+    def _on_export_failed(self, message: str) -> None:
+        self.status.setText(f"Export failed. {message}")
+        self.exportFailed.emit(message)
+
+    def _on_export_thread_done(self) -> None:
+        self._export_thread = None
         self.export_button.setEnabled(True)
-        self.exportFinished.emit(code, output)
 
     def done(self, result: int) -> None:
-        if self._thread is not None:
-            self._thread.wait()
-        if self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning:
-            self.process.waitForFinished(30_000)
+        for thread in (self._thread, self._export_thread):
+            if thread is not None:
+                thread.wait()
         super().done(result)
 
 
