@@ -3,6 +3,7 @@
     Database.open(path=None) -> Database          (user_data_dir()/rrg-desk.sqlite3 by default)
     StoreError(user_message), ReportSignedError, StudyNotFoundError
     WorklistQuery / WorklistPage / WorklistReader: the paging worklist (store/worklist.py)
+    rrg_desk.store.export.export_store(db_path, out, ...): signed reports -> a training dataset
 """
 from rrg_desk.store.database import ACTIONS, DATABASE_FILE_NAME, Database
 from rrg_desk.store.errors import ReportSignedError, StoreError, StudyNotFoundError

@@ -20,6 +20,12 @@ def _signed_from_row(row: tuple) -> SignedReport:
                         sha256=row[10], flags_reviewed=json.loads(row[11]))
 
 
+def all_signed_reports(conn: sqlite3.Connection) -> list[SignedReport]:
+    """Every signed report and addendum in the store, study by study, each study's oldest first."""
+    return [_signed_from_row(row) for row in
+            conn.execute(f"SELECT {_SIGNED_COLUMNS} FROM signed_reports ORDER BY study_uid, id")]
+
+
 class SignOffMixin:
     """Mixed into Database (store/database.py): uses its _transaction/_reading/_audit."""
 

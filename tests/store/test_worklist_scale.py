@@ -5,7 +5,6 @@ plans (EXPLAIN QUERY PLAN) of the lookups that must stay index ranges. Speed is 
 bench/bench_worklist.py, never here."""
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import threading
 
@@ -15,22 +14,10 @@ import pytest
 from rrg_desk.imaging import PatientInfo, Study, ViewPosition, XrayImage
 from rrg_desk.store import SCHEMA_VERSION, Database, StoreError, WorklistQuery, WorklistReader
 from rrg_desk.store.schema import migrate, schema_version
-from tests.store.synthetic import fill_store
+from tests.store.synthetic import synthetic_store_fixtures
 
 STUDIES = 1_200  # 24 days at 50 a day: 150 unsigned at the top, stragglers and amended ones below
-
-
-@pytest.fixture(scope="module")
-def synthetic_path(tmp_path_factory):
-    return fill_store(tmp_path_factory.mktemp("scale") / "store.sqlite3", STUDIES, audit_per_study=16).path
-
-
-@pytest.fixture
-def store(synthetic_path, tmp_path):
-    path = tmp_path / "store.sqlite3"
-    shutil.copy(synthetic_path, path)
-    with Database.open(path) as db:
-        yield db
+synthetic_path, store = synthetic_store_fixtures(STUDIES, audit_per_study=16)
 
 
 def _reference_order(db: Database) -> list[str]:

@@ -14,7 +14,8 @@ from rrg_desk.app.settings import AppSettings
 from rrg_desk.imaging import load_studies
 from rrg_desk.paths import samples_dir
 from rrg_desk.ui.bundles_dialog import BundlesDialog
-from tests.train.test_finetune import exported, finetuned, store  # noqa: F401  (fixtures)
+from tests.store.test_export import exported, store  # noqa: F401  (fixtures)
+from tests.train.test_finetune import finetuned  # noqa: F401  (fixture)
 
 
 @pytest.fixture
@@ -102,8 +103,20 @@ def test_export_signed_reports_runs_export_store(qtbot, store, tmp_path):  # noq
     qtbot.addWidget(dialog)
     with qtbot.waitSignal(dialog.exportFinished, timeout=90_000) as blocker:
         assert dialog.start_export(tmp_path / "out", deidentify=True)
-    code, output = blocker.args
-    assert code == 0, output
+        assert not dialog.export_button.isEnabled()
+    summary = blocker.args[0]
+    assert summary.studies == 7 and summary.deidentified
     annotation = json.loads((tmp_path / "out" / "annotation.json").read_text())
     assert sum(len(v) for v in annotation.values()) == 7
-    assert "Exported." in dialog.status.text()
+    assert "Exported. " in dialog.status.text() and "region boxes" in dialog.status.text()
+    qtbot.waitUntil(dialog.export_button.isEnabled)
+
+
+def test_export_failure_is_shown_in_the_dialog(qtbot, tmp_path):
+    dialog = BundlesDialog(AppSettings(), db_path=tmp_path / "missing.sqlite3")
+    qtbot.addWidget(dialog)
+    with qtbot.waitSignal(dialog.exportFailed, timeout=30_000) as blocker:
+        assert dialog.start_export(tmp_path / "out")
+    assert "No workstation database" in blocker.args[0]
+    assert dialog.status.text().startswith("Export failed. No workstation database")
+    qtbot.waitUntil(dialog.export_button.isEnabled)

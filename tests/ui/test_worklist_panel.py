@@ -5,7 +5,6 @@ sort are answered by the store, stale answers are dropped, PACS statuses come wi
 How long anything takes is measured by bench/bench_worklist.py, not here."""
 from __future__ import annotations
 
-import shutil
 import threading
 
 import pytest
@@ -14,22 +13,10 @@ from PySide6.QtCore import Qt
 from rrg_desk.pacs.outbox import DeliveryStatus
 from rrg_desk.store import Database, WorklistQuery
 from rrg_desk.ui.worklist_panel import PAGE_SIZE, STATUS_COLUMN, WorklistPanel
-from tests.store.synthetic import fill_store
+from tests.store.synthetic import synthetic_store_fixtures
 
 STUDIES = 1_000
-
-
-@pytest.fixture(scope="module")
-def synthetic_path(tmp_path_factory):
-    return fill_store(tmp_path_factory.mktemp("worklist") / "store.sqlite3", STUDIES, audit_per_study=4).path
-
-
-@pytest.fixture
-def db(synthetic_path, tmp_path):
-    path = tmp_path / "store.sqlite3"
-    shutil.copy(synthetic_path, path)
-    with Database.open(path) as database:
-        yield database
+synthetic_path, db = synthetic_store_fixtures(STUDIES, audit_per_study=4)
 
 
 class RecordingSource:
