@@ -153,6 +153,11 @@ class ReportDocument:
     def unreviewed_model_sentences(self) -> list[ReportSentence]:
         return [s for s in self.sentences() if s.unreviewed]
 
+    def reviewed_by_radiologist(self) -> bool:
+        """The radiologist wrote, accepted or edited something: their text outranks a new model
+        draft, and the study counts as in progress."""
+        return any(s.origin == RADIOLOGIST or s.accepted or s.edited for s in self.sentences())
+
     def sentences_for_region(self, region: str) -> list[ReportSentence]:
         """Sentences describing `region`, for "click a region, scroll to its sentence"."""
         return [s for s in self.sentences() if s.region == region]
