@@ -31,9 +31,10 @@ WHOLE_IMAGE = "whole_image"
 
 REGION_NAMES: tuple[str, ...] = SCR_ORGANS + DERIVED_REGIONS + (WHOLE_IMAGE,)
 
-REGION_LABELS: dict[str, str] = {name: name.replace("_", " ") for name in REGION_NAMES}
-REGION_LABELS.update(heart="cardiac silhouette", upper_mediastinum="upper mediastinum / trachea",
-                     whole_image="whole image")
+
+def region_label(name: str) -> str:
+    """A region's name as the overlays, the key image and messages show it ("right lung")."""
+    return name.replace("_", " ")
 
 
 # --- Region boxes derived from the five SCR organ masks ------------------------------------

@@ -10,8 +10,9 @@ import logging
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from rrg_desk.models.regions import region_label
 from rrg_desk.ui.box_tool import BoxTool
-from rrg_desk.ui.overlays import RegionOverlay, frontal_view, region_label
+from rrg_desk.ui.overlays import RegionOverlay, frontal_view
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
 from rrg_desk.imaging.types import XrayImage
 from rrg_desk.imaging.windowing import apply_window
-from rrg_desk.models.regions import WHOLE_IMAGE
+from rrg_desk.models.regions import WHOLE_IMAGE, region_label
 from rrg_desk.reports.draft import RegionResult
 from rrg_desk.reports.export.common import SOFTWARE_NAME, ReportMeta, write_atomic
 from rrg_desk.reports.label_layout import Rect, place_labels, side_marker_spots
@@ -85,7 +85,7 @@ def _draw_outlines(draw: ImageDraw.ImageDraw, regions: list[RegionResult], pen: 
 def _draw_names(draw: ImageDraw.ImageDraw, regions: list[RegionResult], pen: _Pen, bounds: Rect,
                 obstacles: list[Rect]) -> None:
     named = sorted(regions, key=lambda r: not r.selected)  # selected regions choose their spot first
-    texts = [region.name.replace("_", " ") for region in named]
+    texts = [region_label(region.name) for region in named]
     sizes = [_tag_size(draw, text, pen.font, pen.padding) for text in texts]
     spots = place_labels([Rect(*region.box) for region in named], sizes, bounds, obstacles,
                          clearance=pen.clearance, spacing=pen.padding)
