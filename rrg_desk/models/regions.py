@@ -114,7 +114,7 @@ def _median_gap(right_lung: np.ndarray, left_lung: np.ndarray, rows: np.ndarray,
 
 def _lung_regions(side: str, lung: np.ndarray, clavicle: np.ndarray) -> dict[str, Box]:
     """Zones, apical zone, costophrenic angle and hemidiaphragm of one lung."""
-    lx0, ly0, lx1, ly1 = _mask_box(lung)
+    _left, ly0, _right, ly1 = _mask_box(lung)
     height = ly1 - ly0
     lateral_is_left = side == "right"  # patient's right lung is on the image's left
     boxes: dict[str, Box] = {}

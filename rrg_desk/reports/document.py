@@ -141,9 +141,6 @@ class ReportDocument:
     def impression_text(self) -> str:
         return " ".join(s.text for s in self.impression)
 
-    def full_text(self) -> str:
-        return f"FINDINGS:\n{self.findings_text()}\n\nIMPRESSION:\n{self.impression_text()}"
-
     def is_empty(self) -> bool:
         return not any(s.text.strip() for s in self.sentences())
 

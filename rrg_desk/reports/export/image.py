@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
 from rrg_desk.imaging.types import XrayImage
