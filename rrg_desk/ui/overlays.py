@@ -198,9 +198,6 @@ class RegionOverlay(QObject):
         self._show_regions = visible
         self._apply_visibility()
 
-    def regions_visible(self) -> bool:
-        return self._show_regions
-
     def set_unselected_visible(self, visible: bool) -> None:
         """Also show the regions the model wrote no sentence about (hidden by default)."""
         self._show_unselected = visible
