@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -92,11 +92,6 @@ class _Prepared:
     tensor: torch.Tensor  # [1, 1, h, w] normalised
     scale: tuple[float, float]  # (sx, sy) model pixels per original pixel
     features: torch.Tensor | None = None  # [1, C] classifier backbone features, computed once per draft
-
-
-@dataclass
-class _Context:
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 class DraftPipeline:

@@ -141,9 +141,6 @@ class ReportDocument:
     def impression_text(self) -> str:
         return " ".join(s.text for s in self.impression)
 
-    def full_text(self) -> str:
-        return f"FINDINGS:\n{self.findings_text()}\n\nIMPRESSION:\n{self.impression_text()}"
-
     def is_empty(self) -> bool:
         return not any(s.text.strip() for s in self.sentences())
 
@@ -152,6 +149,11 @@ class ReportDocument:
 
     def unreviewed_model_sentences(self) -> list[ReportSentence]:
         return [s for s in self.sentences() if s.unreviewed]
+
+    def reviewed_by_radiologist(self) -> bool:
+        """The radiologist wrote, accepted or edited something: their text outranks a new model
+        draft, and the study counts as in progress."""
+        return any(s.origin == RADIOLOGIST or s.accepted or s.edited for s in self.sentences())
 
     def sentences_for_region(self, region: str) -> list[ReportSentence]:
         """Sentences describing `region`, for "click a region, scroll to its sentence"."""

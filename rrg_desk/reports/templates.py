@@ -35,7 +35,6 @@ NORMAL_CHEST_TEMPLATE = ReportTemplate(
               "No acute osseous abnormality."),
     impression="No acute cardiopulmonary abnormality.",
 )
-TEMPLATES: dict[str, ReportTemplate] = {NORMAL_CHEST_TEMPLATE.name: NORMAL_CHEST_TEMPLATE}
 
 # Names are abbreviations, never English words: Tab after "heart" must not expand it.
 DEFAULT_MACROS: dict[str, str] = {
@@ -107,17 +106,3 @@ class MacroStore:
 
     def remove(self, name: str) -> None:
         self._macros.pop(name.lower(), None)
-
-    def expand_word_before(self, text: str, cursor: int) -> tuple[str, int] | None:
-        """Expand the macro name that ends at `cursor` (the editor's Tab key).
-
-        Returns (new text, new cursor) or None when the word before the cursor is no macro.
-        """
-        match = re.search(r"[A-Za-z0-9_.-]+$", text[:cursor])
-        if match is None:
-            return None
-        expansion = self.get(match.group())
-        if expansion is None:
-            return None
-        new_text = text[: match.start()] + expansion + text[cursor:]
-        return new_text, match.start() + len(expansion)

@@ -13,10 +13,6 @@ from rrg_desk.store.records import utc_now_iso
 EDIT_AUDIT_INTERVAL_S = 300
 
 
-def _reviewed_by_radiologist(document: ReportDocument) -> bool:
-    return any(s.origin == "radiologist" or s.accepted or s.edited for s in document.sentences())
-
-
 class DraftsMixin:
     """Mixed into Database (store/database.py): uses its _transaction/_reading/_audit."""
 
@@ -25,7 +21,7 @@ class DraftsMixin:
 
         Raises ReportSignedError once the study is signed: changes go through addenda."""
         payload = json.dumps(document.to_dict(), ensure_ascii=False, separators=(",", ":"))
-        status = "in_progress" if _reviewed_by_radiologist(document) else "drafted"
+        status = "in_progress" if document.reviewed_by_radiologist() else "drafted"
         now_ns = time.time_ns()
         with self._transaction("saving the draft") as conn:
             row = conn.execute("SELECT status FROM studies WHERE study_uid = ?", (study_uid,)).fetchone()
@@ -48,23 +44,20 @@ class DraftsMixin:
                 self._audit(conn, study_uid, user, "edited", {"words": document.word_count()})
                 self._last_edit_audit_ns[study_uid] = now_ns
 
-    def load_draft(self, study_uid: str) -> ReportDocument | None:
-        """The working copy, with the model's draft (regions, heatmaps) re-attached if stored."""
+    def load_draft(self, study_uid: str, with_model_draft: bool = True) -> ReportDocument | None:
+        """The working copy, with the model's draft (regions, heatmaps) re-attached if stored;
+        `with_model_draft=False` when the caller has already read it (and attaches its own)."""
         with self._reading("reading the draft") as conn:
             row = conn.execute("SELECT document_json FROM drafts WHERE study_uid = ?", (study_uid,)).fetchone()
         if row is None:
             return None
-        return ReportDocument.from_dict(json.loads(row[0]), draft=self.load_model_draft(study_uid))
+        draft = self.load_model_draft(study_uid) if with_model_draft else None
+        return ReportDocument.from_dict(json.loads(row[0]), draft=draft)
 
     def draft_saved_at(self, study_uid: str) -> str | None:
         with self._reading("reading the draft") as conn:
             row = conn.execute("SELECT saved_at FROM drafts WHERE study_uid = ?", (study_uid,)).fetchone()
         return row[0] if row else None
-
-    def discard_draft(self, study_uid: str) -> None:
-        """Forget the working copy (the radiologist starts over)."""
-        with self._transaction("discarding the draft") as conn:
-            conn.execute("DELETE FROM drafts WHERE study_uid = ?", (study_uid,))
 
     def save_model_draft(self, study_uid: str, draft: Draft, user: str = "") -> None:
         """Keep what the model produced (regions, findings, heatmaps) for overlays and review."""

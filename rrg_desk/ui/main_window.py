@@ -22,6 +22,7 @@ from rrg_desk.ui.actions import create_actions, preset_name
 from rrg_desk.ui.draft_worker import DraftWorker
 from rrg_desk.ui.error_dialog import create_error_box
 from rrg_desk.ui.loader import LoadResult, StudyLoader
+from rrg_desk.ui.pdf_export import register_pdf_export
 from rrg_desk.ui.metadata_strip import format_dicom_date, format_person_name
 from rrg_desk.ui.recent_files import RecentFiles, RecentFilesMenu
 from rrg_desk.ui.reporting import ReportingController
@@ -148,7 +149,9 @@ class MainWindow(WorkstationWindowMixin, QMainWindow):
             QTimer.singleShot(0, lambda: self._show_error_box(QMessageBox(
                 QMessageBox.Icon.Warning, "No worklist", message, QMessageBox.StandardButton.Ok, self)))
             return None, None
-        return database, Session(database, self.app_settings)
+        session = Session(database, self.app_settings)
+        register_pdf_export(session)  # Qt paints the PDF; the session writes and audits it like the rest
+        return database, session
 
     def _attach_pacs_delivery(self):
         """Signed reports to the PACS (ui/pacs_delivery.py); only with a worklist store."""

@@ -14,13 +14,14 @@ import os
 import tempfile
 from pathlib import Path
 
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMarginsF, QRectF, QSizeF, Qt, QUrl
+from PySide6.QtCore import QMarginsF, QRectF, QSizeF, Qt, QUrl
 from PySide6.QtGui import (QColor, QFont, QFontMetricsF, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter, QPen,
                            QTextDocument)
 
 from rrg_desk.reports.deid import prepare
 from rrg_desk.reports.export.common import ExportError, ReportMeta
 from rrg_desk.reports.export.printable import PrintableReport, PrintHeader, printable_report
+from rrg_desk.reports.export.registry import ExportJob
 
 DPI = 300
 MARGINS_MM = QMarginsF(16, 14, 16, 14)
@@ -187,23 +188,13 @@ def _paint(report: PrintableReport, path: str, key_image: QImage | None) -> int:
         painter.end()
 
 
-def pdf_renderer(settings=None) -> tuple[str, object]:
-    """(suffix, render) for Session.export: render(document, meta, out, anonymise, key_png).
-    `settings` (AppSettings) gives the institution header."""
-    header = PrintHeader(getattr(settings, "institution_name", "") or "",
-                         getattr(settings, "institution_address", "") or "")
-
-    def render(document, meta: ReportMeta, out: Path, anonymise: bool, key_image_png: bytes | None) -> Path:
-        image = QImage.fromData(key_image_png) if key_image_png else None
-        return export_pdf(document, meta, out, anonymise, key_image=image, header=header)
-
-    return ".pdf", render
+def write_pdf(job: ExportJob, out: Path) -> Path:
+    """The PDF exporter the UI registers with the Session (register_pdf_export)."""
+    png = job.key_image_png()
+    image = QImage.fromData(png) if png else None
+    return export_pdf(job.document, job.meta, out, job.anonymise, key_image=image, header=job.header)
 
 
-def qimage_png_bytes(image: QImage) -> bytes:
-    data = QByteArray()
-    buffer = QBuffer(data)
-    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    image.save(buffer, "PNG")
-    buffer.close()
-    return bytes(data)
+def register_pdf_export(session) -> None:
+    """Make "pdf" one of the session's export formats, written and audited like the others."""
+    session.register_exporter("pdf", ".pdf", write_pdf)

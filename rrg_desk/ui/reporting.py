@@ -10,9 +10,9 @@ import logging
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from rrg_desk.reports.document import MODEL, ReportSentence, normalise_model_sentence
+from rrg_desk.models.regions import region_label
 from rrg_desk.ui.box_tool import BoxTool
-from rrg_desk.ui.overlays import RegionOverlay, frontal_view, region_label
+from rrg_desk.ui.overlays import RegionOverlay, frontal_view
 
 log = logging.getLogger(__name__)
 
@@ -206,20 +206,13 @@ class ReportingController(QObject):
         return self.worker.request_describe(self.session.study, box, {"beam_size": self.session.settings.beam_size})
 
     def _on_region_described(self, _request_id: int, sentence) -> None:
-        text = normalise_model_sentence(sentence.text)
-        if not text or self.session.document is None and self.session.study is None:
+        added = self.session.add_described_region(sentence) if self.session.study is not None else None
+        if added is None:
             self.status("The model had nothing to say about that region.")
             return
-        draft = self.session.draft
-        draft_index = None
-        if draft is not None:  # keep its heatmap reachable like any drafted sentence
-            draft.sentences.append(sentence)
-            draft_index = len(draft.sentences) - 1
-        self.session.add_sentence("findings", ReportSentence(text=text, origin=MODEL, region=sentence.region,
-                                                             model_text=text, draft_index=draft_index))
         if self.editor.document is not self.session.document:
             self.editor.set_document(self.session.document)
-        self.editor.insert_sentence("findings", text)
+        self.editor.insert_sentence("findings", added.text)
         self.status(f"Added a model sentence about the {region_label(sentence.region)}: review it.")
 
     # ----- linking text, regions and heatmaps ------------------------------------------------

@@ -147,7 +147,6 @@ class SignOffFlow(QObject):
         from rrg_desk.app.session import SessionError
         from rrg_desk.reports.export import ExportError
         from rrg_desk.store import StoreError
-        from rrg_desk.ui.pdf_export import pdf_renderer
 
         self.export_folder = folder
         session = self.session
@@ -155,8 +154,7 @@ class SignOffFlow(QObject):
             self.controller.autosave()
         written: dict = {}
         try:
-            written = session.export(formats, folder, anonymise, include_key_image=key_image,
-                                     renderers={"pdf": pdf_renderer(session.settings)})
+            written = session.export(formats, folder, anonymise, include_key_image=key_image)
         except (ExportError, SessionError, StoreError) as exc:
             self._say("Export failed", exc.user_message)
             return written

@@ -63,11 +63,6 @@ class WorklistModel(QAbstractTableModel):
         self.busy = False  # a query is running: no more pages until it answers
 
     # --- contents ---------------------------------------------------------------------
-    def set_pacs_statuses(self, statuses: dict) -> None:
-        self._pacs = dict(statuses)
-        if self._records:
-            self.dataChanged.emit(self.index(0, PACS_COLUMN), self.index(len(self._records) - 1, PACS_COLUMN))
-
     def pacs_label(self, study_uid: str) -> str:
         status = self._pacs.get(study_uid)
         return status.label if status is not None else ""

@@ -61,7 +61,6 @@ class R2GenDataset(Dataset):
         total = sum(len(e["image_path"]) for e in entries)
         absent = [(e["id"], self.root / "images" / p) for e in entries for p in e["image_path"]
                   if not (self.root / "images" / p).is_file()]
-        self.missing_images = absent
         if absent and missing == "error":
             raise MissingImagesError(self.root, absent, total)
         absent_paths = {path for _, path in absent}

@@ -5,7 +5,6 @@ import logging
 import re
 from pathlib import Path
 
-import torch
 from torch.utils.data import Dataset
 
 from rrg_desk.models.tokenizer import ReportTokenizer
@@ -128,7 +127,3 @@ class CachedDataset(Dataset):
         if index not in self._cache:
             self._cache[index] = self.base[index]
         return self._cache[index]
-
-
-def device_of(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
