@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QDialog, QFileDialo
 
 from rrg_desk.app.bundles import (BundleInfo, compare_drafts, draft_summary, is_active, list_bundles,
                                   with_active_bundle)
+from rrg_desk.errors import UserFacingError
 
 COLUMNS = ("Bundle", "Active", "Source", "Created", "Trained on", "Parent", "BLEU-4", "CE micro F1",
            "Detector IoU")
@@ -36,8 +37,10 @@ class CompareThread(QThread):
     def run(self) -> None:
         try:
             self.compared.emit(compare_drafts(self.study, self.folders, self.device))
-        except Exception as exc:  # shown to the admin; a BundleError carries its own words
-            self.failed.emit(getattr(exc, "user_message", None) or f"{type(exc).__name__}: {exc}")
+        except UserFacingError as exc:  # a BundleError or DraftError: shown to the admin in its own words
+            self.failed.emit(exc.user_message)
+        except Exception as exc:  # a bug: shown too, so the dialog does not wait forever
+            self.failed.emit(f"{type(exc).__name__}: {exc}")
 
 
 class BundlesDialog(QDialog):

@@ -13,6 +13,7 @@ from typing import Callable
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
+from rrg_desk.errors import UserFacingError
 from rrg_desk.imaging import ImageReadError, Study, load_studies
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,11 @@ class LoadTask(QRunnable):
         if self.importer is not None and studies:
             try:  # the store is thread-safe; its import re-reads the (now cached) files
                 result.records = self.importer(studies)
-            except Exception as exc:
-                result.import_error = getattr(exc, "user_message", None) or f"{type(exc).__name__}: {exc}"
+            except UserFacingError as exc:
+                result.import_error = exc.user_message
+                log.warning("worklist import of %s failed: %s", self.paths, result.import_error)
+            except Exception as exc:  # a bug: said, and the studies still show
+                result.import_error = f"{type(exc).__name__}: {exc}"
                 log.warning("worklist import of %s failed: %s", self.paths, result.import_error)
         self.signals.finished.emit(self.request_id, result)
 

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
+from rrg_desk.errors import UserFacingError
 from rrg_desk.pacs import (
     CredentialStore, PacsError, PacsServer, PacsSettingsError, StudyQuery, client_for, find_server, load_servers,
     retrieve_into_store, retry_outbox, save_servers,
@@ -37,7 +38,7 @@ class _WorkerSignals(QObject):
 
 
 class PacsWorker(QRunnable):
-    """Runs `job(progress)` off the GUI thread; PacsError -> failed(user_message)."""
+    """Runs `job(progress)` off the GUI thread; a UserFacingError -> failed(user_message)."""
 
     def __init__(self, job: Callable[[Callable[[int, int], None]], object]) -> None:
         super().__init__()
@@ -47,11 +48,11 @@ class PacsWorker(QRunnable):
     def run(self) -> None:
         try:
             result = self.job(self.signals.progressed.emit)
-        except PacsError as exc:
+        except UserFacingError as exc:  # a PacsError, or the store refusing the retrieved study
             self.signals.failed.emit(exc.user_message)
         except Exception as exc:  # a bug must not kill the worker thread silently
             log.exception("PACS worker failed")
-            self.signals.failed.emit(getattr(exc, "user_message", f"Unexpected error: {exc}"))
+            self.signals.failed.emit(f"Unexpected error: {exc}")
         else:
             self.signals.finished.emit(result)
 

@@ -19,6 +19,7 @@ from typing import Callable
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
+from rrg_desk.errors import UserFacingError
 from rrg_desk.store import WorklistPage, WorklistQuery
 
 log = logging.getLogger(__name__)
@@ -60,11 +61,12 @@ class _FetchTask(QRunnable):
         try:
             page = owner.source().page(request.query, request.offset, request.limit, request.count)
             pacs = self.pacs_status([r.study_uid for r in page.records]) if self.pacs_status is not None else {}
-        except Exception as exc:  # a StoreError, or a bug: say it instead of losing the thread
-            message = getattr(exc, "user_message", None) or f"{type(exc).__name__}: {exc}"
-            if not getattr(exc, "user_message", None):
-                log.exception("worklist query failed")
-            owner.signals.failed.emit(request.request_id, message)
+        except UserFacingError as exc:  # a StoreError
+            owner.signals.failed.emit(request.request_id, exc.user_message)
+            return
+        except Exception as exc:  # a bug: say it instead of losing the thread
+            log.exception("worklist query failed")
+            owner.signals.failed.emit(request.request_id, f"{type(exc).__name__}: {exc}")
             return
         owner.signals.finished.emit(request.request_id, FetchResult(request, page, pacs))
 
