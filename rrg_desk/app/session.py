@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from rrg_desk.app.settings import AppSettings, os_login_name
+from rrg_desk.errors import UserFacingError
 from rrg_desk.imaging.types import Study
 from rrg_desk.reports.clinical import clinical_defaults
 from rrg_desk.reports.document import (
@@ -28,12 +29,8 @@ from rrg_desk.store import Database, ReportSignedError, SignedReport, StoreError
 log = logging.getLogger(__name__)
 
 
-class SessionError(Exception):
+class SessionError(UserFacingError):
     """A request that does not fit the session's state; `user_message` is for the UI."""
-
-    def __init__(self, user_message: str) -> None:
-        super().__init__(user_message)
-        self.user_message = user_message
 
 
 class UnreviewedFlagsError(SessionError):

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rrg_desk.errors import UserFacingError
+from rrg_desk.imaging.errors import file_message
 from rrg_desk.imaging.types import ViewPosition, XrayImage
 
 log = logging.getLogger(__name__)
@@ -94,7 +96,7 @@ ACCEPTED_SOP_CLASSES = frozenset({
 
 
 # --- refusals --------------------------------------------------------------------------------
-class InputRefusal(Exception):
+class InputRefusal(UserFacingError):
     """Base class: the image can be shown, but it is not a chest radiograph the models can
     draft from. `user_message` is one line for the UI and the CLI (same shape as the
     readers' ImageReadError messages)."""
@@ -103,18 +105,9 @@ class InputRefusal(Exception):
 
     def __init__(self, path: str | Path | None = None, detail: str = "", reason: str = "") -> None:
         self.path = Path(path) if path is not None else None
-        self.detail = detail
         if reason:
             self.reason = reason
-        super().__init__(self.user_message)
-
-    @property
-    def user_message(self) -> str:
-        name = self.path.name if self.path is not None else "The image"
-        msg = f"{name}: {self.reason}"
-        if self.detail:
-            msg += f" ({self.detail})"
-        return msg
+        super().__init__(file_message(self.path, self.reason, detail, unnamed="The image"), detail)
 
 
 class WrongModalityError(InputRefusal):

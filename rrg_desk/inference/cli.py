@@ -114,9 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rrg-desk draft: skipped {error.user_message}", file=sys.stderr)
     study = studies[0]
 
+    from rrg_desk.errors import UserFacingError
     from rrg_desk.imaging.input_check import InputRefusal
     from rrg_desk.inference.device import DeviceUnavailableError
-    from rrg_desk.inference.pipeline import DraftError, DraftPipeline, DraftSettings
+    from rrg_desk.inference.pipeline import DraftPipeline, DraftSettings
     from rrg_desk.models.bundle import BundleError
 
     if not (args.bundle / "card.json").exists():
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(EXIT_BAD_INPUT, exc.user_message)
     except BundleError as exc:
         return _fail(EXIT_BAD_BUNDLE, exc.user_message)
-    except DraftError as exc:
+    except UserFacingError as exc:  # a DraftError, or any other failure worded for the user
         return _fail(EXIT_FAILED, exc.user_message)
     print(format_report(draft))
     if args.json_out:

@@ -31,22 +31,23 @@ import threading
 import time
 from typing import Any
 
+from rrg_desk.errors import UserFacingError
+
 log = logging.getLogger(__name__)
 
 TERMINAL = frozenset({"draft", "described", "heatmap", "failed", "refused", "cancelled"})
+NO_BUNDLE_MESSAGE = ("No model bundle is configured. Choose a bundle folder in Settings "
+                     "(Edit ▸ Settings…) to draft reports.")
 
 
-def user_message(exc: BaseException) -> str:
-    """The message a radiologist sees: typed errors carry one; anything else is a bug."""
-    message = getattr(exc, "user_message", None)
-    if message:
-        return str(message)
+def unexpected_message(exc: BaseException) -> str:
+    """What the radiologist sees of an error that is not a UserFacingError: a bug."""
     return f"An unexpected error stopped the model ({type(exc).__name__}: {exc})."
 
 
-class NoBundle(Exception):
-    user_message = ("No model bundle is configured. Choose a bundle folder in Settings "
-                    "(Edit ▸ Settings…) to draft reports.")
+class NoBundle(UserFacingError):
+    def __init__(self) -> None:
+        super().__init__(NO_BUNDLE_MESSAGE)
 
 
 class _Service:
@@ -110,10 +111,12 @@ class _Service:
         started = time.perf_counter()
         try:
             pipeline = self.pipeline_for(message.get("bundle_dir"), message.get("device"))
-        except Exception as exc:  # noqa: BLE001 - any failure is reported, the process stays
-            if not getattr(exc, "user_message", None):
-                log.exception("warming the models failed")
-            self.send({"type": "warm_failed", "key": key, "message": user_message(exc)})
+        except UserFacingError as exc:
+            self.send({"type": "warm_failed", "key": key, "message": exc.user_message})
+            return
+        except Exception as exc:  # noqa: BLE001 - a bug is reported too, the process stays
+            log.exception("warming the models failed")
+            self.send({"type": "warm_failed", "key": key, "message": unexpected_message(exc)})
             return
         self.send({"type": "ready", "key": key, "bundle_id": pipeline.bundle.bundle_id,
                    "device": str(pipeline.device), "seconds": time.perf_counter() - started})
@@ -136,10 +139,12 @@ class _Service:
                 self.send({"type": "cancelled", "request_id": request_id})
             elif isinstance(exc, InputRefusal):  # not an error: the radiologist may still draft anyway
                 self.send({"type": "refused", "request_id": request_id, "message": exc.user_message})
+            elif isinstance(exc, UserFacingError):
+                self.send({"type": "failed", "request_id": request_id, "kind": kind, "message": exc.user_message})
             else:
-                if not getattr(exc, "user_message", None):
-                    log.exception("%s request %d failed", kind, request_id)
-                self.send({"type": "failed", "request_id": request_id, "kind": kind, "message": user_message(exc)})
+                log.exception("%s request %d failed", kind, request_id)
+                self.send({"type": "failed", "request_id": request_id, "kind": kind,
+                           "message": unexpected_message(exc)})
         finally:
             with self.lock:
                 self.tokens.pop(request_id, None)

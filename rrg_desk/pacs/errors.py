@@ -5,15 +5,13 @@ never shows a traceback and the outbox can tell "try again later" from "fix the 
 """
 from __future__ import annotations
 
+from rrg_desk.errors import UserFacingError
 
-class PacsError(Exception):
+
+class PacsError(UserFacingError):
     """A PACS operation failed; `user_message` says why and what to do."""
 
     retryable = True  # worth retrying later without changing anything (outbox)
-
-    def __init__(self, user_message: str) -> None:
-        super().__init__(user_message)
-        self.user_message = user_message
 
 
 class PacsUnreachableError(PacsError):

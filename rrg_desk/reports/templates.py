@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from rrg_desk.errors import UserFacingError
 from rrg_desk.paths import user_data_dir
 
 log = logging.getLogger(__name__)
@@ -48,12 +49,8 @@ DEFAULT_MACROS: dict[str, str] = {
 }
 
 
-class MacroError(ValueError):
-    """An invalid macro name or text; `user_message` is for the UI."""
-
-    def __init__(self, user_message: str) -> None:
-        super().__init__(user_message)
-        self.user_message = user_message
+class MacroError(UserFacingError, ValueError):
+    """An invalid macro name or text; `user_message` is for the UI (still a ValueError)."""
 
 
 class MacroStore:

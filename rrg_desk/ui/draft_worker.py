@@ -22,14 +22,14 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from rrg_desk.inference.process import FAILED, LOADING, READY, STOPPED, InferenceProcess, describe_exit
-from rrg_desk.inference.service import NoBundle, user_message
+from rrg_desk.inference.service import NO_BUNDLE_MESSAGE
 
 log = logging.getLogger(__name__)
 
 KIND_DRAFT, KIND_DESCRIBE, KIND_HEATMAP = "draft", "describe", "heatmap"
 MODELS_OFF = "off"  # no bundle to load (or not warmed yet)
 
-__all__ = ["DraftWorker", "user_message", "KIND_DRAFT", "KIND_DESCRIBE", "KIND_HEATMAP"]
+__all__ = ["DraftWorker", "KIND_DRAFT", "KIND_DESCRIBE", "KIND_HEATMAP"]
 
 
 def crash_message(reason: str) -> str:
@@ -149,7 +149,7 @@ class DraftWorker(QObject):
         self.busyChanged.emit(True)
         if self.bundle_dir is None:  # nothing to load: say where to set it (asynchronously, like any answer)
             QTimer.singleShot(0, lambda: self._on_message({"type": "failed", "request_id": request_id,
-                                                           "kind": kind, "message": NoBundle.user_message}))
+                                                           "kind": kind, "message": NO_BUNDLE_MESSAGE}))
         else:
             self.process.submit(message, self._listen)
         return request_id

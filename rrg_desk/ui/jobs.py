@@ -41,9 +41,6 @@ def failure_message(exc: Exception) -> str:
     """The line shown for a failed job; an unexpected exception's traceback goes to the log."""
     if isinstance(exc, UserFacingError):
         return exc.user_message
-    legacy = getattr(exc, "user_message", None)  # errors not yet on UserFacingError (issue 16 item 3)
-    if isinstance(legacy, str) and legacy:
-        return legacy
     log.error("background job failed", exc_info=exc)
     return f"{type(exc).__name__}: {exc}"
 

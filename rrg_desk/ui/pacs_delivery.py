@@ -73,7 +73,7 @@ class PacsDelivery(QObject):
         try:
             with Outbox(self.db) as outbox:
                 return outbox.statuses(study_uids)
-        except (PacsError, Exception) as exc:  # a status column must never break the worklist
+        except Exception as exc:  # a PacsError, StoreError or bug: a status column must never break the worklist
             log.warning("PACS outbox not readable: %s", exc)
             return {}
 

@@ -10,6 +10,7 @@ import logging
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from rrg_desk.errors import UserFacingError
 from rrg_desk.models.regions import region_label
 from rrg_desk.ui.box_tool import BoxTool
 from rrg_desk.ui.overlays import RegionOverlay, frontal_view
@@ -149,12 +150,9 @@ class ReportingController(QObject):
 
     def draft_anyway(self) -> int | None:
         """Re-run a refused draft with the input check overridden; the session audits the choice."""
-        from rrg_desk.app.session import SessionError
-        from rrg_desk.store import StoreError
-
         try:
             settings = self.session.draft_anyway()
-        except (SessionError, StoreError) as exc:  # nothing logged, so nothing drafted
+        except UserFacingError as exc:  # nothing logged, so nothing drafted
             self.message.emit("Draft anyway", exc.user_message)
             return None
         self.worker.configure(self.session.settings.bundle_dir, self.session.settings.device)

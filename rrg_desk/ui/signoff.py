@@ -13,6 +13,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
+from rrg_desk.errors import UserFacingError
 from rrg_desk.ui.addendum_dialog import AddendumDialog
 from rrg_desk.ui.export_dialog import ExportDialog
 from rrg_desk.ui.review_dialog import ReviewDialog
@@ -75,12 +76,9 @@ class SignOffFlow(QObject):
         return dialog
 
     def finish_sign(self, signer: str, reviewed: list) -> object | None:
-        from rrg_desk.app.session import SessionError
-        from rrg_desk.store import StoreError
-
         try:
             report = self.session.sign(signer, reviewed)
-        except (SessionError, StoreError) as exc:
+        except UserFacingError as exc:
             self._say("Not signed", exc.user_message)
             return None
         self.controller.autosave_timer.stop()
@@ -107,12 +105,9 @@ class SignOffFlow(QObject):
         return dialog
 
     def finish_addendum(self, text: str, signer: str):
-        from rrg_desk.app.session import SessionError
-        from rrg_desk.store import StoreError
-
         try:
             addendum = self.session.add_addendum(text, signer)
-        except (SessionError, StoreError) as exc:
+        except UserFacingError as exc:
             self._say("Addendum not signed", exc.user_message)
             return None
         self.controller.show_report()
@@ -144,10 +139,6 @@ class SignOffFlow(QObject):
     def export(self, formats: list[str], folder: Path, anonymise: bool, key_image: bool) -> dict:
         """Write the chosen formats (the session audits them all, PDF included, in one entry);
         errors become one message, the report stays on screen."""
-        from rrg_desk.app.session import SessionError
-        from rrg_desk.reports.export import ExportError
-        from rrg_desk.store import StoreError
-
         self.export_folder = folder
         session = self.session
         if session.dirty:
@@ -155,7 +146,7 @@ class SignOffFlow(QObject):
         written: dict = {}
         try:
             written = session.export(formats, folder, anonymise, include_key_image=key_image)
-        except (ExportError, SessionError, StoreError) as exc:
+        except UserFacingError as exc:
             self._say("Export failed", exc.user_message)
             return written
         self.controller.status(f"Exported {', '.join(sorted(written))} to {folder}.")

@@ -9,8 +9,8 @@ from PySide6.QtWidgets import (QApplication, QLabel, QMenu, QMessageBox, QProgre
                                QWidget)
 
 from rrg_desk.app.settings import AppSettings
+from rrg_desk.errors import UserFacingError
 from rrg_desk.reports.templates import NORMAL_CHEST_TEMPLATE, MacroStore
-from rrg_desk.store import StoreError
 from rrg_desk.ui.clinical_fields import ClinicalFields
 from rrg_desk.ui.colormap import prefetch_colormap
 from rrg_desk.ui.findings_panel import FindingsPanel
@@ -106,13 +106,11 @@ class WorkstationWindowMixin:
         self.clinical_fields.set_values(values, read_only=session.is_signed)
 
     def _on_clinical_edited(self, name: str, text: str) -> None:
-        from rrg_desk.app.session import SessionError
-
         if self.session is None or self.session.record is None:
             return
         try:
             self.session.set_clinical(name, text)
-        except (SessionError, StoreError) as exc:  # signed meanwhile: the text stays on screen
+        except UserFacingError as exc:  # signed meanwhile: the text stays on screen
             self.statusBar().showMessage(exc.user_message)
             return
         self.reporting.autosave_timer.start(int(self.app_settings.autosave_seconds * 1000))
@@ -211,11 +209,9 @@ class WorkstationWindowMixin:
         return dialog
 
     def _identity_confirmed(self, name: str) -> None:
-        from rrg_desk.app.session import SessionError
-
         try:
             self.session.confirm_identity(name)
-        except (SessionError, StoreError) as exc:
+        except UserFacingError as exc:
             self._show_message("Identity not confirmed", exc.user_message)
             return
         self._save_settings()

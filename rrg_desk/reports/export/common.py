@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from rrg_desk.errors import UserFacingError
 from rrg_desk.imaging.types import PatientInfo, Study
 
 ANONYMOUS_NAME = "ANONYMOUS"
@@ -17,12 +18,8 @@ DRAFT_BANNER = "DRAFT \u2014 not signed"
 SOFTWARE_NAME = "RRG Desk"
 
 
-class ExportError(Exception):
+class ExportError(UserFacingError):
     """An export failed; `user_message` says why in words a radiologist can act on."""
-
-    def __init__(self, user_message: str) -> None:
-        super().__init__(user_message)
-        self.user_message = user_message
 
 
 @dataclass(frozen=True)
