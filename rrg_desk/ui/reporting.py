@@ -203,7 +203,7 @@ class ReportingController(QObject):
             return None
         self.worker.configure(self.session.settings.bundle_dir, self.session.settings.device)
         self.status("Describing the region…")
-        return self.worker.request_describe(self.session.study, box, {"beam_size": self.session.settings.beam_size})
+        return self.worker.request_describe(self.session.study, box, self.session.draft_request_settings())
 
     def _on_region_described(self, _request_id: int, sentence) -> None:
         text = normalise_model_sentence(sentence.text)

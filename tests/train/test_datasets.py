@@ -197,7 +197,7 @@ def test_training_and_the_app_feed_the_models_identical_inputs(tmp_path):
     pipeline = DraftPipeline(bundle, device="cpu")
     card = pipeline.bundle.preprocessing
     path = sorted((samples_dir() / "study3").glob("*.dcm"))[0]
-    spec = PreprocessSpec(int(card["image_size"]), (float(card["mean"]),), (float(card["std"]),))
+    spec = PreprocessSpec(card.image_size, (card.mean,), (card.std,))
     trained_on, _size = load_image_tensor(path, spec)
     torch.testing.assert_close(trained_on[None], pipeline._prepare(read_image(path)).tensor)
 
