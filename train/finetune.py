@@ -28,11 +28,10 @@ from torch import nn
 from rrg_desk.imaging import read_image
 from rrg_desk.imaging.types import Study
 from rrg_desk.models.bundle import load_bundle, save_bundle, sha256_file
-from rrg_desk.models.card import CARD_FILE, BundleError, update_records
+from rrg_desk.models.card import CARD_FILE, BundleError, Preprocessing, update_records
 from rrg_desk.reports.text import clean_clinical_note
 from train.config import CONFIG_DIR, deep_merge, load_config, parse_override
 from train.data.csv_reports import CsvReportDataset
-from train.data.preprocess import PreprocessSpec
 from train.data.r2gen import R2GenDataset
 from train.engine import LoopConfig, fit
 from train.tasks.clip_task import ClipTask, ClipTrainModule, ReportImageSet, positive_weights
@@ -71,7 +70,7 @@ class _CsvStudies(torch.utils.data.Dataset):
         return {"id": item["id"], "report": item["report"], "images": item["image"][None]}
 
 
-def local_dataset(layout: str, data: Path, split: str, spec: PreprocessSpec):
+def local_dataset(layout: str, data: Path, split: str, spec: Preprocessing):
     if layout == "csv":
         return _CsvStudies(CsvReportDataset(data, spec, split=split, report_transform=clean_clinical_note))
     return R2GenDataset(data, split, spec, missing="skip", report_transform=clean_clinical_note)
@@ -80,10 +79,10 @@ def local_dataset(layout: str, data: Path, split: str, spec: PreprocessSpec):
 def evaluation_studies(layout: str, data: Path, split: str, limit: int = 0) -> list[tuple[str, Study, str]]:
     """(id, Study, reference text) of a local split: what both bundles are drafted on."""
     if layout == "csv":
-        rows = CsvReportDataset(data, PreprocessSpec(8, (0.5,), (0.25,)), split=split).rows
+        rows = CsvReportDataset(data, Preprocessing(8, 0.5, 0.25), split=split).rows
         items = [(r["id"], [r["image_path"]], r["report"]) for r in rows]
     else:
-        entries = R2GenDataset(data, split, PreprocessSpec(8, (0.5,), (0.25,)), missing="skip").entries
+        entries = R2GenDataset(data, split, Preprocessing(8, 0.5, 0.25), missing="skip").entries
         items = [(e["id"], [data / "images" / p for p in e["image_path"]], e["report"]) for e in entries]
     items = items[:limit] if limit else items
     return [(sid, Study(study_uid=sid, images=[read_image(p) for p in paths]), clean_clinical_note(text))
@@ -117,7 +116,7 @@ def _cached(path: Path, build, info) -> dict:
 class LocalClipTask(ClipTask):
     """The classifier on local studies, labelled by the labeler from their reports."""
 
-    def __init__(self, config: dict, bundle, train_set, val_set, spec: PreprocessSpec) -> None:
+    def __init__(self, config: dict, bundle, train_set, val_set, spec: Preprocessing) -> None:
         self.config, self.tokenizer, self.spec = config, bundle.tokenizer, spec
         self.classifier_config = bundle.classifier.config
         self.context_length = self.classifier_config.context_length
@@ -154,8 +153,7 @@ def train_parts(config: dict, bundle, parts: tuple[str, ...], layout: str, data:
     """Fine-tune `parts` of the loaded bundle in place; returns each run's summary."""
     from train.tasks.detector_task import DetectorTask
 
-    p = bundle.preprocessing
-    section, spec = config["finetune"], PreprocessSpec(p.image_size, (p.mean,), (p.std,))
+    section, spec = config["finetune"], bundle.preprocessing
     summaries = {}
     if "detector" in parts:
         summaries["detector"] = _fit_best(DetectorTask(config), bundle.detector, section["detector_loop"],
