@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rrg_desk.models.card import DEFAULT_CLASSIFICATION_MODE
 from train.metrics import binary_auc, within_source_mean_auc
 
 log = logging.getLogger(__name__)
@@ -151,8 +152,8 @@ def load_classification(config: dict) -> dict:
     path = classification_path(config)
     if path.exists():
         return json.loads(path.read_text())
-    mode = config["clip"].get("classification_mode", "ensemble")
-    return {"mode": "ensemble" if mode == "auto" else mode, "calibration": {}, "thresholds": {}}
+    mode = config["clip"].get("classification_mode", "auto")
+    return {"mode": DEFAULT_CLASSIFICATION_MODE if mode == "auto" else mode, "calibration": {}, "thresholds": {}}
 
 
 def calibrate_trained_classifier(config: dict, device) -> dict:

@@ -64,7 +64,7 @@ def masked_ce(truth: np.ndarray, mask: np.ndarray, predicted: np.ndarray) -> dic
 def draft_all(pipeline, items, bind: bool, ground: bool = True) -> list:
     from rrg_desk.imaging import read_image
     from rrg_desk.imaging.types import Study
-    from rrg_desk.inference.pipeline import DraftSettings
+    from rrg_desk.inference.request import DraftSettings
 
     settings = DraftSettings(finding_heatmaps=bind, bind_to_findings=bind, draft_anyway=True,
                              ground_heatmaps=ground)

@@ -13,7 +13,8 @@ import torch
 
 from rrg_desk.imaging import read_image
 from rrg_desk.imaging.types import Study
-from rrg_desk.inference.pipeline import DraftPipeline, DraftSettings
+from rrg_desk.inference.pipeline import DraftPipeline
+from rrg_desk.inference.request import DraftSettings
 from rrg_desk.reports.labeler import label_report, to_binary
 from rrg_desk.reports.text import clean_clinical_note
 from train.data.jsrt import JsrtRegionDataset
@@ -98,16 +99,6 @@ def evaluate_bundle(config: dict, bundle: str | Path, split: str = "test", devic
     with torch.inference_mode():
         result["detector"] = evaluate_detector(pipeline.bundle.detector, jsrt, pipeline.device)
     return json.loads(json.dumps(result, default=float))
-
-
-def write_metrics_into_card(bundle: str | Path, metrics: dict) -> None:
-    """The card records the test metrics; weights and their hashes are untouched."""
-    card_path = Path(bundle) / "card.json"
-    card = json.loads(card_path.read_text())
-    card["metrics"] = metrics
-    tmp = card_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(card, indent=2))
-    tmp.replace(card_path)
 
 
 def summary_table(metrics: dict) -> str:

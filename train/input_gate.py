@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rrg_desk.models.preprocess import Preprocessing, prepare_image
+from rrg_desk.models.card import Preprocessing
+from rrg_desk.models.preprocess import prepare_image
 
 log = logging.getLogger(__name__)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from rrg_desk.app.settings import AppSettings, os_login_name
 from rrg_desk.errors import UserFacingError
 from rrg_desk.imaging.types import Study
+from rrg_desk.inference.request import DraftSettings
 from rrg_desk.reports.clinical import clinical_defaults
 from rrg_desk.reports.document import (
     CLINICAL_SECTIONS, MODEL, ReportDocument, ReportSentence, normalise_model_sentence,
@@ -177,10 +178,10 @@ class Session:
         return True
 
     # --- the input check ("is this a chest radiograph?") -----------------------------------
-    def draft_request_settings(self, draft_anyway: bool = False) -> dict:
-        """The settings a draft request carries (plain values: the GUI thread never imports torch)."""
-        settings = {"beam_size": self.settings.beam_size}
-        return {**settings, "draft_anyway": True} if draft_anyway else settings
+    def draft_request_settings(self, draft_anyway: bool = False) -> DraftSettings:
+        """The settings a draft (or describe-a-region) request carries; torch-free, so the GUI
+        thread builds it."""
+        return self.settings.draft_settings(draft_anyway=draft_anyway)
 
     def note_refusal(self, message: str) -> bool:
         """The input check refused to draft the open study: keep the reason (the UI offers
@@ -191,7 +192,7 @@ class Session:
         self.db.audit(self.record.study_uid, self.user, "input_refused", {"reason": message})
         return True
 
-    def draft_anyway(self) -> dict:
+    def draft_anyway(self) -> DraftSettings:
         """The radiologist overrides the refusal: audited with the reason they overrode; returns
         the request settings. The report text is untouched (apply_draft keeps typed text)."""
         if self.record is None or self.refusal is None:

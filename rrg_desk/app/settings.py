@@ -11,6 +11,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from rrg_desk.inference.request import DraftSettings
 from rrg_desk.paths import default_bundle_dir, user_data_dir
 
 log = logging.getLogger(__name__)
@@ -123,11 +124,9 @@ class AppSettings:
             raise
         return path
 
-    def draft_settings(self):
-        """The inference request settings these choices imply."""
-        from rrg_desk.inference.pipeline import DraftSettings  # torch: only when drafting
-
-        return DraftSettings(beam_size=self.beam_size)
+    def draft_settings(self, draft_anyway: bool = False) -> DraftSettings:
+        """The draft request these choices imply (beam size 0: the bundle card's)."""
+        return DraftSettings(beam_size=self.beam_size or None, draft_anyway=draft_anyway)
 
 
 def _coerce(raw, kind: type):

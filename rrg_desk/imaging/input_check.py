@@ -16,9 +16,10 @@ who may still draft anyway (the app audits that choice).
 
 What the rules cannot see (a greyscale photograph, a radiograph of a knee without a header)
 is left to a learned score: a `LearnedScorer` maps an image to `LearnedScores(p_chest,
-p_lateral)`, and `LearnedThresholds.from_card(card)` reads the decision thresholds from the
-model card's "input_check" section. With a scorer, an image whose p_chest is below the
-threshold is refused, and an image whose header names no view gets its view from p_lateral.
+p_lateral)`, and `LearnedThresholds` holds the decision thresholds (the model card's
+"input_check" section, read by rrg_desk.models.card). With a scorer, an image whose p_chest
+is below the threshold is refused, and an image whose header names no view gets its view
+from p_lateral.
 """
 from __future__ import annotations
 
@@ -166,14 +167,6 @@ class LearnedThresholds:
 
     p_chest: float = 0.5  # refuse below
     p_lateral: float = 0.5  # lateral at or above
-
-    @classmethod
-    def from_card(cls, card: Mapping) -> "LearnedThresholds | None":
-        section = card.get("input_check")
-        if not isinstance(section, Mapping):
-            return None
-        return cls(p_chest=float(section.get("p_chest_threshold", cls.p_chest)),
-                   p_lateral=float(section.get("p_lateral_threshold", cls.p_lateral)))
 
 
 # --- the result --------------------------------------------------------------------------------

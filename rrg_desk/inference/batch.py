@@ -127,7 +127,7 @@ def _load_pipeline(args: argparse.Namespace):
     """(pipeline, None) with the models loaded, or (None, exit code) after a one-line message."""
     from rrg_desk.inference.device import DeviceUnavailableError
     from rrg_desk.inference.pipeline import DraftPipeline
-    from rrg_desk.models.bundle import BundleError
+    from rrg_desk.models.card import BundleError
 
     if not (args.bundle / "card.json").exists():
         return None, _fail(EXIT_BAD_BUNDLE, f"no model bundle at {args.bundle} (card.json missing); train one "
@@ -144,7 +144,7 @@ def _load_pipeline(args: argparse.Namespace):
 
 def run_batch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """The `--each` mode of `rrg-desk draft`; returns the process exit code."""
-    from rrg_desk.inference.pipeline import DraftSettings
+    from rrg_desk.inference.request import DraftSettings
 
     check_batch_args(parser, args)
     files = batch_files(args.paths, exclude=args.jsonl)

@@ -117,8 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     from rrg_desk.errors import UserFacingError
     from rrg_desk.imaging.input_check import InputRefusal
     from rrg_desk.inference.device import DeviceUnavailableError
-    from rrg_desk.inference.pipeline import DraftPipeline, DraftSettings
-    from rrg_desk.models.bundle import BundleError
+    from rrg_desk.inference.pipeline import DraftPipeline
+    from rrg_desk.inference.request import DraftSettings
+    from rrg_desk.models.card import BundleError
 
     if not (args.bundle / "card.json").exists():
         return _fail(EXIT_BAD_BUNDLE, f"no model bundle at {args.bundle} (card.json missing); train one with "

@@ -1,8 +1,8 @@
 """The inference child process: torch, the models and every draft live here, not in the GUI.
 
 `serve(connection)` is the target of the process that rrg_desk.inference.process starts
-(multiprocessing, spawn). It reads requests (plain dicts: study, settings, ids; never model
-weights) and answers with plain data (Draft, Sentence, numpy arrays, messages):
+(multiprocessing, spawn). It reads requests (plain dicts: study, DraftSettings, ids; never
+model weights) and answers with plain data (Draft, Sentence, numpy arrays, messages):
 
     request                                   answers
     {"type": "warm", bundle_dir, device}      {"type": "ready", key, bundle_id, seconds}
@@ -69,7 +69,7 @@ class _Service:
 
     def read(self) -> None:
         """Reader thread: requests to the inbox, cancellations straight to their token."""
-        from rrg_desk.inference.cancel import CancelToken
+        from rrg_desk.inference.request import CancelToken
 
         while True:
             try:
@@ -133,7 +133,7 @@ class _Service:
             self.send(self.answer(message, token))
         except Exception as exc:  # noqa: BLE001
             from rrg_desk.imaging.input_check import InputRefusal
-            from rrg_desk.inference.pipeline import DraftCancelled
+            from rrg_desk.inference.request import DraftCancelled
 
             if isinstance(exc, DraftCancelled):
                 self.send({"type": "cancelled", "request_id": request_id})
@@ -151,11 +151,10 @@ class _Service:
                 self.cancelled.discard(request_id)
 
     def answer(self, message: dict, token) -> dict:
-        from rrg_desk.inference.pipeline import DraftSettings
+        from rrg_desk.inference.request import DraftSettings
 
         request_id, kind = message["request_id"], message["type"]
-        raw = message.get("settings")
-        settings = DraftSettings(**raw) if isinstance(raw, dict) else raw or DraftSettings()
+        settings = message.get("settings") or DraftSettings()
         pipeline = self.pipeline_for(message.get("bundle_dir"), message.get("device"))
         if kind == "draft":
             def progress(stage: str, index: int, total: int) -> None:

@@ -90,7 +90,7 @@ class BundlesDialog(QDialog):
         self.table.setRowCount(len(self.bundles))
         for row, info in enumerate(self.bundles):
             metrics = info.metrics()
-            parent = info.parent.get("bundle_id", "") if info.parent else ""
+            parent = info.parent.bundle_id if info.parent else ""
             cells = (info.bundle_id, "✔" if is_active(info, self.settings) else "", info.source,
                      info.created, info.trained_on, parent, _fmt(metrics["BLEU-4"]),
                      _fmt(metrics["CE micro F1"]), _fmt(metrics["detector mean IoU"]))

@@ -17,12 +17,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from rrg_desk.inference.process import FAILED, LOADING, READY, STOPPED, InferenceProcess, describe_exit
+from rrg_desk.inference.request import DraftSettings
 from rrg_desk.inference.service import NO_BUNDLE_MESSAGE
+from rrg_desk.models.card import CARD_FILE
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +43,6 @@ class _Job:
     kind: str
     request_id: int
     message: dict
-
-
-def _plain_settings(settings: Any) -> dict | None:
-    """Requests carry plain values (the GUI never imports the pipeline); DraftSettings -> dict."""
-    if settings is None or isinstance(settings, dict):
-        return settings
-    return settings.to_dict()
 
 
 class DraftWorker(QObject):
@@ -93,8 +87,8 @@ class DraftWorker(QObject):
         if self.bundle_dir is None:
             self._set_models(MODELS_OFF, "Models not loaded", "No model bundle is configured (Edit ▸ Settings…).")
             return
-        if not (self.bundle_dir / "card.json").is_file():  # nothing a child could load: do not start one
-            self._set_models(FAILED, "Models not loaded", f"No model bundle at {self.bundle_dir} (card.json missing).")
+        if not (self.bundle_dir / CARD_FILE).is_file():  # nothing a child could load: do not start one
+            self._set_models(FAILED, "Models not loaded", f"No model bundle at {self.bundle_dir} ({CARD_FILE} missing).")
             return
         self.process.warm(self.bundle_dir, self.device)
         self._follow(self.process.state, self.process.key, self.process.detail)
@@ -131,11 +125,12 @@ class DraftWorker(QObject):
             self.modelsStateChanged.emit(state, text)
 
     # ----- requests -----------------------------------------------------------------------
-    def request_draft(self, study, settings=None) -> int:
-        return self._start(KIND_DRAFT, {"study": study, "settings": _plain_settings(settings)})
+    def request_draft(self, study, settings: DraftSettings | None = None) -> int:
+        return self._start(KIND_DRAFT, {"study": study, "settings": settings})
 
-    def request_describe(self, study, box: tuple[float, float, float, float], settings=None) -> int:
-        return self._start(KIND_DESCRIBE, {"study": study, "box": tuple(box), "settings": _plain_settings(settings)})
+    def request_describe(self, study, box: tuple[float, float, float, float],
+                         settings: DraftSettings | None = None) -> int:
+        return self._start(KIND_DESCRIBE, {"study": study, "box": tuple(box), "settings": settings})
 
     def request_heatmap(self, image, finding: str) -> int:
         return self._start(KIND_HEATMAP, {"image": image, "finding": finding})

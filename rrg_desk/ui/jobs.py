@@ -30,7 +30,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal
 
 from rrg_desk.errors import UserFacingError
-from rrg_desk.inference.cancel import CancelToken
+from rrg_desk.inference.request import CancelToken
 
 log = logging.getLogger(__name__)
 

@@ -201,7 +201,7 @@ class ReportingController(QObject):
             return None
         self.worker.configure(self.session.settings.bundle_dir, self.session.settings.device)
         self.status("Describing the region…")
-        return self.worker.request_describe(self.session.study, box, {"beam_size": self.session.settings.beam_size})
+        return self.worker.request_describe(self.session.study, box, self.session.draft_request_settings())
 
     def _on_region_described(self, _request_id: int, sentence) -> None:
         added = self.session.add_described_region(sentence) if self.session.study is not None else None

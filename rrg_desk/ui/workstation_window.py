@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QApplication, QLabel, QMenu, QMessageBox, QProgressBar, QPushButton, QVBoxLayout,
                                QWidget)
 
+from rrg_desk.app.bundles import bundle_problem
 from rrg_desk.app.settings import AppSettings
 from rrg_desk.errors import UserFacingError
 from rrg_desk.reports.templates import NORMAL_CHEST_TEMPLATE, MacroStore
@@ -18,7 +19,7 @@ from rrg_desk.ui.identity_dialog import IdentityDialog
 from rrg_desk.ui.overlay_panel import OverlayPanel
 from rrg_desk.ui.refusal_banner import RefusalBanner
 from rrg_desk.ui.report_editor import ReportEditor
-from rrg_desk.ui.settings_dialog import SettingsDialog, bundle_problem
+from rrg_desk.ui.settings_dialog import SettingsDialog
 from rrg_desk.ui.theme import apply_theme
 from rrg_desk.ui.worklist_panel import WorklistPanel
 

@@ -59,12 +59,13 @@ def test_the_workstation_drafts_the_text_the_cli_prints(tiny_bundle):
     `rrg-desk draft` without options resolve to the same generation settings and text."""
     from rrg_desk.app.settings import AppSettings
     from rrg_desk.imaging import load_studies
-    from rrg_desk.inference.pipeline import DraftPipeline, DraftSettings
+    from rrg_desk.inference.pipeline import DraftPipeline
+    from rrg_desk.inference.request import DraftSettings
     from rrg_desk.paths import samples_dir
 
     studies, _errors = load_studies([samples_dir() / "study1"])
     pipeline = DraftPipeline(tiny_bundle, device="cpu")
-    workstation = DraftSettings(**{"beam_size": AppSettings().beam_size})  # what the session sends
+    workstation = AppSettings().draft_settings()  # what the session sends
     cli = DraftSettings(beam_size=None, max_len=None, finding_heatmaps=True, draft_anyway=False)  # no options
     assert pipeline._generation(workstation) == pipeline._generation(cli)
     a, b = pipeline.draft(studies[0], workstation), pipeline.draft(studies[0], cli)

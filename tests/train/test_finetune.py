@@ -41,14 +41,14 @@ def test_finetune_writes_a_new_bundle_and_never_touches_the_parent(finetuned):
     assert folder_digest(parent) == before
     parent_card = load_bundle(parent).card
     child_card = load_bundle(child).card  # verifies every hash
-    assert child_card["bundle_id"] != parent_card["bundle_id"]
-    assert child_card["parent"]["bundle_id"] == parent_card["bundle_id"]
-    assert child_card["parent"]["card_sha256"] == hashlib.sha256((parent / "card.json").read_bytes()).hexdigest()
-    assert child_card["training"]["trained"] == ["generator"]
+    assert child_card.bundle_id != parent_card.bundle_id
+    assert child_card.parent.bundle_id == parent_card.bundle_id
+    assert child_card.parent.card_sha256 == hashlib.sha256((parent / "card.json").read_bytes()).hexdigest()
+    assert child_card.records.training["trained"] == ["generator"]
     assert (parent / "tokenizer.json").read_bytes() == (child / "tokenizer.json").read_bytes()
     # the generator changed, the frozen parts did not
-    assert child_card["components"]["generator"]["sha256"] != parent_card["components"]["generator"]["sha256"]
-    assert child_card["components"]["detector"]["sha256"] == parent_card["components"]["detector"]["sha256"]
+    assert child_card.components["generator"].sha256 != parent_card.components["generator"].sha256
+    assert child_card.components["detector"].sha256 == parent_card.components["detector"].sha256
 
 
 def test_card_records_both_evaluations_on_the_same_split(finetuned):
@@ -88,8 +88,8 @@ def test_finetune_classifier_and_generator_leaves_the_detector(exported, tmp_pat
     fast_clip = ["--set", "finetune.clip_loop={epochs: 1, batch_size: 4, lr: 0.001, warmup_steps: 1, progress: false}"]
     assert main(["finetune", "--from", str(parent), "--data", str(exported), "--train", "classifier+generator",
                  "--out", str(child), "--set", f"out_dir={tmp_path / 'runs'}", *FAST_FINETUNE, *fast_clip]) == 0
-    before, after = load_bundle(parent).card["components"], load_bundle(child).card["components"]
-    assert after["classifier"]["sha256"] != before["classifier"]["sha256"]
-    assert after["generator"]["sha256"] != before["generator"]["sha256"]
-    assert after["detector"]["sha256"] == before["detector"]["sha256"]
+    before, after = load_bundle(parent).card.components, load_bundle(child).card.components
+    assert after["classifier"].sha256 != before["classifier"].sha256
+    assert after["generator"].sha256 != before["generator"].sha256
+    assert after["detector"].sha256 == before["detector"].sha256
     assert (tmp_path / "runs" / "child" / "clip" / "best.safetensors").exists()

@@ -36,7 +36,7 @@ def test_listing_reads_cards_parent_and_metrics(installed):
     assert {b.folder for b in bundles} >= {parent, child}
     child_info = read_bundle_info(child, LOCAL)
     parent_id = json.loads((parent / "card.json").read_text())["bundle_id"]
-    assert child_info.parent["bundle_id"] == parent_id and not child_info.problem
+    assert child_info.parent.bundle_id == parent_id and not child_info.problem
     assert "fine-tuned (generator)" in child_info.trained_on
     assert child_info.metrics_scope == "local val"
     assert isinstance(child_info.metrics()["BLEU-4"], float)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from rrg_desk.models.card import Preprocessing
 from rrg_desk.models.tokenizer import ReportTokenizer
 from rrg_desk.models.findings import DEFAULT_PROMPTS
 from rrg_desk.reports.text import clean_clinical_note, clean_report_r2gen
-from train.data.preprocess import PreprocessSpec
 from train.data.r2gen import read_annotation
 from train.engine import LoopConfig
 
@@ -21,9 +21,8 @@ def run_dir(config: dict, component: str) -> Path:
     return Path(config["out_dir"]) / component
 
 
-def spec_of(config: dict) -> PreprocessSpec:
-    p = config["preprocessing"]
-    return PreprocessSpec(int(p["image_size"]), (float(p["mean"]),), (float(p["std"]),))
+def spec_of(config: dict) -> Preprocessing:
+    return Preprocessing.from_card(config["preprocessing"])
 
 
 def loop_config(config: dict, section: dict, key: str = "loop") -> LoopConfig:
