@@ -4,12 +4,11 @@ from __future__ import annotations
 import errno
 import hashlib
 import hmac
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from rrg_desk.fileio import write_bytes_atomic
 from rrg_desk.imaging.types import PatientInfo, Study
 
 ANONYMOUS_NAME = "ANONYMOUS"
@@ -116,18 +115,9 @@ def _describe_os_error(exc: OSError, path: Path) -> str:
 
 
 def write_atomic(path: Path, data: bytes) -> Path:
-    """Write via a temporary file and rename, so a failed export leaves no half file."""
+    """Write the export whole or not at all; a failure is an ExportError worded for the reader."""
     path = Path(path)
-    tmp: str | None = None
     try:
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".part")
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-        tmp = None
+        return write_bytes_atomic(path, data)
     except OSError as exc:
         raise ExportError(_describe_os_error(exc, path)) from exc
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-    return path
