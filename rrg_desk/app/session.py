@@ -340,8 +340,7 @@ class Session:
         """The annotated frontal image (selected regions) as PNG bytes, or None without a draft."""
         if self.study is None or self.draft is None:
             return None
-        frontal = self.study.frontal or self.study.images[0]
-        return annotated_png_bytes(frontal, [r for r in self.draft.regions if r.selected], heatmap,
+        return annotated_png_bytes(self.study.primary_image, [r for r in self.draft.regions if r.selected], heatmap,
                                    self.report_meta(), anonymise)
 
     def export(self, formats: list[str], folder: str | Path, anonymise: bool = False,
@@ -390,8 +389,8 @@ class Session:
                 elif fmt == "png":
                     if self.draft is None:
                         raise ExportError("The annotated image needs a draft (regions); draft the study first.")
-                    frontal = self.study.frontal or self.study.images[0]
-                    written[fmt] = export_annotated_png(frontal, [r for r in self.draft.regions if r.selected],
+                    written[fmt] = export_annotated_png(self.study.primary_image,
+                                                        [r for r in self.draft.regions if r.selected],
                                                         None, out, anonymise, meta)
         finally:
             if written:

@@ -70,8 +70,8 @@ def draft_to_json(draft, study, bundle_folder: Path) -> dict:
 
 def study_images(study):
     """Images in the order the pipeline uses them: the frontal first."""
-    frontal = study.frontal or study.images[0]
-    return [frontal] + [im for im in study.images if im is not frontal]
+    primary = study.primary_image
+    return [primary] + [im for im in study.images if im is not primary]
 
 
 def format_report(draft) -> str:

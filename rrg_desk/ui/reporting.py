@@ -272,8 +272,7 @@ class ReportingController(QObject):
                 self._finding_heatmap = (name, heatmap)
             elif self.session.study is not None:  # below threshold: computed on demand
                 self.worker.configure(self.session.settings.bundle_dir, self.session.settings.device)
-                frontal = self.session.study.frontal or self.session.study.images[0]
-                self.worker.request_heatmap(frontal, name)
+                self.worker.request_heatmap(self.session.study.primary_image, name)
                 self.status(f"Computing the heatmap of {name}…")
         self._selected_sentence = self._hovered_sentence = ""  # the finding takes over the overlay
         self._update_link()
