@@ -80,19 +80,6 @@ def pseudo_id(identifier: str, salt: str = "") -> str:
     return "ANON-" + digest[:12].upper()
 
 
-def display_date(dicom_date: str) -> str:
-    """'20240105' -> '2024-01-05' (anything else is returned unchanged)."""
-    if len(dicom_date) == 8 and dicom_date.isdigit():
-        return f"{dicom_date[:4]}-{dicom_date[4:6]}-{dicom_date[6:]}"
-    return dicom_date
-
-
-def display_name(dicom_name: str) -> str:
-    """'DOE^JANE' -> 'DOE, JANE'."""
-    parts = [p for p in dicom_name.split("^") if p]
-    return ", ".join(parts[:2]) + (" " + " ".join(parts[2:]) if len(parts) > 2 else "")
-
-
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
