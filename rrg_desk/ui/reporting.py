@@ -123,12 +123,12 @@ class ReportingController(QObject):
         self.reportShown.emit()
 
     def _signed_banner(self) -> str:
-        reports = self.session.signed_reports()
-        original = next((r for r in reports if r.kind == "report"), None)
+        history = self.session.signed_history()
+        original = history.original
         if original is None:
             return ""
         lines = [f"Signed by {original.signer} on {original.signed_at[:19].replace('T', ' ')} UTC — read-only."]
-        for number, addendum in enumerate([r for r in reports if r.kind == "addendum"], start=1):
+        for number, addendum in enumerate(history.addenda, start=1):
             lines.append(f"Addendum {number} ({addendum.signer}): {addendum.addendum_text}")
         lines.append("Use Report ▸ Addendum (Ctrl+Alt+A) to add to it.")
         return "\n".join(lines)
