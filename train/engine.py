@@ -24,6 +24,7 @@ from safetensors.torch import save_file
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from rrg_desk.fileio import replacing
 from train.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from train.distributed import DistInfo, all_reduce_mean, barrier
 
@@ -102,9 +103,8 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 def save_model_weights(model: nn.Module, path: Path) -> None:
     state = {k: v.detach().cpu().contiguous() for k, v in _unwrap(model).state_dict().items()}
-    tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp))
-    tmp.replace(path)
+    with replacing(path) as tmp:
+        save_file(state, str(tmp))
 
 
 class TrainingRunLog:

@@ -38,7 +38,7 @@ def _studies(config: dict, split: str) -> list[tuple[str, Study, str]]:
 
 def _embed(pipeline: DraftPipeline, study: Study) -> np.ndarray:
     with torch.inference_mode():
-        prepared = pipeline._prepare(study.frontal or study.images[0])
+        prepared = pipeline._prepare(study.primary_image)
         return pipeline.bundle.classifier.encode_image(prepared.tensor)[0].cpu().numpy()
 
 

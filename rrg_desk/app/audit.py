@@ -9,12 +9,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
+from rrg_desk.fileio import write_text_atomic
 from rrg_desk.store.records import AuditEntry, StudyRecord
 
 COLUMNS = ("id", "time_utc", "user", "action", "patient", "study_uid", "summary", "detail_json")
@@ -81,13 +80,4 @@ def audit_csv_text(rows: Iterable[tuple[str, ...]]) -> str:
 
 def write_audit_csv(rows: Iterable[tuple[str, ...]], out: str | Path) -> Path:
     """Write the rows as CSV atomically; OSError (with the reason) when the folder refuses."""
-    out = Path(out)
-    handle, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}-", suffix=".part")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(audit_csv_text(rows))
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return write_text_atomic(out, audit_csv_text(rows), newline="")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from rrg_desk.app.settings import AppSettings, os_login_name
@@ -21,11 +20,13 @@ from rrg_desk.reports.document import (
     CLINICAL_SECTIONS, MODEL, ReportDocument, ReportSentence, normalise_model_sentence,
 )
 from rrg_desk.reports.draft import Draft, Sentence
-from rrg_desk.reports.export import Addendum, ReportMeta, base_name
+from rrg_desk.reports.export import ReportMeta, base_name
 from rrg_desk.reports.export.printable import PrintHeader
 from rrg_desk.reports.export.registry import Exporter, ExporterRegistry, ExportJob, key_image_png
 from rrg_desk.reports.truthfulness import Flag, check_report, unreviewed_flags
 from rrg_desk.store import Database, ReportSignedError, SignedReport, StoreError, StudyRecord
+from rrg_desk.store.records import SignedHistory
+from rrg_desk.store.signoff import signed_report_meta
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +121,10 @@ class Session:
         self.record, self.study = record, study
         self.refusal = None
         self.draft = self.db.load_model_draft(study_uid)  # once: the documents below share it
-        signed = self.db.signed_reports(study_uid)
+        original = self.db.signed_history(study_uid).original
         document = None
-        if signed and signed[0].document is not None:
-            document = ReportDocument.from_dict(signed[0].document, draft=self.draft)
+        if original is not None and original.document is not None:
+            document = ReportDocument.from_dict(original.document, draft=self.draft)
         restored = False
         if document is None:
             document = self.db.load_draft(study_uid, with_model_draft=False)
@@ -133,7 +134,7 @@ class Session:
         if document is None and self.draft is not None:
             document = ReportDocument.from_draft(self.draft)
         self.document = document
-        if not signed:
+        if original is None:
             self._prefill_clinical()
         self._dirty_since = None
         recovered = restored and study_uid in self._pending_recovery
@@ -142,7 +143,7 @@ class Session:
             self.db.audit(study_uid, self.user, "opened", {"restored_draft": restored})
         if recovered:
             self.db.audit(study_uid, self.user, "recovered", {"saved_at": self.db.draft_saved_at(study_uid)})
-        return OpenedStudy(record, study, restored, recovered, bool(signed))
+        return OpenedStudy(record, study, restored, recovered, original is not None)
 
     def needs_draft(self) -> bool:
         """Auto-draft rule: a study with no model draft, not signed, when auto_draft is on."""
@@ -312,23 +313,15 @@ class Session:
         self.record = self.db.get_study(self.record.study_uid)
         return addendum
 
-    def signed_reports(self) -> list[SignedReport]:
-        return self.db.signed_reports(self.record.study_uid) if self.record else []
+    def signed_history(self) -> SignedHistory:
+        return self.db.signed_history(self.record.study_uid) if self.record else SignedHistory()
 
     # --- exports ------------------------------------------------------------------------
     def report_meta(self) -> ReportMeta:
         """Patient, study and signature of the open report, for the exporters (and the PDF)."""
         if self.record is None or self.study is None:
             raise SessionError("Open a study first.")
-        signed = self.signed_reports()
-        original = next((r for r in signed if r.kind == "report"), None)
-        addenda = tuple(Addendum(r.addendum_text, r.signer, datetime.fromisoformat(r.signed_at))
-                        for r in signed if r.kind == "addendum")
-        return ReportMeta.from_study(
-            self.study, signer=original.signer if original else "",
-            signed_at=datetime.fromisoformat(original.signed_at) if original else None,
-            report_id=str(original.id) if original else "", addenda=addenda,
-            pseudonym_salt=self.db.installation_secret())
+        return signed_report_meta(self.study, self.signed_history(), pseudonym_salt=self.db.installation_secret())
 
     def register_exporter(self, name: str, suffix: str, write: Exporter) -> None:
         """Add an export format (how the UI adds the PDF, which Qt renders, without the core

@@ -11,6 +11,8 @@ import logging
 import sys
 from pathlib import Path
 
+from rrg_desk.fileio import write_text_atomic
+
 EXIT_BAD_INPUT = 2
 EXIT_BAD_BUNDLE = 3
 EXIT_FAILED = 4
@@ -68,8 +70,8 @@ def draft_to_json(draft, study, bundle_folder: Path) -> dict:
 
 def study_images(study):
     """Images in the order the pipeline uses them: the frontal first."""
-    frontal = study.frontal or study.images[0]
-    return [frontal] + [im for im in study.images if im is not frontal]
+    primary = study.primary_image
+    return [primary] + [im for im in study.images if im is not primary]
 
 
 def format_report(draft) -> str:
@@ -141,9 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json_out:
         try:
             args.json_out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = args.json_out.with_suffix(args.json_out.suffix + ".tmp")
-            tmp.write_text(json.dumps(draft_to_json(draft, study, args.bundle), indent=2))
-            tmp.replace(args.json_out)
+            write_text_atomic(args.json_out, json.dumps(draft_to_json(draft, study, args.bundle), indent=2))
         except OSError as exc:
             return _fail(EXIT_FAILED, f"could not write {args.json_out}: {exc.strerror or exc}")
     return 0

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from rrg_desk.fileio import write_text_atomic
 from rrg_desk.errors import UserFacingError
 from rrg_desk.paths import user_data_dir
 
@@ -76,14 +75,7 @@ class MacroStore:
     def save(self) -> None:
         """Write atomically (a crash mid-write never leaves a half file)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".macros-", suffix=".json")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump(self._macros, out, indent=2, sort_keys=True, ensure_ascii=False)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_text_atomic(self.path, json.dumps(self._macros, indent=2, sort_keys=True, ensure_ascii=False))
 
     def names(self) -> list[str]:
         return sorted(self._macros)

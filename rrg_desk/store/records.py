@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -57,6 +58,25 @@ class SignedReport:
         return content_sha256(self.study_uid, self.kind, self.parent_id, self.findings_text,
                               self.impression_text, self.addendum_text, self.signer,
                               self.signed_at) == self.sha256
+
+
+@dataclass(frozen=True)
+class SignedHistory:
+    """A study's signed report and the addenda that amend it, oldest first (no original: unsigned)."""
+
+    original: SignedReport | None = None
+    addenda: tuple[SignedReport, ...] = ()
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[SignedReport]) -> "SignedHistory":
+        rows = list(rows)
+        return cls(original=next((r for r in rows if r.kind == "report"), None),
+                   addenda=tuple(r for r in rows if r.kind == "addendum"))
+
+    @property
+    def versions(self) -> tuple[SignedReport, ...]:
+        """The report then each addendum: every signed version, in the order they were signed."""
+        return ((self.original,) if self.original else ()) + self.addenda
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,17 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rrg_desk.reports.document import ReportDocument
 from rrg_desk.reports.truthfulness import Flag
 from rrg_desk.store.errors import ReportSignedError, StoreError, StudyNotFoundError
-from rrg_desk.store.records import SignedReport, content_sha256, utc_now_iso
+from rrg_desk.store.records import SignedHistory, SignedReport, content_sha256, utc_now_iso
+
+if TYPE_CHECKING:
+    from rrg_desk.imaging.types import Study
+    from rrg_desk.reports.export.common import ReportMeta
 
 _SIGNED_COLUMNS = ("id, study_uid, kind, parent_id, findings_text, impression_text, addendum_text, "
                    "document_json, signer, signed_at, sha256, flags_json")
@@ -97,6 +103,25 @@ class SignOffMixin:
                                 (study_uid,)).fetchall()
         return [_signed_from_row(row) for row in rows]
 
+    def signed_history(self, study_uid: str) -> SignedHistory:
+        return SignedHistory.from_rows(self.signed_reports(study_uid))
+
     def is_signed(self, study_uid: str) -> bool:
         with self._reading("reading signed reports") as conn:
             return self._original(conn, study_uid) is not None
+
+
+def signed_report_meta(study: Study, history: SignedHistory, pseudonym_salt: str,
+                       organisation: str = "") -> ReportMeta:
+    """The exporters' ReportMeta of `study`: signer, time and id of the signed report and its
+    addenda (an unsigned study's meta carries none, and exports as a draft)."""
+    from rrg_desk.reports.export.common import Addendum, ReportMeta  # the exporters load when exporting
+
+    original = history.original
+    addenda = tuple(Addendum(text=r.addendum_text, signer=r.signer, signed_at=datetime.fromisoformat(r.signed_at))
+                    for r in history.addenda)
+    return ReportMeta.from_study(
+        study, signer=original.signer if original else "",
+        signed_at=datetime.fromisoformat(original.signed_at) if original else None,
+        report_id=str(original.id) if original else "", addenda=addenda,
+        pseudonym_salt=pseudonym_salt, organisation=organisation)

@@ -11,19 +11,19 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QShowEvent
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QShowEvent
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QWidget
 
 from rrg_desk.app.session import Session
 from rrg_desk.app.settings import AppSettings
 from rrg_desk.imaging import ImageReadError, Study
+from rrg_desk.imaging.dicom_values import display_date, display_name
 from rrg_desk.store import Database, StoreError
 from rrg_desk.ui.actions import create_actions, preset_name
 from rrg_desk.ui.draft_worker import DraftWorker
 from rrg_desk.ui.error_dialog import create_error_box
 from rrg_desk.ui.loader import LoadResult, StudyLoader
 from rrg_desk.ui.pdf_export import register_pdf_export
-from rrg_desk.ui.metadata_strip import format_dicom_date, format_person_name
 from rrg_desk.ui.recent_files import RecentFiles, RecentFilesMenu
 from rrg_desk.ui.reporting import ReportingController
 from rrg_desk.ui.settings import open_settings
@@ -329,8 +329,8 @@ class MainWindow(WorkstationWindowMixin, QMainWindow):
         if self.viewer.study is not study:
             self.viewer.set_study(study)
         self._update_enabled()
-        name = format_person_name(study.patient.name) or "Unnamed patient"
-        parts = [APP_TITLE, name, format_dicom_date(study.study_date), study.description]
+        name = display_name(study.patient.name) or "Unnamed patient"
+        parts = [APP_TITLE, name, display_date(study.study_date), study.description]
         self.setWindowTitle(" — ".join(part for part in parts if part))
         self.statusBar().showMessage(message or f"Opened {len(study.images)} image(s) of {name}.")
         self.studyShown.emit(study)

@@ -342,5 +342,5 @@ def frontal_view(views: list[QGraphicsView], study) -> QGraphicsView | None:
     """The view showing the image the draft's regions refer to (the pipeline's frontal)."""
     if study is None or not study.images:
         return None
-    frontal = study.frontal or study.images[0]
-    return next((view for view in views if view.image is frontal), views[0] if views else None)
+    primary = study.primary_image
+    return next((view for view in views if view.image is primary), views[0] if views else None)

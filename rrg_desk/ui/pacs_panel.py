@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
+from rrg_desk.imaging.dicom_values import display_date, display_name
 from rrg_desk.pacs import (
     CredentialStore, PacsError, PacsServer, PacsSettingsError, StudyQuery, client_for, find_server, load_servers,
     retrieve_into_store, retry_outbox, save_servers,
@@ -299,9 +300,7 @@ class PacsPanel(QWidget):
         self.table.setSortingEnabled(False)
         self.table.setRowCount(len(self.hits))
         for row, hit in enumerate(self.hits):
-            date = f"{hit.study_date[:4]}-{hit.study_date[4:6]}-{hit.study_date[6:]}" if len(hit.study_date) == 8 \
-                else hit.study_date
-            values = (hit.patient_name.replace("^", ", ", 1).replace("^", " "), hit.patient_id, date, hit.accession,
+            values = (display_name(hit.patient_name), hit.patient_id, display_date(hit.study_date), hit.accession,
                       hit.description, "/".join(hit.modalities),
                       "" if hit.instance_count is None else str(hit.instance_count))
             for column, value in enumerate(values):

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import html
 import os
-import tempfile
 from pathlib import Path
 
 from PySide6.QtCore import QMarginsF, QRectF, QSizeF, Qt, QUrl
 from PySide6.QtGui import (QColor, QFont, QFontMetricsF, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter, QPen,
                            QTextDocument)
 
+from rrg_desk.fileio import replacing
 from rrg_desk.reports.deid import prepare
 from rrg_desk.reports.export.common import ExportError, ReportMeta
 from rrg_desk.reports.export.printable import PrintableReport, PrintHeader, printable_report
@@ -134,20 +134,14 @@ def export_pdf(document, meta: ReportMeta, out: str | Path, anonymise: bool = Fa
         raise ExportError(f"The folder {out.parent} does not exist.")
     if not os.access(out.parent, os.W_OK):
         raise ExportError(f"The folder {out.parent} is read-only or not yours: choose another folder for the export.")
-    handle, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}-", suffix=".part")
-    os.close(handle)
     try:
-        pages = _paint(report, tmp, key_image)
-        if pages == 0 or Path(tmp).stat().st_size == 0:
-            raise ExportError(f"{out.name} could not be written to {out.parent} (the PDF came out empty; "
-                              f"is the disk full?).")
-        os.replace(tmp, out)
-        tmp = None
+        with replacing(out) as tmp:
+            pages = _paint(report, str(tmp), key_image)
+            if pages == 0 or tmp.stat().st_size == 0:
+                raise ExportError(f"{out.name} could not be written to {out.parent} (the PDF came out empty; "
+                                  f"is the disk full?).")
     except OSError as exc:
         raise ExportError(f"{out.name} could not be written to {out.parent} ({exc.strerror or exc}).") from exc
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
     return out
 
 

@@ -124,12 +124,12 @@ class ReportingController(QObject):
         self.reportShown.emit()
 
     def _signed_banner(self) -> str:
-        reports = self.session.signed_reports()
-        original = next((r for r in reports if r.kind == "report"), None)
+        history = self.session.signed_history()
+        original = history.original
         if original is None:
             return ""
         lines = [f"Signed by {original.signer} on {original.signed_at[:19].replace('T', ' ')} UTC — read-only."]
-        for number, addendum in enumerate([r for r in reports if r.kind == "addendum"], start=1):
+        for number, addendum in enumerate(history.addenda, start=1):
             lines.append(f"Addendum {number} ({addendum.signer}): {addendum.addendum_text}")
         lines.append("Use Report ▸ Addendum (Ctrl+Alt+A) to add to it.")
         return "\n".join(lines)
@@ -263,8 +263,7 @@ class ReportingController(QObject):
                 self._finding_heatmap = (name, heatmap)
             elif self.session.study is not None:  # below threshold: computed on demand
                 self.worker.configure(self.session.settings.bundle_dir, self.session.settings.device)
-                frontal = self.session.study.frontal or self.session.study.images[0]
-                self.worker.request_heatmap(frontal, name)
+                self.worker.request_heatmap(self.session.study.primary_image, name)
                 self.status(f"Computing the heatmap of {name}…")
         self._selected_sentence = self._hovered_sentence = ""  # the finding takes over the overlay
         self._update_link()

@@ -96,7 +96,7 @@ class SignOffFlow(QObject):
         signer = self._signer()
         if not signer:
             return None
-        original = next((r for r in session.signed_reports() if r.kind == "report"), None)
+        original = session.signed_history().original
         summary = f"Report signed by {original.signer} on {original.signed_at[:10]}." if original else ""
         dialog = AddendumDialog(summary, signer, self.window)
         dialog.accepted.connect(lambda: self.finish_addendum(dialog.addendum_text(), signer))

@@ -18,8 +18,8 @@ from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QTableView,
                                QVBoxLayout, QWidget)
 
+from rrg_desk.imaging.dicom_values import display_date, display_name
 from rrg_desk.store import WorklistQuery
-from rrg_desk.ui.metadata_strip import format_dicom_date, format_person_name
 from rrg_desk.ui.worklist_worker import FetchResult, WorklistWorker
 
 COLUMNS = (("Patient", "patient_name"), ("ID", "patient_id"), ("Date", "study_date"),
@@ -146,9 +146,9 @@ class WorklistModel(QAbstractTableModel):
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
             raw = self.pacs_label(_field(record, "study_uid")) if name == "pacs" else _field(record, name)
             if name == "patient_name":
-                return format_person_name(raw)
+                return display_name(raw)
             if name == "study_date":
-                return format_dicom_date(raw)
+                return display_date(raw)
             if name == "status":
                 return STATUS_LABELS.get(raw, raw)
             return raw

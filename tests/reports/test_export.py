@@ -198,12 +198,12 @@ def test_pseudonyms_are_stable_and_keyed():
 @pytest.mark.parametrize("code, words", [(errno.ENOSPC, "disk is full"), (errno.EROFS, "read-only"),
                                          (errno.EACCES, "read-only")])
 def test_write_failures_become_export_errors(study, document, tmp_path, monkeypatch, code, words):
-    import rrg_desk.reports.export.common as common
+    import rrg_desk.fileio as fileio
 
     def failing_replace(src, dst):
         raise OSError(code, "simulated")
 
-    monkeypatch.setattr(common.os, "replace", failing_replace)
+    monkeypatch.setattr(fileio.os, "replace", failing_replace)
     with pytest.raises(ExportError) as caught:
         export_txt(document, _meta(study), tmp_path / "r.txt")
     assert words in caught.value.user_message

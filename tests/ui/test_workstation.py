@@ -122,7 +122,7 @@ def test_open_draft_edit_review_sign_export_addendum(workstation, qtbot, tmp_pat
     addendum.text.setPlainText("Comparison with outside films: unchanged.")
     with qtbot.waitSignal(main.signoff.addendumSigned, timeout=10_000):
         qtbot.mouseClick(addendum.sign_button, Qt.MouseButton.LeftButton)
-    kinds = [r.kind for r in session.signed_reports()]
+    kinds = [r.kind for r in session.signed_history().versions]
     assert kinds.count("addendum") == 1 and "Addendum 1" in main.editor.banner.text()
 
 

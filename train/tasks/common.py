@@ -7,6 +7,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
+from rrg_desk.fileio import write_text_atomic
 from rrg_desk.models.card import Preprocessing
 from rrg_desk.models.tokenizer import ReportTokenizer
 from rrg_desk.models.findings import DEFAULT_PROMPTS
@@ -104,9 +105,7 @@ def tokenizer_for(config: dict) -> ReportTokenizer:
     tok = ReportTokenizer.train_from_texts(texts, vocab_size=int(config["tokenizer"]["vocab_size"]),
                                            min_frequency=int(config["tokenizer"]["min_frequency"]))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(tok.to_json(), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, tok.to_json())
     log.info("tokenizer: %d tokens from %d texts", tok.vocab_size, len(texts))
     return tok
 

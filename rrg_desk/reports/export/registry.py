@@ -49,7 +49,7 @@ def _key_image(study: Study, draft: Draft | None) -> tuple[XrayImage, list[Regio
     """The frontal image and the regions the draft selected, or None without a draft."""
     if draft is None:
         return None
-    return study.frontal or study.images[0], [r for r in draft.regions if r.selected]
+    return study.primary_image, [r for r in draft.regions if r.selected]
 
 
 def key_image_png(study: Study, draft: Draft | None, meta: ReportMeta, anonymise: bool) -> bytes | None:
