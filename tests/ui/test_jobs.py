@@ -84,9 +84,15 @@ def test_a_cancelled_job_is_never_heard_from(qtbot, runner):
 
 def test_shutdown_drops_queued_jobs_and_waits_for_the_running_one(qtbot):
     runner = JobRunner(max_threads=1)
-    gate, ran = threading.Event(), []
-    runner.start(lambda _job: gate.wait(5) and ran.append("running"), lambda _result: ran.append("callback"))
+    gate, started, ran = threading.Event(), threading.Event(), []
+
+    def first(_job):
+        started.set()
+        return gate.wait(5) and ran.append("running")
+
+    runner.start(first, lambda _result: ran.append("callback"))
     runner.start(lambda _job: ran.append("queued"), lambda _result: ran.append("callback"))
+    assert started.wait(5)  # on a loaded machine the pool thread may pick the first job up late
     threading.Timer(0.1, gate.set).start()
     assert runner.shutdown(5_000)
     qtbot.wait(20)  # a late delivery would arrive now
