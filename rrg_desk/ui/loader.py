@@ -59,10 +59,6 @@ class StudyLoader(QObject):
         self._pending: set[int] = set()  # request ids whose job has not reported yet
         self.importer: Importer | None = None  # set by the workstation: files also join the worklist
 
-    @property
-    def current_request_id(self) -> int:
-        return self._current_id
-
     def is_busy(self) -> bool:
         return self._current_id in self._pending
 
