@@ -170,19 +170,6 @@ def with_active_bundle(settings: AppSettings, info: BundleInfo) -> AppSettings:
     return dataclasses.replace(settings, bundle_dir=str(info.folder))
 
 
-def lineage(info: BundleInfo, bundles: list[BundleInfo]) -> list[BundleInfo]:
-    """`info`, its parent, the parent's parent... as far as they are installed."""
-    by_id = {b.bundle_id: b for b in bundles}
-    chain, seen = [info], {info.bundle_id}
-    while chain[-1].parent and chain[-1].parent.bundle_id in by_id:
-        parent = by_id[chain[-1].parent.bundle_id]
-        if parent.bundle_id in seen:
-            break
-        chain.append(parent)
-        seen.add(parent.bundle_id)
-    return chain
-
-
 def compare_drafts(study, folders: list[str | Path], device: str = "auto", cancel=None) -> list:
     """Draft `study` with each bundle (in order) -> list of Draft. Runs the models: call it
     from a worker thread."""

@@ -165,10 +165,6 @@ class DraftWorker(QObject):
     def is_busy(self, kind: str = KIND_DRAFT) -> bool:
         return self._current[kind] is not None
 
-    def current_request_id(self, kind: str = KIND_DRAFT) -> int | None:
-        job = self._current[kind]
-        return job.request_id if job is not None else None
-
     def crash_child_at(self, stage: str) -> None:
         """Tests of the crash handling: the child segfaults when its next draft reaches `stage`."""
         self.process.crash_at(stage)

@@ -52,16 +52,13 @@ class StudyLoader(QObject):
     failed = Signal(int, str)  # request id, message (an unexpected exception, not a bad file)
     busyChanged = Signal(bool)
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, importer: Importer | None = None, parent: QObject | None = None) -> None:
+        """`importer`: the workstation's, so files read also join the worklist (None: viewing only)."""
         super().__init__(parent)
         self.jobs = JobRunner(self)
+        self.importer = importer
         self._current_id = 0
         self._pending: set[int] = set()  # request ids whose job has not reported yet
-        self.importer: Importer | None = None  # set by the workstation: files also join the worklist
-
-    @property
-    def current_request_id(self) -> int:
-        return self._current_id
 
     def is_busy(self) -> bool:
         return self._current_id in self._pending

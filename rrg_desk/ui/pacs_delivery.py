@@ -1,6 +1,7 @@
 """Signed reports to the PACS: sign (or sign an addendum) -> outbox -> STOW-RS, with retries.
 
-    delivery = attach_pacs_delivery(window)   # wires signing, the export dialog and the worklist
+    delivery = PacsDelivery(session, credentials, jobs, parent)   # the worklist's PACS column: delivery.statuses
+    connect_pacs_delivery(delivery, window)   # wires signing, the export dialog and the worklist
 
 With a PACS configured (pacs-servers.json; the setting `pacs_server` picks one, else the first)
 and the setting `pacs_auto_send` on, every signature queues the report's SR in the outbox (on
@@ -172,23 +173,15 @@ def _find(name: str) -> PacsServer:
     return find_server(name)
 
 
-def attach_pacs_delivery(window) -> PacsDelivery | None:
-    """Create the delivery for a MainWindow with a worklist store and wire it: signatures,
-    the export dialog's "Send to PACS", the worklist's PACS column, the PACS panel's retry."""
-    if window.session is None:
-        return None
-    panel = getattr(window, "pacs_panel", None)
-    delivery = PacsDelivery(window.session, credentials=getattr(panel, "credentials", None),
-                            jobs=getattr(panel, "jobs", None), parent=window)
+def connect_pacs_delivery(delivery: PacsDelivery, window) -> None:
+    """Wire a MainWindow's delivery (built with its PACS panel, the worklist showing its statuses):
+    signatures and the export dialog's "Send to PACS" go to it, outbox changes and the PACS
+    panel's retry refresh the worklist's PACS column."""
     window.signoff.signed.connect(delivery.on_signed)
     window.signoff.addendumSigned.connect(delivery.on_signed)
-    window.signoff.pacs_target = delivery.server_name
     window.signoff.pacsSendRequested.connect(delivery.send)
-    window.worklist.pacs_status = delivery.statuses
     delivery.statusChanged.connect(window.worklist.refresh)
     delivery.message.connect(window.statusBar().showMessage)
-    if panel is not None:
-        panel.outboxRetried.connect(lambda _sent, _queued: window.worklist.refresh())
+    window.pacs_panel.outboxRetried.connect(lambda _sent, _queued: window.worklist.refresh())
     window.worklist.refresh()
     QTimer.singleShot(0, delivery._after_attempt)  # reports queued in an earlier session: retry later
-    return delivery

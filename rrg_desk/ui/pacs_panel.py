@@ -1,6 +1,6 @@
 """The PACS panel: search a PACS, retrieve studies into the worklist, resend queued reports.
 
-    panel = PacsPanel(session_or_db)          # a Session (uses .db and .settings.user_name) or a Database
+    panel = PacsPanel(database, user=lambda: settings.user_name)   # user: who the audit names
     main_window.add_panel("PACS", panel, area)
     panel.studyRetrieved.connect(worklist.refresh)
 
@@ -25,6 +25,7 @@ from rrg_desk.pacs import (
     CredentialStore, PacsError, PacsServer, PacsSettingsError, StudyQuery, client_for, find_server, load_servers,
     retrieve_into_store, retry_outbox, save_servers,
 )
+from rrg_desk.store import Database
 from rrg_desk.ui.jobs import Job, JobRunner
 
 MODALITY_CHOICES = (("CR + DX", ("CR", "DX")), ("CR", ("CR",)), ("DX", ("DX",)), ("Any", ()))
@@ -128,11 +129,12 @@ class PacsPanel(QWidget):
     outboxRetried = Signal(int, int)  # sent, still queued
     errorShown = Signal(str)
 
-    def __init__(self, session_or_db, parent: QWidget | None = None, credentials: CredentialStore | None = None,
-                 jobs: JobRunner | None = None) -> None:
+    def __init__(self, db: Database, parent: QWidget | None = None, credentials: CredentialStore | None = None,
+                 jobs: JobRunner | None = None, user: Callable[[], str] | None = None) -> None:
+        """`user`: who retrieves and resends, for the audit (asked at each job; None: nobody named)."""
         super().__init__(parent)
-        self.db = getattr(session_or_db, "db", session_or_db)
-        self._session = session_or_db if hasattr(session_or_db, "db") else None
+        self.db = db
+        self._user = user or (lambda: "")
         self.credentials = credentials or CredentialStore()
         # one network job at a time, in a pool of our own (close waits only for ours)
         self.jobs = jobs or JobRunner(self, max_threads=1)
@@ -203,8 +205,7 @@ class PacsPanel(QWidget):
     # --- helpers --------------------------------------------------------------------------
     @property
     def user(self) -> str:
-        settings = getattr(self._session, "settings", None)
-        return str(getattr(settings, "user_name", "") or "")
+        return str(self._user() or "")
 
     def reload_servers(self) -> None:
         current = self.server.currentText()

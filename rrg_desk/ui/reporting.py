@@ -7,6 +7,7 @@ always kept). The main window creates it and connects its actions to it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -28,7 +29,9 @@ class ReportingController(QObject):
     reportShown = Signal()  # the session's document is on screen (opened, drafted, signed)
     message = Signal(str, str)  # title, text: the window shows a non-blocking box
 
-    def __init__(self, session, worker, viewer, editor, findings, overlay_panel, parent: QObject | None = None) -> None:
+    def __init__(self, session, worker, viewer, editor, findings, overlay_panel,
+                 status: Callable[[str], None] | None = None, parent: QObject | None = None) -> None:
+        """`status` shows one line (the window's status bar); the editor edits through `session`."""
         super().__init__(parent)
         self.session, self.worker, self.viewer = session, worker, viewer
         self.editor, self.findings, self.overlay_panel = editor, findings, overlay_panel
@@ -36,13 +39,11 @@ class ReportingController(QObject):
         self.box_tool: BoxTool | None = None
         self._selected_sentence = self._hovered_sentence = ""
         self._finding_heatmap: tuple[str, object] | None = None
-        self.status = lambda text: None  # the window's status bar
+        self.status = status or (lambda _text: None)
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setSingleShot(True)
         self.autosave_timer.timeout.connect(self.autosave)
-        if session is not None:
-            editor.edit_sink = self._edit
-            editor.reviewer = session
+        editor.editRefused.connect(self.status)
         editor.textEdited.connect(self._on_text_edited)
         editor.sentenceActivated.connect(self._on_sentence_activated)
         editor.sentenceHovered.connect(self._on_sentence_hovered)
@@ -59,18 +60,6 @@ class ReportingController(QObject):
         worker.regionDescribed.connect(self._on_region_described)
         worker.describeFailed.connect(lambda _rid, text: self.message.emit("Describe region", text))
         worker.heatmapReady.connect(self._on_heatmap_ready)
-
-    def _edit(self, section: str, text: str) -> None:
-        from rrg_desk.store import StoreError
-
-        if self.session.record is None:
-            return  # typing without a study: nothing to keep it in
-        try:
-            self.session.edit(section, text)
-        except StoreError as exc:  # signed meanwhile: the text stays on screen, the user is told
-            self.status(exc.user_message)
-            return
-        self.editor.document = self.session.document  # the first keystroke may have created it
 
     # ----- studies ------------------------------------------------------------------------
     def open_study(self, study_uid: str, study=None):

@@ -27,14 +27,16 @@ class SignOffFlow(QObject):
     exported = Signal(object)  # {format: Path}
     pacsSendRequested = Signal(str)  # study uid: the export dialog's "Send to PACS" (ui/pacs_delivery.py)
 
-    def __init__(self, controller, window: QWidget) -> None:
+    def __init__(self, controller, window: QWidget, pacs_target: Callable[[], str | None] | None = None) -> None:
+        """`pacs_target`: the name of the PACS signed reports go to (PacsDelivery.server_name;
+        None: no PACS), for the export dialog's "Send to PACS"."""
         super().__init__(window)
         self.controller, self.window = controller, window
+        self.pacs_target = pacs_target or (lambda: None)
         self.review_dialog: ReviewDialog | None = None
         self.addendum_dialog: AddendumDialog | None = None
         self.export_dialog: ExportDialog | None = None
         self.export_folder = Path.home()
-        self.pacs_target: Callable[[], str | None] = lambda: None  # the PACS name, set by pacs_delivery
 
     @property
     def session(self):

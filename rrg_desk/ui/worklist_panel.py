@@ -11,8 +11,6 @@ signed report stands with the PACS (Sent / Queued / Failed: reason).
 """
 from __future__ import annotations
 
-from typing import Callable
-
 from PySide6.QtCore import QAbstractTableModel, QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QTableView,
@@ -20,7 +18,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLab
 
 from rrg_desk.imaging.dicom_values import display_date, display_name
 from rrg_desk.store import WorklistQuery
-from rrg_desk.ui.worklist_worker import FetchResult, WorklistWorker
+from rrg_desk.ui.worklist_worker import FetchResult, PacsStatuses, SourceFactory, WorklistWorker
 
 COLUMNS = (("Patient", "patient_name"), ("ID", "patient_id"), ("Date", "study_date"),
            ("Accession", "accession"), ("Description", "description"), ("Status", "status"), ("PACS", "pacs"))
@@ -175,9 +173,12 @@ class WorklistPanel(QWidget):
     pageAppended = Signal(int)  # rows added by scrolling
     queryFailed = Signal(str)  # a message for the radiologist (also in the count line)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, source_factory: SourceFactory | None = None, pacs_status: PacsStatuses | None = None,
+                 parent: QWidget | None = None) -> None:
+        """`source_factory` opens the store reader the worker thread queries (None: no store, no
+        rows); `pacs_status` fills the PACS column, called in the worker thread."""
         super().__init__(parent)
-        self.worker = WorklistWorker(self)
+        self.worker = WorklistWorker(source_factory, pacs_status, self)
         self.model = WorklistModel(self)
         self.search = QLineEdit(self)
         self.search.setPlaceholderText("Search patient, ID, accession, description…")
@@ -230,25 +231,6 @@ class WorklistPanel(QWidget):
         self.worker.failed.connect(self._on_failed)
         header.setSortIndicator(STATUS_COLUMN, Qt.SortOrder.AscendingOrder)  # the worklist order
         self.table.setSortingEnabled(True)  # header clicks -> model.sort -> a store query
-
-    # --- wiring (the workstation sets these) ------------------------------------------
-    @property
-    def source_factory(self) -> Callable[[], object] | None:
-        """Opens the store reader the worker thread queries (Database.worklist_reader)."""
-        return self.worker.source_factory
-
-    @source_factory.setter
-    def source_factory(self, factory: Callable[[], object] | None) -> None:
-        self.worker.source_factory = factory
-
-    @property
-    def pacs_status(self) -> Callable[[list[str]], dict] | None:
-        """[study uid] -> {uid: DeliveryStatus}; called in the worker thread (PACS column)."""
-        return self.worker.pacs_status
-
-    @pacs_status.setter
-    def pacs_status(self, statuses: Callable[[list[str]], dict] | None) -> None:
-        self.worker.pacs_status = statuses
 
     def current_query(self) -> WorklistQuery:
         s = self._sort

@@ -1,8 +1,8 @@
 """Worklist queries off the GUI thread: a page of studies (and their PACS statuses) per request.
 
-    worker = WorklistWorker(parent)
-    worker.source_factory = database.worklist_reader   # opened on first use, in the worker thread
-    worker.pacs_status = delivery.statuses              # optional: [uid] -> {uid: DeliveryStatus}
+    worker = WorklistWorker(database.worklist_reader,  # opened on first use, in the worker thread
+                            delivery.statuses,         # optional: [uid] -> {uid: DeliveryStatus}
+                            parent)
     request_id = worker.fetch(query, offset, limit, count=True)
     worker.finished -> (request_id, FetchResult) ; worker.failed -> (request_id, message)
 
@@ -15,12 +15,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Callable
+from typing import Callable, Protocol
 
 from PySide6.QtCore import QObject, Signal
 
 from rrg_desk.store import WorklistPage, WorklistQuery
 from rrg_desk.ui.jobs import JobRunner
+
+
+class WorklistSource(Protocol):
+    """What the worker queries (rrg_desk.store.WorklistReader): a page of the worklist, then closed."""
+
+    def page(self, query: WorklistQuery, offset: int, limit: int, count: bool) -> WorklistPage: ...
+
+    def close(self) -> None: ...
+
+
+SourceFactory = Callable[[], WorklistSource]  # opens the source, in the worker thread (Database.worklist_reader)
+PacsStatuses = Callable[[list[str]], dict]  # [study uid] -> {uid: DeliveryStatus} (PacsDelivery.statuses)
 
 
 @dataclass(frozen=True)
@@ -43,10 +55,12 @@ class WorklistWorker(QObject):
     finished = Signal(int, object)  # request id, FetchResult
     failed = Signal(int, str)
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, source_factory: SourceFactory | None = None, pacs_status: PacsStatuses | None = None,
+                 parent: QObject | None = None) -> None:
+        """Without a `source_factory` (no store) every request goes unanswered."""
         super().__init__(parent)
-        self.source_factory: Callable[[], object] | None = None  # -> an object with page(query, offset, limit, count)
-        self.pacs_status: Callable[[list[str]], dict] | None = None
+        self.source_factory = source_factory
+        self.pacs_status = pacs_status
         self.jobs = JobRunner(self, max_threads=1)
         self.closed = False
         self._source = None
@@ -56,7 +70,7 @@ class WorklistWorker(QObject):
     def available(self) -> bool:
         return self.source_factory is not None and not self.closed
 
-    def source(self):
+    def source(self) -> WorklistSource:
         """The reader, opened on first use (called in the worker thread only)."""
         if self._source is None:
             if self.source_factory is None:
@@ -68,15 +82,14 @@ class WorklistWorker(QObject):
         self._last_id += 1
         request = FetchRequest(self._last_id, query, offset, limit, count)
         if self.available:
-            pacs_status = self.pacs_status
-            self.jobs.start(lambda _job: self._fetch(request, pacs_status), self._finished,
+            self.jobs.start(lambda _job: self._fetch(request), self._finished,
                             partial(self._failed, request.request_id))
         return request.request_id
 
-    def _fetch(self, request: FetchRequest, pacs_status: Callable[[list[str]], dict] | None) -> FetchResult:
+    def _fetch(self, request: FetchRequest) -> FetchResult:
         """The job (in the worklist's one thread): a page, then the PACS statuses of its studies."""
         page = self.source().page(request.query, request.offset, request.limit, request.count)
-        pacs = pacs_status([r.study_uid for r in page.records]) if pacs_status is not None else {}
+        pacs = self.pacs_status([r.study_uid for r in page.records]) if self.pacs_status is not None else {}
         return FetchResult(request, page, pacs)
 
     def _finished(self, result: FetchResult) -> None:
@@ -95,5 +108,5 @@ class WorklistWorker(QObject):
         self.closed = True
         self.jobs.shutdown(msecs)
         source, self._source = self._source, None
-        if source is not None and hasattr(source, "close"):
+        if source is not None:
             source.close()

@@ -28,19 +28,18 @@ class WorkstationWindowMixin:
     """Mixed into MainWindow (a QMainWindow with add_panel, session, worker, reporting)."""
 
     def _build_panels(self) -> None:
-        self.worklist = WorklistPanel(self)
-        self.editor = ReportEditor(self)
+        self._build_pacs()
+        if self.database is not None:  # queried on the worklist's thread, with the PACS column
+            self.worklist = WorklistPanel(self.database.worklist_reader, self.pacs_delivery.statuses, self)
+        else:
+            self.worklist = WorklistPanel(parent=self)
+        self.editor = ReportEditor(self.session, self)
         self.findings = FindingsPanel(self)
         self.overlay_panel = OverlayPanel(self)
         self.editor.template = (NORMAL_CHEST_TEMPLATE.findings, NORMAL_CHEST_TEMPLATE.impression)
         self.editor.macros = MacroStore().items()
-        if self.database is not None:
-            self.worklist.source_factory = self.database.worklist_reader  # queried on the worklist's thread
         self.worklist_dock = self.add_panel("Worklist", self.worklist, Qt.DockWidgetArea.LeftDockWidgetArea)
-        if self.database is not None:
-            from rrg_desk.ui.pacs_panel import PacsPanel  # dicomweb-client: only when a store exists
-
-            self.pacs_panel = PacsPanel(self.session, self)
+        if self.pacs_panel is not None:
             self.pacs_panel.studyRetrieved.connect(lambda _uid: self.worklist.refresh())
             self.pacs_dock = self.add_panel("PACS", self.pacs_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
             self.tabifyDockWidget(self.worklist_dock, self.pacs_dock)
@@ -76,6 +75,18 @@ class WorkstationWindowMixin:
         self.commands["identity"].triggered.connect(lambda: self.confirm_identity(force=True))
         self.commands["audit_log"].setEnabled(self.database is not None)
         self.commands["identity"].setEnabled(self.session is not None)
+
+    def _build_pacs(self) -> None:
+        """The PACS panel and the delivery of signed reports (ui/pacs_delivery.py): only with a store."""
+        self.pacs_panel = self.pacs_delivery = None
+        if self.session is None:
+            return
+        from rrg_desk.ui.pacs_delivery import PacsDelivery  # dicomweb-client: only when a store exists
+        from rrg_desk.ui.pacs_panel import PacsPanel
+
+        self.pacs_panel = PacsPanel(self.database, self, user=lambda: self.session.settings.user_name)
+        # one network job at a time: the delivery runs in the panel's pool, with its passwords
+        self.pacs_delivery = PacsDelivery(self.session, self.pacs_panel.credentials, self.pacs_panel.jobs, self)
 
     def _report_panel(self) -> QWidget:
         """The report editor under the input check's refusal banner (hidden until a refusal)."""

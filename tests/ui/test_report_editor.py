@@ -123,3 +123,35 @@ def test_read_only_editor_refuses_typing(editor):
     QTest.keyClicks(findings, "more text")
     assert findings.toPlainText() == before
     assert not editor.accept_all_button.isEnabled() and editor.banner.text() == "Signed by Dr A"
+
+
+class SigningSession:
+    """The editor's session: keeps edits in its document until the report is signed."""
+
+    def __init__(self) -> None:
+        self.record = object()
+        self.document = None
+        self.signed = False
+
+    def edit(self, section: str, text: str) -> None:
+        from rrg_desk.store.errors import ReportSignedError
+
+        if self.signed:
+            raise ReportSignedError("1.2.3")
+        if self.document is None:  # the first word creates it, as the Session does
+            self.document = ReportDocument(study_uid="1.2.3")
+        self.document.replace_section_text(section, text)
+
+
+def test_edits_go_through_the_session_until_it_refuses(qtbot):
+    session = SigningSession()
+    editor = ReportEditor(session)
+    qtbot.addWidget(editor)
+    QTest.keyClicks(editor.edits["findings"], "Clear lungs.")
+    assert editor.document is session.document and session.document.findings_text() == "Clear lungs."
+    session.signed = True
+    with qtbot.waitSignal(editor.editRefused, timeout=1_000) as refused:
+        QTest.keyClicks(editor.edits["findings"], " More")
+    assert "signed" in refused.args[0]
+    assert editor.section_text("findings") == "Clear lungs. More"  # the text stays on screen
+    assert session.document.findings_text() == "Clear lungs."

@@ -47,16 +47,28 @@ def source(db):
 
 
 @pytest.fixture
-def panel(qtbot, source):
-    widget = WorklistPanel()
-    widget.source_factory = lambda: source
-    qtbot.addWidget(widget)
-    widget.resize(900, 600)
-    widget.show()
-    qtbot.waitExposed(widget)
-    yield widget
+def make_panel(qtbot, source):
+    """Panels on `source` (PACS statuses from `pacs_status`, if given), shown; shut down at the end."""
+    made = []
+
+    def make(pacs_status=None) -> WorklistPanel:
+        widget = WorklistPanel(lambda: source, pacs_status)
+        qtbot.addWidget(widget)
+        widget.resize(900, 600)
+        widget.show()
+        qtbot.waitExposed(widget)
+        made.append(widget)
+        return widget
+
+    yield make
     source.gate.set()
-    widget.shutdown()
+    for widget in made:
+        widget.shutdown()
+
+
+@pytest.fixture
+def panel(make_panel):
+    return make_panel()
 
 
 def refreshed(qtbot, panel: WorklistPanel) -> None:
@@ -170,14 +182,14 @@ def test_an_answer_to_an_older_question_is_not_shown(qtbot, panel, source, db):
     assert panel.visible_uids() == worklist_order(db, "portable")[:PAGE_SIZE]
 
 
-def test_pacs_statuses_come_with_each_page(qtbot, panel, db):
+def test_pacs_statuses_come_with_each_page(qtbot, make_panel, db):
     asked = []
 
     def statuses(uids):
         asked.append((threading.current_thread(), list(uids)))
         return {uid: DeliveryStatus("failed", "pacs", "connection refused") for uid in uids[:2]}
 
-    panel.pacs_status = statuses
+    panel = make_panel(statuses)
     refreshed(qtbot, panel)
     assert asked[-1][0] is not threading.main_thread()
     assert asked[-1][1] == panel.visible_uids()
