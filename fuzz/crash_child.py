@@ -25,7 +25,7 @@ from rrg_desk.app.settings import AppSettings
 from rrg_desk.models.findings import FINDING_NAMES
 from rrg_desk.reports.draft import Draft, FindingResult, RegionResult, Sentence
 from rrg_desk.reports.export import ExportError
-from rrg_desk.store import Database, StoreError
+from rrg_desk.store import SIGNED_STATUSES, Database, StoreError
 
 SIGNER = "Dr Crash Test"
 EXPORT_FORMATS = ["txt", "json", "fhir", "sr", "png"]
@@ -88,8 +88,8 @@ def main(argv: list[str]) -> int:
     print("ready", flush=True)
     edit = 0
     while True:
-        todo = [s.study_uid for s in db.list_studies() if s.status not in ("signed", "amended")]
-        signed = [s.study_uid for s in db.list_studies() if s.status in ("signed", "amended")]
+        todo = [s.study_uid for s in db.list_studies() if s.status not in SIGNED_STATUSES]
+        signed = [s.study_uid for s in db.list_studies() if s.status in SIGNED_STATUSES]
         roll = rng.random()
         if not todo or roll < 0.05:
             log.write("begin", action="import")
