@@ -17,9 +17,9 @@ from rrg_desk.imaging.types import Study
 from rrg_desk.inference.request import DraftSettings
 from rrg_desk.reports.clinical import clinical_defaults
 from rrg_desk.reports.document import (
-    CLINICAL_SECTIONS, MODEL, ReportDocument, ReportSentence, normalise_model_sentence,
+    CLINICAL_SECTIONS, ReportDocument, ReportSentence, normalise_model_sentence,
 )
-from rrg_desk.reports.draft import Draft, Sentence
+from rrg_desk.reports.draft import Draft, Sentence, SentenceOrigin
 from rrg_desk.reports.export import ReportMeta, base_name
 from rrg_desk.reports.export.printable import PrintHeader
 from rrg_desk.reports.export.registry import Exporter, ExporterRegistry, ExportJob, key_image_png
@@ -272,7 +272,7 @@ class Session:
         if self.draft is not None:
             self.draft.sentences.append(sentence)
             draft_index = len(self.draft.sentences) - 1
-        added = ReportSentence(text=text, origin=MODEL, region=sentence.region, model_text=text,
+        added = ReportSentence(text=text, origin=SentenceOrigin.MODEL, region=sentence.region, model_text=text,
                                draft_index=draft_index)
         document.add_sentence("findings", added)
         self._mark_dirty()
