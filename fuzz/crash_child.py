@@ -22,7 +22,7 @@ from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, gene
 
 from rrg_desk.app.session import Session
 from rrg_desk.app.settings import AppSettings
-from rrg_desk.models.findings import FINDING_NAMES
+from rrg_desk.models.findings import FINDING_NAMES, NO_FINDING
 from rrg_desk.reports.draft import Draft, FindingResult, RegionResult, Sentence
 from rrg_desk.reports.export import ExportError
 from rrg_desk.store import SIGNED_STATUSES, Database, StoreError
@@ -33,7 +33,7 @@ EXPORT_FORMATS = ["txt", "json", "fhir", "sr", "png"]
 
 def synthetic_draft(study_uid: str) -> Draft:
     """What a model would hand over (regions, findings, two sentences), without a model."""
-    probs = {name: 0.1 for name in FINDING_NAMES} | {"Cardiomegaly": 0.8, "No Finding": 0.2}
+    probs = {name: 0.1 for name in FINDING_NAMES} | {"Cardiomegaly": 0.8, NO_FINDING: 0.2}
     heat = np.linspace(0.0, 1.0, 64, dtype=np.float32).reshape(8, 8)
     return Draft(
         study_uid=study_uid,

@@ -13,6 +13,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 
+from rrg_desk.models.regions import WHOLE_IMAGE
 from rrg_desk.reports.draft import Draft, Sentence, SentenceOrigin
 from rrg_desk.reports.region_lexicon import primary_region
 from rrg_desk.reports.text import split_sentences
@@ -248,7 +249,7 @@ class ReportDocument:
             return best
         region = primary_region(text)
         return ReportSentence(text=text, origin=SentenceOrigin.RADIOLOGIST,
-                              region=None if region == "whole_image" else region)
+                              region=None if region == WHOLE_IMAGE else region)
 
     # --- clinical header sections (indication, technique, comparison) --------------------
     def clinical_text(self, name: str) -> str:

@@ -101,7 +101,7 @@ def report_clues(report: str) -> torch.Tensor:
 def study_pairs(report: str, tokenizer, max_len: int) -> list[list]:
     """The report's (region index, sentence ids, abnormal) triples."""
     return [[REGION_NAMES.index(region), tokenizer.encode(sentence, max_len=max_len),
-             int(any(v == POSITIVE for k, v in label_report(sentence).items() if k != "No Finding"))]
+             int(any(v == POSITIVE for k, v in label_report(sentence).items() if k != NO_FINDING))]
             for region, sentence in region_sentence_pairs(report, "all")]
 
 
