@@ -26,6 +26,7 @@ from rrg_desk.models.findings import FINDING_NAMES, NO_FINDING
 from rrg_desk.reports.draft import Draft, FindingResult, RegionResult, Sentence
 from rrg_desk.reports.export import ExportError
 from rrg_desk.store import SIGNED_STATUSES, Database, StoreError
+from rrg_desk.thresholds import DEFAULT_THRESHOLD
 
 SIGNER = "Dr Crash Test"
 EXPORT_FORMATS = ["txt", "json", "fhir", "sr", "png"]
@@ -39,7 +40,7 @@ def synthetic_draft(study_uid: str) -> Draft:
         study_uid=study_uid,
         regions=[RegionResult("heart", (150.0, 250.0, 300.0, 400.0), 0.9, True, 0.7),
                  RegionResult("right_lung", (40.0, 60.0, 200.0, 420.0), 0.95, True, 0.2)],
-        findings=[FindingResult(name, probs[name], 0.5) for name in FINDING_NAMES],
+        findings=[FindingResult(name, probs[name], DEFAULT_THRESHOLD) for name in FINDING_NAMES],
         sentences=[Sentence("The heart is enlarged.", "heart", heat),
                    Sentence("The lungs are clear.", "right_lung", heat[::-1].copy())],
         findings_text="The heart is enlarged. The lungs are clear.", impression_text="Cardiomegaly.",
