@@ -15,6 +15,7 @@ from rrg_desk.imaging import read_image
 from rrg_desk.imaging.types import Study
 from rrg_desk.inference.pipeline import DraftPipeline
 from rrg_desk.inference.request import DraftSettings
+from rrg_desk.models.regions import WHOLE_IMAGE
 from rrg_desk.reports.labeler import label_report, to_binary
 from rrg_desk.reports.text import clean_clinical_note
 from train.data.jsrt import JsrtRegionDataset
@@ -93,7 +94,7 @@ def evaluate_bundle(config: dict, bundle: str | Path, split: str = "test", devic
 
     result["drafts"] = evaluate_drafts(config, pipeline, split)
     jsrt = JsrtRegionDataset(config["data"]["jsrt"], split, spec_of(config),
-                             regions=tuple(r for r in pipeline.bundle.region_names if r != "whole_image"))
+                             regions=tuple(r for r in pipeline.bundle.region_names if r != WHOLE_IMAGE))
     if int(config.get("evaluate", {}).get("max_studies", 0) or 0):
         jsrt.ids = jsrt.ids[: int(config["evaluate"]["max_studies"])]
     with torch.inference_mode():

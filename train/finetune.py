@@ -29,6 +29,7 @@ from rrg_desk.imaging import read_image
 from rrg_desk.imaging.types import Study
 from rrg_desk.models.bundle import load_bundle, save_bundle, sha256_file
 from rrg_desk.models.card import CARD_FILE, BundleError, Preprocessing, update_records
+from rrg_desk.models.regions import WHOLE_IMAGE
 from rrg_desk.reports.text import clean_clinical_note
 from train.config import CONFIG_DIR, deep_merge, load_config, parse_override
 from train.data.csv_reports import CsvReportDataset
@@ -294,7 +295,7 @@ def _jsrt_val(config: dict, card: dict):
     if not (root / "split.json").exists():
         return None
     dataset = JsrtRegionDataset(root, "val", spec_of(config),
-                                regions=tuple(r for r in card.region_names if r != "whole_image"))
+                                regions=tuple(r for r in card.region_names if r != WHOLE_IMAGE))
     limit = int(config["finetune"].get("evaluate", {}).get("max_studies", 0) or 0)
     dataset.ids = dataset.ids[:limit] if limit else dataset.ids
     return dataset

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from rrg_desk.fileio import write_text_atomic
-from rrg_desk.store.records import AuditEntry, StudyRecord
+from rrg_desk.store.records import AuditAction, AuditEntry, StudyRecord
 
 COLUMNS = ("id", "time_utc", "user", "action", "patient", "study_uid", "summary", "detail_json")
 HEADERS = ("#", "Time (UTC)", "User", "Action", "Patient", "Study UID", "What", "Detail (JSON)")
@@ -31,7 +31,7 @@ def readable_time(iso: str) -> str:
 def summary(entry: AuditEntry) -> str:
     """One line saying what happened, exported files named with their format and path."""
     detail = entry.detail or {}
-    if entry.action == "exported" and isinstance(detail.get("files"), list):
+    if entry.action == AuditAction.EXPORTED and isinstance(detail.get("files"), list):
         files = []
         for item in detail["files"]:
             if isinstance(item, dict):
@@ -43,9 +43,9 @@ def summary(entry: AuditEntry) -> str:
         failed = detail.get("not_written")
         text = "; ".join(files) + (f" ({', '.join(extra)})" if extra else "")
         return text + (f"; not written: {', '.join(failed)}" if failed else "")
-    if entry.action in ("accepted", "rejected"):
+    if entry.action in (AuditAction.ACCEPTED, AuditAction.REJECTED):
         return f"{detail.get('region') or 'no region'}: {detail.get('text', '')}"
-    if entry.action == "identity_confirmed":
+    if entry.action == AuditAction.IDENTITY_CONFIRMED:
         return f"was {detail['previous']}" if detail.get("previous") else "confirmed"
     parts = []
     for key, value in detail.items():

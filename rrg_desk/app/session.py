@@ -17,14 +17,14 @@ from rrg_desk.imaging.types import Study
 from rrg_desk.inference.request import DraftSettings
 from rrg_desk.reports.clinical import clinical_defaults
 from rrg_desk.reports.document import (
-    CLINICAL_SECTIONS, MODEL, ReportDocument, ReportSentence, normalise_model_sentence,
+    CLINICAL_SECTIONS, ReportDocument, ReportSentence, normalise_model_sentence,
 )
-from rrg_desk.reports.draft import Draft, Sentence
+from rrg_desk.reports.draft import Draft, Sentence, SentenceOrigin
 from rrg_desk.reports.export import ReportMeta, base_name
 from rrg_desk.reports.export.printable import PrintHeader
 from rrg_desk.reports.export.registry import Exporter, ExporterRegistry, ExportJob, key_image_png
 from rrg_desk.reports.truthfulness import Flag, check_report, unreviewed_flags
-from rrg_desk.store import Database, ReportSignedError, SignedReport, StoreError, StudyRecord
+from rrg_desk.store import AuditAction, Database, ReportSignedError, SignedReport, StoreError, StudyRecord
 from rrg_desk.store.records import SignedHistory
 from rrg_desk.store.signoff import signed_report_meta
 
@@ -89,7 +89,7 @@ class Session:
             raise SessionError("Enter your name: every audit entry and signature carries it.")
         previous = self.user
         self.settings.user_name, self.settings.identity_confirmed = name, True
-        self.db.audit(None, name, "identity_confirmed", {"previous": previous} if previous != name else {})
+        self.db.audit(None, name, AuditAction.IDENTITY_CONFIRMED, {"previous": previous} if previous != name else {})
         return name
 
     @property
@@ -140,9 +140,9 @@ class Session:
         recovered = restored and study_uid in self._pending_recovery
         self._pending_recovery.discard(study_uid)
         if not already_open:  # showing the open study again (worklist, loader, recovery) is no new action
-            self.db.audit(study_uid, self.user, "opened", {"restored_draft": restored})
+            self.db.audit(study_uid, self.user, AuditAction.OPENED, {"restored_draft": restored})
         if recovered:
-            self.db.audit(study_uid, self.user, "recovered", {"saved_at": self.db.draft_saved_at(study_uid)})
+            self.db.audit(study_uid, self.user, AuditAction.RECOVERED, {"saved_at": self.db.draft_saved_at(study_uid)})
         return OpenedStudy(record, study, restored, recovered, original is not None)
 
     def needs_draft(self) -> bool:
@@ -190,7 +190,7 @@ class Session:
         if self.record is None:
             return False
         self.refusal = message
-        self.db.audit(self.record.study_uid, self.user, "input_refused", {"reason": message})
+        self.db.audit(self.record.study_uid, self.user, AuditAction.INPUT_REFUSED, {"reason": message})
         return True
 
     def draft_anyway(self) -> DraftSettings:
@@ -200,7 +200,7 @@ class Session:
             raise SessionError("There is no refused draft to override.")
         if self.is_signed:
             raise ReportSignedError(self.record.study_uid)
-        self.db.audit(self.record.study_uid, self.user, "draft_anyway", {"reason": self.refusal})
+        self.db.audit(self.record.study_uid, self.user, AuditAction.DRAFT_ANYWAY, {"reason": self.refusal})
         return self.draft_request_settings(draft_anyway=True)
 
     # --- editing ------------------------------------------------------------------------
@@ -241,20 +241,22 @@ class Session:
         document = self._editable_document()
         sentence = document.sentence(sentence_id)
         document.accept(sentence_id)
-        self.db.audit(self.record.study_uid, self.user, "accepted", {"region": sentence.region, "text": sentence.text})
+        self.db.audit(self.record.study_uid, self.user, AuditAction.ACCEPTED,
+                      {"region": sentence.region, "text": sentence.text})
         self._mark_dirty()
 
     def reject(self, sentence_id: str) -> None:
         document = self._editable_document()
         sentence = document.sentence(sentence_id)
         document.reject(sentence_id)
-        self.db.audit(self.record.study_uid, self.user, "rejected", {"region": sentence.region, "text": sentence.text})
+        self.db.audit(self.record.study_uid, self.user, AuditAction.REJECTED,
+                      {"region": sentence.region, "text": sentence.text})
         self._mark_dirty()
 
     def accept_all(self) -> list[str]:
         accepted = self._editable_document().accept_all()
         if accepted:
-            self.db.audit(self.record.study_uid, self.user, "accepted_all", {"sentences": len(accepted)})
+            self.db.audit(self.record.study_uid, self.user, AuditAction.ACCEPTED_ALL, {"sentences": len(accepted)})
             self._mark_dirty()
         return accepted
 
@@ -270,7 +272,7 @@ class Session:
         if self.draft is not None:
             self.draft.sentences.append(sentence)
             draft_index = len(self.draft.sentences) - 1
-        added = ReportSentence(text=text, origin=MODEL, region=sentence.region, model_text=text,
+        added = ReportSentence(text=text, origin=SentenceOrigin.MODEL, region=sentence.region, model_text=text,
                                draft_index=draft_index)
         document.add_sentence("findings", added)
         self._mark_dirty()
@@ -365,7 +367,7 @@ class Session:
         if failed:
             detail["not_written"] = failed
         try:
-            self.db.audit(self.record.study_uid, self.user, "exported", detail)
+            self.db.audit(self.record.study_uid, self.user, AuditAction.EXPORTED, detail)
         except StoreError:
             log.warning("export written but not logged (database unavailable)")
 

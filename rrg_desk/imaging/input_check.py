@@ -33,6 +33,7 @@ import numpy as np
 from rrg_desk.errors import UserFacingError
 from rrg_desk.imaging.errors import file_message
 from rrg_desk.imaging.types import ViewPosition, XrayImage
+from rrg_desk.thresholds import DEFAULT_THRESHOLD
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +166,8 @@ class LearnedThresholds:
     """Decision thresholds for LearnedScores, from the model card's "input_check" section:
     {"p_chest_threshold": t, "p_lateral_threshold": u} (chosen by train/ on held-out data)."""
 
-    p_chest: float = 0.5  # refuse below
-    p_lateral: float = 0.5  # lateral at or above
+    p_chest: float = DEFAULT_THRESHOLD  # refuse below
+    p_lateral: float = DEFAULT_THRESHOLD  # lateral at or above
 
 
 # --- the result --------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from typing import Any, Mapping
 
 from rrg_desk.errors import UserFacingError
 from rrg_desk.imaging.input_check import LearnedThresholds
+from rrg_desk.thresholds import DEFAULT_THRESHOLD
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,6 @@ DEFAULT_CLASSIFICATION_MODE = "ensemble"  # the head and zero-shot prompts avera
 # before report-label clues) or 1/0 per finding the classifier calls present (trained on report labels)
 CLUE_FORMS = ("probabilities", "thresholded")
 IMAGE_TOKEN_SOURCES = ("detector", "classifier")
-DEFAULT_THRESHOLD = 0.5  # of a finding, and of the region selector, when the card names none
 RECORD_KEYS = ("training", "metrics", "finetune_evaluation")  # unhashed: evaluation may add to them
 
 

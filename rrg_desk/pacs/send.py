@@ -23,7 +23,7 @@ from rrg_desk.pacs.outbox import Outbox, OutboxEntry
 from rrg_desk.reports.document import ReportDocument
 from rrg_desk.reports.export import ExportError, dicom_sr
 from rrg_desk.reports.export.dicom_sr import sr_bytes
-from rrg_desk.store import Database, StoreError
+from rrg_desk.store import AuditAction, Database, StoreError
 from rrg_desk.store.signoff import signed_report_meta
 
 log = logging.getLogger(__name__)
@@ -74,12 +74,13 @@ def deliver(db: Database, outbox: Outbox, entry: OutboxEntry, client: PacsClient
         client.store([pydicom.dcmread(io.BytesIO(entry.payload))], study_uid=entry.study_uid)
     except PacsError as exc:
         updated = outbox.record_attempt(entry.id, exc.user_message)
-        db.audit(entry.study_uid, user, "exported", {**detail, "outcome": "failed", "error": exc.user_message})
+        db.audit(entry.study_uid, user, AuditAction.EXPORTED,
+                 {**detail, "outcome": "failed", "error": exc.user_message})
         log.warning("PACS '%s': report %d not sent (attempt %d): %s", entry.server_name, entry.report_id,
                     attempt, exc.user_message)
         return DeliveryResult(updated, exc)
     updated = outbox.record_attempt(entry.id)
-    db.audit(entry.study_uid, user, "exported", {**detail, "outcome": "sent"})
+    db.audit(entry.study_uid, user, AuditAction.EXPORTED, {**detail, "outcome": "sent"})
     log.info("PACS '%s': report %d stored (attempt %d)", entry.server_name, entry.report_id, attempt)
     return DeliveryResult(updated)
 

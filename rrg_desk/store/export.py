@@ -103,17 +103,27 @@ def _connect_read_only(db_path: Path) -> sqlite3.Connection:
     return conn
 
 
-def _read_store(db_path: Path, since: str | None) -> _StoreContent:
-    """The studies whose report was signed on/after `since`, with their reports and files."""
+def _utc(moment: datetime) -> datetime:
+    """`moment` made comparable with the stored times (UTC) when it names no zone."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _signed_day(report: SignedReport) -> str:
+    """YYYY-MM-DD (UTC) of the signature: all a de-identified export keeps of its time."""
+    return datetime.fromisoformat(report.signed_at).date().isoformat()
+
+
+def _read_store(db_path: Path, since: datetime | None) -> _StoreContent:
+    """The studies whose report was signed at or after `since`, with their reports and files."""
     with mapped_errors("reading the database to export"):
         conn = _connect_read_only(db_path)
         try:
             signed: dict[str, list[SignedReport]] = {}
             for report in all_signed_reports(conn):
                 signed.setdefault(report.study_uid, []).append(report)
-            if since:
+            if since is not None:
                 signed = {uid: reports for uid, reports in signed.items()
-                          if reports[0].signed_at[:len(since)] >= since}
+                          if datetime.fromisoformat(reports[0].signed_at) >= since}
             studies = {record.study_uid: record for record in worklist.records(conn, list(signed))}
             views = {(uid, path): view for uid, path, view in
                      conn.execute("SELECT study_uid, path, view FROM study_files")}
@@ -226,7 +236,7 @@ def _study_entry(number: int, uid: str, reports: list[SignedReport], content: _S
              "addenda": [r.addendum_text for r in reports[1:]],
              "sentence_regions": sentence_regions(reports), "report_sha256": reports[0].sha256,
              "patientid": pseudonym(patient_key) if deidentify else patient_key,
-             "signed_at": reports[-1].signed_at[:10] if deidentify else reports[-1].signed_at,
+             "signed_at": _signed_day(reports[-1]) if deidentify else reports[-1].signed_at,
              "_patient_hash": _unsalted(patient_key)}
     if not deidentify:
         entry.update(study_uid=uid, study_date=record.study_date, signer=reports[0].signer)
@@ -264,14 +274,15 @@ def export_store(db_path: str | Path, out: str | Path, deidentify: bool = False,
 
     ExportStoreError (a StoreError) when the database or the folder cannot be used."""
     db_path, out = Path(db_path), Path(out)
+    since_utc = None
     if since:
         try:
-            datetime.fromisoformat(since)
+            since_utc = _utc(datetime.fromisoformat(since))
         except ValueError as exc:  # before any work
             raise ExportStoreError(f"{since!r} is not a date: give it as YYYY-MM-DD.") from exc
     if out.exists() and any(out.iterdir()) and not (out / "annotation.json").exists():
         raise ExportStoreError(f"{out} exists and is not an earlier export; choose an empty folder.")
-    content = _read_store(db_path, since)
+    content = _read_store(db_path, since_utc)
     pseudonym = _Pseudonyms(content.installation_secret, deidentify)
     staging = out.with_name(f".{out.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""Rows of the store as plain, immutable records."""
+"""Rows of the store as plain, immutable records, and the names their columns hold."""
 from __future__ import annotations
 
 import hashlib
@@ -6,8 +6,44 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from enum import StrEnum
 
 from rrg_desk.imaging.types import PatientInfo
+
+
+class StudyStatus(StrEnum):
+    """Where a study is in its reporting (studies.status; the values are stored)."""
+
+    NEW = "new"
+    DRAFTED = "drafted"  # the model drafted it, nobody has reviewed it yet
+    IN_PROGRESS = "in_progress"  # the radiologist has accepted, edited or written something
+    SIGNED = "signed"
+    AMENDED = "amended"  # signed, then an addendum
+
+
+# a tuple, not a set: its order is written into SQL (schema.DONE_EXPR, an index expression)
+SIGNED_STATUSES = (StudyStatus.SIGNED, StudyStatus.AMENDED)
+
+
+class AuditAction(StrEnum):
+    """What an audit log entry records (audit_log.action; the values are stored)."""
+
+    IMPORTED = "imported"
+    OPENED = "opened"
+    DRAFTED = "drafted"
+    EDITED = "edited"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    ACCEPTED_ALL = "accepted_all"
+    FLAGS_REVIEWED = "flags_reviewed"
+    SIGNED = "signed"
+    ADDENDUM = "addendum"
+    EXPORTED = "exported"
+    RECOVERED = "recovered"
+    STATUS_CHANGED = "status_changed"
+    INPUT_REFUSED = "input_refused"
+    DRAFT_ANYWAY = "draft_anyway"
+    IDENTITY_CONFIRMED = "identity_confirmed"
 
 
 @dataclass(frozen=True)
@@ -21,10 +57,13 @@ class StudyRecord:
     accession: str = ""
     description: str = ""
     modality: str = ""
-    status: str = "new"
+    status: StudyStatus = StudyStatus.NEW
     imported_at: str = ""
     updated_at: str = ""
     file_paths: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", StudyStatus(self.status))  # rows hold the plain value
 
     @property
     def patient(self) -> PatientInfo:
@@ -85,7 +124,7 @@ class AuditEntry:
     at: str  # ISO 8601, UTC
     study_uid: str | None
     user: str
-    action: str
+    action: str  # an AuditAction value, as stored
     detail: dict
 
 

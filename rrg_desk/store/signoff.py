@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 from rrg_desk.reports.document import ReportDocument
 from rrg_desk.reports.truthfulness import Flag
 from rrg_desk.store.errors import ReportSignedError, StoreError, StudyNotFoundError
-from rrg_desk.store.records import SignedHistory, SignedReport, content_sha256, utc_now_iso
+from rrg_desk.store.records import (
+    AuditAction, SignedHistory, SignedReport, StudyStatus, content_sha256, utc_now_iso,
+)
 
 if TYPE_CHECKING:
     from rrg_desk.imaging.types import Study
@@ -61,14 +63,14 @@ class SignOffMixin:
                 raise StudyNotFoundError(study_uid)
             if self._original(conn, study_uid) is not None:
                 raise ReportSignedError(study_uid)
-            self._audit(conn, study_uid, user, "flags_reviewed", {"count": len(flags), "flags": flags})
+            self._audit(conn, study_uid, user, AuditAction.FLAGS_REVIEWED, {"count": len(flags), "flags": flags})
             report = self._insert_signed(conn, study_uid, "report", None, document.findings_text(),
                                          document.impression_text(), "", json.dumps(document.to_dict()),
                                          user, flags)
-            self._audit(conn, study_uid, user, "signed", {"report_id": report.id, "sha256": report.sha256,
-                                                          "words": document.word_count()})
-            conn.execute("UPDATE studies SET status = 'signed', updated_at = ? WHERE study_uid = ?",
-                         (report.signed_at, study_uid))
+            self._audit(conn, study_uid, user, AuditAction.SIGNED, {"report_id": report.id, "sha256": report.sha256,
+                                                                    "words": document.word_count()})
+            conn.execute("UPDATE studies SET status = ?, updated_at = ? WHERE study_uid = ?",
+                         (StudyStatus.SIGNED, report.signed_at, study_uid))
             conn.execute("DELETE FROM drafts WHERE study_uid = ?", (study_uid,))
         return report
 
@@ -84,10 +86,10 @@ class SignOffMixin:
                 raise StoreError("Only a signed report can receive an addendum; sign the report first.")
             addendum = self._insert_signed(conn, study_uid, "addendum", original, "", "", text.strip(), None,
                                            user, [])
-            self._audit(conn, study_uid, user, "addendum", {"report_id": addendum.id, "parent_id": original,
-                                                            "sha256": addendum.sha256})
-            conn.execute("UPDATE studies SET status = 'amended', updated_at = ? WHERE study_uid = ?",
-                         (addendum.signed_at, study_uid))
+            self._audit(conn, study_uid, user, AuditAction.ADDENDUM, {"report_id": addendum.id, "parent_id": original,
+                                                                      "sha256": addendum.sha256})
+            conn.execute("UPDATE studies SET status = ?, updated_at = ? WHERE study_uid = ?",
+                         (StudyStatus.AMENDED, addendum.signed_at, study_uid))
         return addendum
 
     @staticmethod

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from rrg_desk.app.audit import readable_time
 from rrg_desk.errors import UserFacingError
 from rrg_desk.models.regions import region_label
 from rrg_desk.ui.box_tool import BoxTool
@@ -117,7 +118,7 @@ class ReportingController(QObject):
         original = history.original
         if original is None:
             return ""
-        lines = [f"Signed by {original.signer} on {original.signed_at[:19].replace('T', ' ')} UTC — read-only."]
+        lines = [f"Signed by {original.signer} on {readable_time(original.signed_at)} UTC — read-only."]
         for number, addendum in enumerate(history.addenda, start=1):
             lines.append(f"Addendum {number} ({addendum.signer}): {addendum.addendum_text}")
         lines.append("Use Report ▸ Addendum (Ctrl+Alt+A) to add to it.")

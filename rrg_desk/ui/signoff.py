@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -99,7 +100,8 @@ class SignOffFlow(QObject):
         if not signer:
             return None
         original = session.signed_history().original
-        summary = f"Report signed by {original.signer} on {original.signed_at[:10]}." if original else ""
+        summary = (f"Report signed by {original.signer} on {datetime.fromisoformat(original.signed_at):%Y-%m-%d}."
+                   if original else "")
         dialog = AddendumDialog(summary, signer, self.window)
         dialog.accepted.connect(lambda: self.finish_addendum(dialog.addendum_text(), signer))
         self.addendum_dialog = dialog

@@ -17,15 +17,15 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLab
                                QVBoxLayout, QWidget)
 
 from rrg_desk.imaging.dicom_values import display_date, display_name
-from rrg_desk.store import WorklistQuery
+from rrg_desk.store import StudyStatus, WorklistQuery
 from rrg_desk.ui.worklist_worker import FetchResult, PacsStatuses, SourceFactory, WorklistWorker
 
 COLUMNS = (("Patient", "patient_name"), ("ID", "patient_id"), ("Date", "study_date"),
            ("Accession", "accession"), ("Description", "description"), ("Status", "status"), ("PACS", "pacs"))
 STATUS_COLUMN = 5
 PACS_COLUMN = len(COLUMNS) - 1
-STATUS_LABELS = {"new": "New", "drafted": "Drafted", "in_progress": "In progress", "signed": "Signed",
-                 "amended": "Amended"}
+STATUS_LABELS = {StudyStatus.NEW: "New", StudyStatus.DRAFTED: "Drafted", StudyStatus.IN_PROGRESS: "In progress",
+                 StudyStatus.SIGNED: "Signed", StudyStatus.AMENDED: "Amended"}
 SEARCH_DELAY_MS = 200
 PAGE_SIZE = 200
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -94,6 +95,20 @@ def test_export_is_deterministic_and_deidentifies(store, exported, tmp_path):
         assert identifier not in text
     entries = [e for split in json.loads(text).values() for e in split]
     assert all(len(e["patientid"]) == 16 and "study_date" not in e for e in entries)
+    signed_days = {e["signed_at"] for e in entries}  # the day only, as YYYY-MM-DD
+    assert all(len(day) == 10 and day[4] == day[7] == "-" for day in signed_days)
+
+
+def test_export_since_a_day_or_a_time_in_utc(store, tmp_path):
+    conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    first = conn.execute("SELECT MIN(signed_at) FROM signed_reports").fetchone()[0]  # ISO, UTC
+    conn.close()
+    day = first[:10]  # the test's own reading of the stored ISO text
+    assert export_store(store, tmp_path / "that_day", since=day).studies == 7
+    assert export_store(store, tmp_path / "that_minute", since=first[:16]).studies == 7
+    assert export_store(store, tmp_path / "that_minute_utc", since=first[:16] + "+00:00").studies == 7
+    next_day = f"{int(day[:4]) + 1}{day[4:]}"
+    assert export_store(store, tmp_path / "a_year_on", since=next_day).studies == 0
 
 
 def test_export_since_and_refusals(store, tmp_path):

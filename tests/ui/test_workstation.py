@@ -11,6 +11,7 @@ from PIL import Image
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QTextCursor
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QLabel
 
 from rrg_desk.app.settings import AppSettings
 from rrg_desk.paths import samples_dir
@@ -83,6 +84,8 @@ def test_open_draft_edit_review_sign_export_addendum(workstation, qtbot, tmp_pat
 
     # signed: read-only on screen and in the core
     assert main.editor.is_read_only() and "Signed by Dr Test" in main.editor.banner.text()
+    signed_at = session.signed_history().original.signed_at  # ISO, UTC, as stored
+    assert f"Signed by Dr Test on {signed_at[:19].replace('T', ' ')} UTC — read-only." in main.editor.banner.text()
     before = main.editor.section_text("findings")
     QTest.keyClicks(main.editor.edits["findings"], "changed")
     assert main.editor.section_text("findings") == before
@@ -119,6 +122,7 @@ def test_open_draft_edit_review_sign_export_addendum(workstation, qtbot, tmp_pat
 
     # an addendum has its own sign-off
     addendum = main.signoff.start_addendum()
+    assert f"Report signed by Dr Test on {signed_at[:10]}." in addendum.findChild(QLabel).text()
     addendum.text.setPlainText("Comparison with outside films: unchanged.")
     with qtbot.waitSignal(main.signoff.addendumSigned, timeout=10_000):
         qtbot.mouseClick(addendum.sign_button, Qt.MouseButton.LeftButton)

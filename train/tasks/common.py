@@ -10,7 +10,8 @@ from torch.utils.data import Dataset
 from rrg_desk.fileio import write_text_atomic
 from rrg_desk.models.card import Preprocessing
 from rrg_desk.models.tokenizer import ReportTokenizer
-from rrg_desk.models.findings import DEFAULT_PROMPTS
+from rrg_desk.models.findings import DEFAULT_PROMPTS, NO_FINDING
+from rrg_desk.models.regions import WHOLE_IMAGE
 from rrg_desk.reports.text import clean_clinical_note, clean_report_r2gen
 from train.data.r2gen import read_annotation
 from train.engine import LoopConfig
@@ -56,8 +57,8 @@ def radiological_sentences(report: str) -> list[str]:
 
     kept = []
     for sentence in split_sentences(report):
-        mentions = any(v is not None for k, v in label_report(sentence).items() if k != "No Finding")
-        if not (mentions or regions_for_sentence(sentence) != ["whole_image"]):
+        mentions = any(v is not None for k, v in label_report(sentence).items() if k != NO_FINDING)
+        if not (mentions or regions_for_sentence(sentence) != [WHOLE_IMAGE]):
             continue
         if _HISTORY.search(sentence) and not _IMAGING.search(sentence):
             continue  # "a 65-year-old man with a history of lung cancer was admitted ..."
