@@ -30,11 +30,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model, save_file, save_model
 from torch import nn
 
-from rrg_desk.models.card import (CARD_FILE, COMPONENTS, DEFAULT_THRESHOLD, FORMAT_VERSION, TOKENIZER_FILE,
+from rrg_desk.models.card import (CARD_FILE, COMPONENTS, FORMAT_VERSION, TOKENIZER_FILE,
                                   BundleCard, BundleCorruptError, BundleError, BundleFileMissingError,
                                   BundleHashMismatchError, BundleIncompatibleError, Generation, Preprocessing,
                                   card_digest, read_card)
 from rrg_desk.models.regions import REGION_NAMES
+from rrg_desk.thresholds import DEFAULT_THRESHOLD
 
 logger = logging.getLogger(__name__)
 

@@ -13,11 +13,12 @@ import pytest
 
 from rrg_desk.imaging.input_check import LearnedThresholds
 from rrg_desk.models.card import (
-    CARD_FILE, DEFAULT_CLASSIFICATION_MODE, DEFAULT_THRESHOLD, BundleCard, BundleCorruptError,
+    CARD_FILE, DEFAULT_CLASSIFICATION_MODE, BundleCard, BundleCorruptError,
     BundleHashMismatchError, BundleIncompatibleError, BundleNotFoundError, Classification, Preprocessing,
     card_digest, read_card, update_records,
 )
 from rrg_desk.paths import default_bundle_dir
+from rrg_desk.thresholds import DEFAULT_THRESHOLD
 
 ROOT = Path(__file__).resolve().parents[2]
 
