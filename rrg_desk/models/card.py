@@ -131,8 +131,15 @@ def _without_none(values: dict) -> dict:
 
 
 # --- sections -----------------------------------------------------------------------------------
+class _Section:
+    """A part of the card; as JSON, its fields without those left unset (None)."""
+
+    def to_dict(self) -> dict:
+        return _without_none(dataclasses.asdict(self))
+
+
 @dataclass(frozen=True)
-class Preprocessing:
+class Preprocessing(_Section):
     """The models' input: the display-windowed grey image in [0, 1], squashed to
     image_size x image_size, then (x - mean) / std. The one spec the app and the trainer share."""
 
@@ -153,12 +160,9 @@ class Preprocessing:
         section = _entries(section, "preprocessing", required=("image_size", "mean", "std"))
         return cls(section["image_size"], section["mean"], section["std"])
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 @dataclass(frozen=True)
-class Generation:
+class Generation(_Section):
     """How the generator writes: sentence length and beam (the request may override them), where
     its image tokens come from, and the form of the disease clues it was trained on."""
 
@@ -178,12 +182,9 @@ class Generation:
         _choice(values.clues, CLUE_FORMS, "generation.clues")
         return values
 
-    def to_dict(self) -> dict:
-        return _without_none(dataclasses.asdict(self))
-
 
 @dataclass(frozen=True)
-class Classification:
+class Classification(_Section):
     """How the classifier's finding probabilities are made: `mode` (CLASSIFICATION_MODES) and
     Platt calibration per finding {name: {"scale": s, "bias": b}} fitted on validation data."""
 
@@ -201,12 +202,9 @@ class Classification:
         return cls(_choice(section.get("mode", DEFAULT_CLASSIFICATION_MODE), CLASSIFICATION_MODES,
                            "classification.mode"), calibration)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 @dataclass(frozen=True)
-class RegionSelection:
+class RegionSelection(_Section):
     """The region selector's threshold, and how the trainer chose it (when it calibrated it)."""
 
     threshold: float = DEFAULT_THRESHOLD
@@ -219,9 +217,6 @@ class RegionSelection:
         section = _entries(section, "region_selection", optional=names)
         return cls(**{key: None if value is None else _number(value, f"region_selection.{key}")
                       for key, value in section.items()})
-
-    def to_dict(self) -> dict:
-        return _without_none(dataclasses.asdict(self))
 
 
 def _input_check(section: Any) -> LearnedThresholds:
@@ -239,7 +234,7 @@ def _input_check_dict(thresholds: LearnedThresholds) -> dict:
 
 
 @dataclass(frozen=True)
-class ComponentEntry:
+class ComponentEntry(_Section):
     """One model of the bundle: its config (rebuilt by the component's config class), its
     safetensors file and that file's sha256."""
 
@@ -257,12 +252,9 @@ class ComponentEntry:
                    None if section.get("stored_dtype") is None else _choice(section["stored_dtype"], ("float16",),
                                                                             f"{what}.stored_dtype"))
 
-    def to_dict(self) -> dict:
-        return _without_none(dataclasses.asdict(self))
-
 
 @dataclass(frozen=True)
-class TokenizerEntry:
+class TokenizerEntry(_Section):
     file: str
     sha256: str
     vocab_size: int | None = None
@@ -274,12 +266,9 @@ class TokenizerEntry:
         return cls(safe_file_name(section["file"], "tokenizer"), _text(section["sha256"], "tokenizer.sha256"),
                    None if size is None else _positive_int(size, "tokenizer.vocab_size"))
 
-    def to_dict(self) -> dict:
-        return _without_none(dataclasses.asdict(self))
-
 
 @dataclass(frozen=True)
-class ParentBundle:
+class ParentBundle(_Section):
     """The bundle a fine-tune started from, and the sha256 of its card.json then."""
 
     bundle_id: str
@@ -291,12 +280,9 @@ class ParentBundle:
         section = _entries(section, "parent", required=("bundle_id", "folder", "card_sha256"))
         return cls(*(_text(section[key], f"parent.{key}") for key in ("bundle_id", "folder", "card_sha256")))
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
 
 @dataclass(frozen=True)
-class CardRecords:
+class CardRecords(_Section):
     """The unhashed part: where the weights came from and how they scored (free-form JSON objects)."""
 
     training: dict = field(default_factory=dict)
@@ -306,9 +292,6 @@ class CardRecords:
     @classmethod
     def from_card(cls, card: Mapping) -> "CardRecords":
         return cls(**{key: _object(card[key], key) for key in RECORD_KEYS if key in card})
-
-    def to_dict(self) -> dict:
-        return _without_none(dataclasses.asdict(self))
 
 
 # --- the card -----------------------------------------------------------------------------------
