@@ -238,18 +238,17 @@ class Session:
         self._mark_dirty()
 
     def accept(self, sentence_id: str) -> None:
-        document = self._editable_document()
-        sentence = document.sentence(sentence_id)
-        document.accept(sentence_id)
-        self.db.audit(self.record.study_uid, self.user, AuditAction.ACCEPTED,
-                      {"region": sentence.region, "text": sentence.text})
-        self._mark_dirty()
+        self._review_sentence(sentence_id, accepted=True)
 
     def reject(self, sentence_id: str) -> None:
+        self._review_sentence(sentence_id, accepted=False)
+
+    def _review_sentence(self, sentence_id: str, accepted: bool) -> None:
+        """The radiologist keeps or deletes one model sentence; the audit entry carries its text."""
         document = self._editable_document()
-        sentence = document.sentence(sentence_id)
-        document.reject(sentence_id)
-        self.db.audit(self.record.study_uid, self.user, AuditAction.REJECTED,
+        sentence = document.sentence(sentence_id)  # read first: rejecting removes it
+        (document.accept if accepted else document.reject)(sentence_id)
+        self.db.audit(self.record.study_uid, self.user, AuditAction.ACCEPTED if accepted else AuditAction.REJECTED,
                       {"region": sentence.region, "text": sentence.text})
         self._mark_dirty()
 

@@ -121,6 +121,22 @@ def test_each_format_is_written_through_the_one_path_with_one_audit_entry(tmp_pa
             Session(db, AppSettings(user_name="Dr Ada")).export(["pdf"], tmp_path)  # not registered there
 
 
+@pytest.mark.parametrize("review, action", [("accept", "accepted"), ("reject", "rejected")])
+def test_accepting_or_rejecting_a_sentence_audits_its_region_and_text(tmp_path, review, action):
+    with Database.open(tmp_path / "r.sqlite3") as db:
+        session = Session(db, AppSettings(user_name="Dr Ada"))
+        db.import_studies([samples_dir() / "study1"], session.user)
+        uid = db.list_studies()[0].study_uid
+        session.open_study(uid)
+        session.apply_draft(make_draft(uid))
+        first = session.document.findings[0]
+        getattr(session, review)(first.id)
+        (entry,) = db.audit_log(uid, action)
+        assert entry.detail == {"region": first.region, "text": first.text}
+        kept = [s.id for s in session.document.findings]
+        assert (first.id in kept) == (review == "accept")
+
+
 def test_summary_is_short_and_the_json_column_keeps_everything():
     from rrg_desk.store import AuditEntry
 
