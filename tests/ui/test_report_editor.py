@@ -10,16 +10,13 @@ from rrg_desk.reports.document import ReportDocument
 from rrg_desk.reports.templates import NORMAL_CHEST_TEMPLATE
 from rrg_desk.ui.report_editor import ReportEditor
 from rrg_desk.ui.section_edit import UNREVIEWED_BACKGROUND
+from tests.ui.conftest import show_widget
 from tests.ui.workstation_fixtures import make_draft
 
 
 @pytest.fixture
 def editor(qtbot):
-    widget = ReportEditor()
-    qtbot.addWidget(widget)
-    widget.resize(500, 400)
-    widget.show()
-    qtbot.waitExposed(widget)
+    widget = show_widget(qtbot, ReportEditor(), (500, 400))
     widget.set_document(ReportDocument.from_draft(make_draft("1.2.3")))
     return widget
 

@@ -14,6 +14,7 @@ from rrg_desk.pacs.outbox import DeliveryStatus
 from rrg_desk.store import Database, WorklistQuery
 from rrg_desk.ui.worklist_panel import PAGE_SIZE, STATUS_COLUMN, WorklistPanel
 from tests.store.synthetic import synthetic_store_fixtures
+from tests.ui.conftest import show_widget
 
 STUDIES = 1_000
 synthetic_path, db = synthetic_store_fixtures(STUDIES, audit_per_study=4)
@@ -52,11 +53,7 @@ def make_panel(qtbot, source):
     made = []
 
     def make(pacs_status=None) -> WorklistPanel:
-        widget = WorklistPanel(lambda: source, pacs_status)
-        qtbot.addWidget(widget)
-        widget.resize(900, 600)
-        widget.show()
-        qtbot.waitExposed(widget)
+        widget = show_widget(qtbot, WorklistPanel(lambda: source, pacs_status), (900, 600))
         made.append(widget)
         return widget
 

@@ -18,7 +18,7 @@ from rrg_desk.paths import samples_dir
 from rrg_desk.store import Database, ReportSignedError
 from rrg_desk.ui.main_window import MainWindow
 from rrg_desk.ui.settings import open_settings
-from tests.ui.conftest import open_and_wait
+from tests.ui.conftest import open_and_wait, show_widget
 from tests.ui.workstation_fixtures import make_draft
 
 ASSERTING = {"Pneumothorax": "There is a pneumothorax.", "Pleural Effusion": "There is a pleural effusion.",
@@ -33,11 +33,8 @@ def workstation(qtbot, tmp_path, tiny_bundle):
     settings = AppSettings(bundle_dir=str(tiny_bundle), device="cpu", auto_draft=False, user_name="Dr Test",
                            beam_size=1)
     database = Database.open(tmp_path / "worklist.sqlite3")
-    main = MainWindow(settings=open_settings(), app_settings=settings, database=database)
-    qtbot.addWidget(main)
-    main.resize(1400, 900)
-    main.show()
-    qtbot.waitExposed(main)
+    main = show_widget(qtbot, MainWindow(settings=open_settings(), app_settings=settings, database=database),
+                       (1400, 900))
     yield main
     main.close()
 
