@@ -1,7 +1,6 @@
 """`rrg-desk draft --each PATH... --jsonl OUT`: one study per image, one JSON line per file."""
 import json
 import re
-import shutil
 
 import pytest
 from PIL import Image
@@ -11,6 +10,7 @@ from rrg_desk.imaging.input_check import InputRefusal
 from rrg_desk.inference.cli import EXIT_BAD_BUNDLE, EXIT_BAD_INPUT, EXIT_FAILED, main
 from rrg_desk.inference.pipeline import DraftPipeline
 from rrg_desk.paths import samples_dir
+from tests.inference.conftest import tampered_copy
 
 _SAMPLES = sorted(samples_dir().glob("study*/*.dcm"))
 
@@ -103,12 +103,7 @@ def test_each_with_a_bad_bundle_fails_in_one_line_before_drafting(tiny_bundle, w
     assert _run([worklist], tmp_path / "nothing", out) == EXIT_BAD_BUNDLE
     err = capsys.readouterr().err.strip()
     assert err.startswith("rrg-desk draft:") and "no model bundle" in err and "\n" not in err
-    tampered = tmp_path / "tampered"
-    shutil.copytree(tiny_bundle, tampered)
-    weights = tampered / "detector.safetensors"
-    data = bytearray(weights.read_bytes())
-    data[-1] ^= 0xFF
-    weights.write_bytes(bytes(data))
+    tampered = tampered_copy(tiny_bundle, tmp_path / "tampered", "detector.safetensors")
     assert _run([worklist], tampered, out) == EXIT_BAD_BUNDLE
     captured = capsys.readouterr()
     err = captured.err.strip()

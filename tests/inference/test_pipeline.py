@@ -4,20 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from rrg_desk.imaging import load_studies
 from rrg_desk.imaging.input_check import LearnedThresholds
 from rrg_desk.inference.pipeline import STAGES, DraftPipeline
 from rrg_desk.inference.request import CancelToken, DraftCancelled, DraftSettings
 from rrg_desk.models.findings import FINDING_NAMES
 from rrg_desk.models.regions import REGION_NAMES
-from rrg_desk.paths import samples_dir
-
-
-@pytest.fixture(scope="module")
-def study():
-    studies, errors = load_studies([samples_dir() / "study1"])
-    assert not errors
-    return studies[0]
 
 
 def _scripted_generator(pipeline, monkeypatch):
