@@ -52,3 +52,15 @@ def test_the_temporary_file_sits_beside_the_target_and_is_hidden(tmp_path):
         assert tmp.parent == tmp_path and tmp.name.startswith(".image.dcm-") and tmp.suffix == ".part"
         tmp.write_bytes(b"DICM")
     assert target.read_bytes() == b"DICM" and not tmp.exists()
+
+
+def test_patient_data_is_private_and_model_files_follow_the_umask(tmp_path):
+    import os
+
+    from rrg_desk.fileio import _UMASK
+
+    private = write_text_atomic(tmp_path / "report.txt", "findings")
+    shared = write_text_atomic(tmp_path / "card.json", "{}", shared=True)
+    assert private.stat().st_mode & 0o777 == 0o600
+    assert shared.stat().st_mode & 0o777 == 0o666 & ~_UMASK
+    assert os.umask(_UMASK) == _UMASK  # reading the umask at import left it as it was

@@ -103,7 +103,7 @@ def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep: int =
             os.fsync(fh.fileno())
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
-    write_text_atomic(run_dir / "latest", final.name)
+    write_text_atomic(run_dir / "latest", final.name, shared=True)
     old = sorted(p for p in run_dir.glob("step-*") if p.is_dir())[:-keep]
     for path in old:
         shutil.rmtree(path, ignore_errors=True)

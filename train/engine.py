@@ -103,7 +103,7 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 def save_model_weights(model: nn.Module, path: Path) -> None:
     state = {k: v.detach().cpu().contiguous() for k, v in _unwrap(model).state_dict().items()}
-    with replacing(path) as tmp:
+    with replacing(path, shared=True) as tmp:
         save_file(state, str(tmp))
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from rrg_desk.errors import UserFacingError
+from rrg_desk.fileio import write_text_atomic
 from rrg_desk.imaging.input_check import LearnedThresholds
 from rrg_desk.thresholds import DEFAULT_THRESHOLD
 
@@ -441,8 +442,5 @@ def update_records(folder: str | Path, *, training: dict | None = None, metrics:
     _verified(folder, raw)  # never rewrite a card that would not load
     raw.update(_without_none({"training": training, "metrics": metrics, "finetune_evaluation": finetune_evaluation}))
     card = _verified(folder, raw)  # the records must be JSON objects too
-    path = folder / CARD_FILE
-    staging = path.with_suffix(".tmp")  # same folder: the rename is atomic, readers never see half a card
-    staging.write_text(json.dumps(raw, indent=2), encoding="utf-8")
-    staging.replace(path)
+    write_text_atomic(folder / CARD_FILE, json.dumps(raw, indent=2), shared=True)  # readers never see half a card
     return card

@@ -106,7 +106,7 @@ def tokenizer_for(config: dict) -> ReportTokenizer:
     tok = ReportTokenizer.train_from_texts(texts, vocab_size=int(config["tokenizer"]["vocab_size"]),
                                            min_frequency=int(config["tokenizer"]["min_frequency"]))
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, tok.to_json())
+    write_text_atomic(path, tok.to_json(), shared=True)
     log.info("tokenizer: %d tokens from %d texts", tok.vocab_size, len(texts))
     return tok
 
