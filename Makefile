@@ -20,8 +20,10 @@ run: $(STAMP)
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -m "not benchmark and not packaging" $(PYTEST_ARGS)
 
+# import layers, then dead code (false positives, each with its reason, in tools/vulture_whitelist.py)
 lint: $(STAMP)
 	$(VENV)/bin/lint-imports
+	$(PY) -m vulture rrg_desk train tools/vulture_whitelist.py
 
 bench: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m bench

@@ -153,7 +153,7 @@ def _gui_stall(store, n: int) -> dict:
 
     from bench.bench_workstation import StallProbe
     from rrg_desk.app.settings import AppSettings
-    from rrg_desk.store import Database
+    from rrg_desk.store import Database, StudyStatus
     from rrg_desk.ui.main_window import MainWindow
     from rrg_desk.ui.settings import open_settings
     from rrg_desk.ui.worklist_panel import STATUS_COLUMN
@@ -182,7 +182,7 @@ def _gui_stall(store, n: int) -> dict:
         return not worklist.refreshing
 
     top = worklist.uid_at(0)
-    window.database.set_status(top, "signed", "Dr Bench")  # signed: the worklist refreshes
+    window.database.set_status(top, StudyStatus.SIGNED, "Dr Bench")  # signed: the worklist refreshes
     measure("refresh after sign-off", worklist.refresh, refreshed)
     patient_id = store.patient_ids[len(store.patient_ids) // 3]
     measure("search typed", lambda: worklist.search.setText(patient_id), refreshed)

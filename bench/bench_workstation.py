@@ -137,7 +137,7 @@ def run() -> list[dict]:
         gui_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
         _, child_peak = _child_memory_mb(child_pid)
         window.close()
-    both = f"GUI process {{:.0f}} MB + inference child {{:.0f}} MB"
+    both = "GUI process {:.0f} MB + inference child {:.0f} MB"
     return [
         result("workstation_gui_stall_warm_draft_cpu", warm_stall, "ms", STALL_TARGET_MS,
                draft_ms=round(warm_ms), bundle=bundle_kind, note="models ready in the inference child"),

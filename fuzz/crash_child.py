@@ -22,10 +22,11 @@ from pydicom.uid import ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, gene
 
 from rrg_desk.app.session import Session
 from rrg_desk.app.settings import AppSettings
-from rrg_desk.models.findings import FINDING_NAMES
+from rrg_desk.models.findings import FINDING_NAMES, NO_FINDING
 from rrg_desk.reports.draft import Draft, FindingResult, RegionResult, Sentence
 from rrg_desk.reports.export import ExportError
-from rrg_desk.store import Database, StoreError
+from rrg_desk.store import SIGNED_STATUSES, Database, StoreError
+from rrg_desk.thresholds import DEFAULT_THRESHOLD
 
 SIGNER = "Dr Crash Test"
 EXPORT_FORMATS = ["txt", "json", "fhir", "sr", "png"]
@@ -33,13 +34,13 @@ EXPORT_FORMATS = ["txt", "json", "fhir", "sr", "png"]
 
 def synthetic_draft(study_uid: str) -> Draft:
     """What a model would hand over (regions, findings, two sentences), without a model."""
-    probs = {name: 0.1 for name in FINDING_NAMES} | {"Cardiomegaly": 0.8, "No Finding": 0.2}
+    probs = {name: 0.1 for name in FINDING_NAMES} | {"Cardiomegaly": 0.8, NO_FINDING: 0.2}
     heat = np.linspace(0.0, 1.0, 64, dtype=np.float32).reshape(8, 8)
     return Draft(
         study_uid=study_uid,
         regions=[RegionResult("heart", (150.0, 250.0, 300.0, 400.0), 0.9, True, 0.7),
                  RegionResult("right_lung", (40.0, 60.0, 200.0, 420.0), 0.95, True, 0.2)],
-        findings=[FindingResult(name, probs[name], 0.5) for name in FINDING_NAMES],
+        findings=[FindingResult(name, probs[name], DEFAULT_THRESHOLD) for name in FINDING_NAMES],
         sentences=[Sentence("The heart is enlarged.", "heart", heat),
                    Sentence("The lungs are clear.", "right_lung", heat[::-1].copy())],
         findings_text="The heart is enlarged. The lungs are clear.", impression_text="Cardiomegaly.",
@@ -88,8 +89,8 @@ def main(argv: list[str]) -> int:
     print("ready", flush=True)
     edit = 0
     while True:
-        todo = [s.study_uid for s in db.list_studies() if s.status not in ("signed", "amended")]
-        signed = [s.study_uid for s in db.list_studies() if s.status in ("signed", "amended")]
+        todo = [s.study_uid for s in db.list_studies() if s.status not in SIGNED_STATUSES]
+        signed = [s.study_uid for s in db.list_studies() if s.status in SIGNED_STATUSES]
         roll = rng.random()
         if not todo or roll < 0.05:
             log.write("begin", action="import")

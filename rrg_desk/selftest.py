@@ -183,9 +183,9 @@ def _run_window(study_dir: Path, bundle_dir: Path, device: str, out_dir: Path, t
             written = window.signoff.export(list(EXPORT_FORMATS), out_dir, anonymise=False, key_image=True)
             if set(written) != set(EXPORT_FORMATS) and messages:
                 raise SelftestFailure("export", messages[-1])
-            frontal = session.study.frontal or session.study.images[0]
+            primary = session.study.primary_image
             check_exports(written, findings_text=session.document.findings_text(), study_uid=session.study_uid,
-                          bundle_id=draft.bundle_id, frontal_size=(frontal.width, frontal.height))
+                          bundle_id=draft.bundle_id, frontal_size=(primary.width, primary.height))
             _require(bool(draft.regions), "draft", "no regions detected")
             _require(bool(draft.findings), "draft", "no finding probabilities")
             outcome["figures"] = {

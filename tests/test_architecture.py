@@ -49,3 +49,22 @@ def test_importing_the_core_does_not_load_qt():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_vulture_finds_no_dead_code():
+    """`make lint` runs the same check; false positives go in tools/vulture_whitelist.py with a reason."""
+    proc = subprocess.run([sys.executable, "-m", "vulture", "rrg_desk", "train", "tools/vulture_whitelist.py"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_no_function_is_longer_than_80_lines():
+    too_long = []
+    for folder in ("rrg_desk", "train", "tools", "bench", "fuzz", "packaging"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    length = node.end_lineno - node.lineno + 1
+                    if length > 80:
+                        too_long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({length} lines)")
+    assert too_long == []

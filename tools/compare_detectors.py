@@ -18,18 +18,17 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rrg_desk.models.bundle import load_bundle  # noqa: E402
+from rrg_desk.models.card import Preprocessing  # noqa: E402
 from rrg_desk.models.regions import REGION_NAMES, SCR_ORGANS, WHOLE_IMAGE  # noqa: E402
 from train.config import load_config  # noqa: E402
 from train.data.jsrt import JsrtRegionDataset  # noqa: E402
-from train.data.preprocess import PreprocessSpec  # noqa: E402
 from train.metrics import detector_metrics  # noqa: E402
-from train.tasks.common import spec_of  # noqa: E402
 from train.tasks.detector_task import dice_score, evaluate_detector  # noqa: E402
 
 REGIONS = tuple(r for r in REGION_NAMES if r != WHOLE_IMAGE)
 
 
-def mean_shape_baseline(root: str, split: str, spec: PreprocessSpec) -> dict:
+def mean_shape_baseline(root: str, split: str, spec: Preprocessing) -> dict:
     train = JsrtRegionDataset(root, "train", spec, regions=REGIONS)
     boxes: dict[str, list] = {r: [] for r in REGIONS}
     mask_sum = torch.zeros(len(SCR_ORGANS), spec.image_size, spec.image_size)
@@ -55,7 +54,7 @@ def mean_shape_baseline(root: str, split: str, spec: PreprocessSpec) -> dict:
 
 def evaluate(folder: str, root: str, split: str) -> dict:
     bundle = load_bundle(folder)
-    spec = spec_of(bundle.card)
+    spec = bundle.preprocessing
     dataset = JsrtRegionDataset(root, split, spec, regions=REGIONS)
     with torch.inference_mode():
         return evaluate_detector(bundle.detector, dataset, "cpu")
@@ -89,7 +88,7 @@ def main() -> None:
     config = load_config(args.config)
     root = config["data"]["jsrt"]
     results = {folder: evaluate(folder, root, args.split) for folder in args.bundles}
-    spec = spec_of(load_bundle(args.bundles[-1]).card)
+    spec = load_bundle(args.bundles[-1]).preprocessing
     results["mean_shape_baseline"] = mean_shape_baseline(root, args.split, spec)
     text = table(results)
     print(text)

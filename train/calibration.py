@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rrg_desk.models.card import DEFAULT_CLASSIFICATION_MODE
+from rrg_desk.thresholds import DEFAULT_THRESHOLD
 from train.metrics import binary_auc, within_source_mean_auc
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,7 @@ def choose_threshold(probabilities: np.ndarray, labels: np.ndarray, rule: str = 
     if rule not in THRESHOLD_RULES:
         raise ValueError(f"threshold rule must be one of {THRESHOLD_RULES}, got {rule!r}")
     truth = np.asarray(labels).astype(bool)
-    best, best_value = 0.5, -np.inf
+    best, best_value = DEFAULT_THRESHOLD, -np.inf
     for cut in np.unique(probabilities):
         predicted = probabilities >= cut
         tp = float((truth & predicted).sum())
@@ -83,15 +85,16 @@ def choose_threshold(probabilities: np.ndarray, labels: np.ndarray, rule: str = 
 
 
 def _threshold(probabilities: np.ndarray, labels: np.ndarray, rule: str) -> float:
-    """The rule's cut, or at least 0.5 where validation has too few positives to place a cut."""
+    """The rule's cut, or at least DEFAULT_THRESHOLD (even odds) where validation has too few
+    positives to place a cut."""
     cut = choose_threshold(probabilities, labels, rule)
-    return cut if int(np.sum(labels)) >= MIN_THRESHOLD_POSITIVES else max(cut, 0.5)
+    return cut if int(np.sum(labels)) >= MIN_THRESHOLD_POSITIVES else max(cut, DEFAULT_THRESHOLD)
 
 
 def _rule_used(validated: bool, positives: int, rule: str) -> str:
     if not validated:
         return "unassessed"
-    return rule if positives >= MIN_THRESHOLD_POSITIVES else f"max({rule}, 0.5)"
+    return rule if positives >= MIN_THRESHOLD_POSITIVES else f"max({rule}, {DEFAULT_THRESHOLD})"
 
 
 def _mean_auc(probs: np.ndarray, labels: np.ndarray, mask: np.ndarray) -> float | None:
@@ -151,8 +154,8 @@ def load_classification(config: dict) -> dict:
     path = classification_path(config)
     if path.exists():
         return json.loads(path.read_text())
-    mode = config["clip"].get("classification_mode", "ensemble")
-    return {"mode": "ensemble" if mode == "auto" else mode, "calibration": {}, "thresholds": {}}
+    mode = config["clip"].get("classification_mode", "auto")
+    return {"mode": DEFAULT_CLASSIFICATION_MODE if mode == "auto" else mode, "calibration": {}, "thresholds": {}}
 
 
 def calibrate_trained_classifier(config: dict, device) -> dict:

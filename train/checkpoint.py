@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from rrg_desk.fileio import write_text_atomic
+
 _TENSOR_TAG = "__tensor__"
 _TUPLE_TAG = "__tuple__"
 
@@ -101,9 +103,7 @@ def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep: int =
             os.fsync(fh.fileno())
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
-    pointer_tmp = run_dir / ".latest.tmp"
-    pointer_tmp.write_text(final.name)
-    os.replace(pointer_tmp, run_dir / "latest")
+    write_text_atomic(run_dir / "latest", final.name, shared=True)
     old = sorted(p for p in run_dir.glob("step-*") if p.is_dir())[:-keep]
     for path in old:
         shutil.rmtree(path, ignore_errors=True)

@@ -178,7 +178,8 @@ def cmd_export(config, info, bundle=None, metrics=None):
 
 
 def cmd_evaluate(config, info, bundle=None, split=None):
-    from train.evaluate import evaluate_bundle, summary_table, write_metrics_into_card
+    from rrg_desk.models.card import update_records
+    from train.evaluate import evaluate_bundle, summary_table
 
     if not info.is_main:
         return None
@@ -188,7 +189,7 @@ def cmd_evaluate(config, info, bundle=None, split=None):
     out = Path(config["out_dir"]) / "evaluation.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(metrics, indent=2))
-    write_metrics_into_card(bundle, metrics)
+    update_records(bundle, metrics=metrics)  # the weights and the card's checksum are untouched
     print(summary_table(metrics))
     print(f"detector mean IoU {metrics['detector']['mean_iou']:.3f}, mAP@0.5 {metrics['detector']['map50']:.3f}")
     from train.classifier_evaluation import classifier_table
@@ -229,9 +230,9 @@ def cmd_all(config, info, resume, bundle=None):
         metrics = cmd_evaluate(config, info, bundle)
         metrics["train_seconds"] = timings
         metrics["total_seconds"] = round(time.time() - started, 1)
-        from train.evaluate import write_metrics_into_card
+        from rrg_desk.models.card import update_records
 
-        write_metrics_into_card(bundle, metrics)
+        update_records(bundle, metrics=metrics)
         print(f"trained and exported in {metrics['total_seconds'] / 60:.1f} min: {bundle}")
 
 

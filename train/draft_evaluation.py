@@ -20,6 +20,7 @@ import numpy as np
 
 from rrg_desk.inference.consistency import FINDING_SENTENCES, contradictions, read_sentence
 from rrg_desk.models.findings import FINDING_NAMES, NO_FINDING
+from rrg_desk.models.regions import WHOLE_IMAGE
 from train.classifier_evaluation import evaluation_groups
 from train.data.finding_labels import label_arrays, labelled_images
 
@@ -64,7 +65,7 @@ def masked_ce(truth: np.ndarray, mask: np.ndarray, predicted: np.ndarray) -> dic
 def draft_all(pipeline, items, bind: bool, ground: bool = True) -> list:
     from rrg_desk.imaging import read_image
     from rrg_desk.imaging.types import Study
-    from rrg_desk.inference.pipeline import DraftSettings
+    from rrg_desk.inference.request import DraftSettings
 
     settings = DraftSettings(finding_heatmaps=bind, bind_to_findings=bind, draft_anyway=True,
                              ground_heatmaps=ground)
@@ -75,7 +76,6 @@ def heatmap_grounding(pipeline, items) -> dict:
     """Mean share of each sentence heatmap's mass inside its region's box (whole-image sentences
     left out), for the generator's raw cross-attention and for the grounded map the app shows."""
     from rrg_desk.inference.grounding import share_in_region
-    from rrg_desk.models.regions import WHOLE_IMAGE
 
     shares: dict[str, list[float]] = {"raw": [], "grounded": []}
     for name, ground in (("raw", False), ("grounded", True)):
@@ -97,7 +97,7 @@ def heatmap_grounding(pipeline, items) -> dict:
 
 def draft_frame(draft) -> tuple[float, float]:
     """(width, height) of the drafted frontal image: its whole-image region's box."""
-    whole = next(r for r in draft.regions if r.name == "whole_image")
+    whole = next(r for r in draft.regions if r.name == WHOLE_IMAGE)
     return whole.box[2], whole.box[3]
 
 

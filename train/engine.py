@@ -24,6 +24,7 @@ from safetensors.torch import save_file
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from rrg_desk.fileio import replacing
 from train.checkpoint import latest_checkpoint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from train.distributed import DistInfo, all_reduce_mean, barrier
 
@@ -102,12 +103,11 @@ def _unwrap(model: nn.Module) -> nn.Module:
 
 def save_model_weights(model: nn.Module, path: Path) -> None:
     state = {k: v.detach().cpu().contiguous() for k, v in _unwrap(model).state_dict().items()}
-    tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp))
-    tmp.replace(path)
+    with replacing(path, shared=True) as tmp:
+        save_file(state, str(tmp))
 
 
-class _RunLog:
+class TrainingRunLog:
     """Rank-0 JSON-lines log, per-epoch CSV and matplotlib curves next to the run."""
 
     def __init__(self, run_dir: Path, enabled: bool) -> None:
@@ -156,6 +156,37 @@ class _RunLog:
         plt.close(fig)
 
 
+@dataclass
+class RunState:
+    """Where a run stands: saved in every checkpoint, restored by `resume`."""
+
+    epoch: int = 0
+    step: int = 0  # optimizer steps
+    micro_in_epoch: int = 0  # micro-batches of the current epoch already consumed
+    best_metric: float | None = None
+    best_epoch: int | None = None
+    bad_epochs: int = 0
+
+
+@dataclass
+class TrainingRun:
+    """What the steps of one `fit` share: the task, the model and its optimizer, the log."""
+
+    task: TrainTask
+    cfg: LoopConfig
+    info: DistInfo
+    run_dir: Path
+    model: nn.Module  # the bare model: validated and saved
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    use_amp: bool
+    logger: TrainingRunLog
+    state: RunState = field(default_factory=RunState)
+    train_model: nn.Module | None = None  # what the loss calls: the model, DDP-wrapped when distributed
+    started: float = 0.0
+
+
 def fit(task: TrainTask, cfg: LoopConfig, run_dir: Path, info: DistInfo, resume: bool = False,
         model: nn.Module | None = None) -> FitResult:
     """Train `task` into `run_dir`; with `resume`, continue from its latest checkpoint."""
@@ -164,147 +195,212 @@ def fit(task: TrainTask, cfg: LoopConfig, run_dir: Path, info: DistInfo, resume:
         run_dir.mkdir(parents=True, exist_ok=True)
     barrier(info)
     seed_everything(cfg.seed)
-    device = info.device
-    model = (model or task.build_model()).to(device)
+    model = (model or task.build_model()).to(info.device)
     train_set, val_set = task.datasets()
+    run = _start_run(task, cfg, info, run_dir, model, len(train_set))
+    restored_rng = _resume(run) if resume else None
+    run.train_model = _for_training(model, cfg, info)  # after resuming: DDP broadcasts rank 0's weights
+    sampler = DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank,
+                                 shuffle=True, seed=cfg.seed, drop_last=False)
+    run.started = time.time()
+    stopped_early = _patience_exhausted(run)
+    if stopped_early:
+        run.state.epoch = cfg.epochs  # resumed a run that had already stopped early: nothing left to do
+    while run.state.epoch < cfg.epochs and not _step_limit_reached(run):
+        losses, whole_epoch = train_one_epoch(run, train_set, sampler, restored_rng)
+        restored_rng = None
+        if not whole_epoch:  # interrupted mid-epoch by max_steps: keep the exact position
+            if info.is_main:
+                save_run_checkpoint(run)
+            break
+        metrics = {"train_loss": float(np.mean(losses)) if losses else None}
+        metrics.update(evaluate(run, val_set))
+        _end_epoch(run, _broadcast_metrics(metrics, info))
+        if _patience_exhausted(run):
+            stopped_early = True
+            if info.is_main:
+                log.info("%s: early stop after epoch %d (%s did not improve for %d epochs)",
+                         task.name, run.state.epoch, cfg.monitor, run.state.bad_epochs)
+            break
+    barrier(info)
+    state = run.state
+    return FitResult(run_dir, state.best_metric, state.best_epoch, state.epoch, state.step, stopped_early,
+                     run.logger.history)
+
+
+def _start_run(task: TrainTask, cfg: LoopConfig, info: DistInfo, run_dir: Path, model: nn.Module,
+               train_size: int) -> TrainingRun:
+    """AdamW (no weight decay on biases and norms), warm-up + cosine per optimizer step, AMP."""
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if param.requires_grad:
             (no_decay if param.ndim < 2 or name.endswith(".bias") else decay).append(param)
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
-    micro_per_epoch = math.ceil(math.ceil(len(train_set) / info.world_size) / cfg.batch_size)
+    micro_per_epoch = math.ceil(math.ceil(train_size / info.world_size) / cfg.batch_size)
     steps_per_epoch = max(1, micro_per_epoch // cfg.grad_accum)
     total_steps = steps_per_epoch * cfg.epochs  # max_steps interrupts; it never reshapes the schedule
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: warmup_cosine(s, cfg.warmup_steps, total_steps, cfg.min_lr_ratio))
-    use_amp = cfg.amp and device.type == "cuda"
+    use_amp = cfg.amp and info.device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    return TrainingRun(task, cfg, info, run_dir, model, optimizer, scheduler, scaler, use_amp,
+                TrainingRunLog(run_dir, info.is_main))
 
-    epoch, step, micro_done = 0, 0, 0
-    best_metric, best_epoch, bad_epochs = None, None, 0
-    logger = _RunLog(run_dir, info.is_main)
-    restored_rng = None
-    if resume and (ckpt_path := latest_checkpoint(run_dir)) is not None:
-        state = load_checkpoint(ckpt_path, map_location=device)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        epoch, step, micro_done = state["epoch"], state["step"], state["micro_in_epoch"]
-        best_metric, best_epoch, bad_epochs = state["best_metric"], state["best_epoch"], state["bad_epochs"]
-        logger.history = state["history"]
-        restored_rng = state["rng"]
-        if info.is_main:
-            log.info("resumed %s from %s (epoch %d, step %d)", task.name, ckpt_path.name, epoch, step)
 
-    if info.distributed:
-        ddp_kwargs = {"device_ids": [device.index]} if device.type == "cuda" else {}
-        train_model: nn.Module = nn.parallel.DistributedDataParallel(
-            model, find_unused_parameters=cfg.find_unused_parameters, **ddp_kwargs)
+def _resume(run: TrainingRun) -> dict[str, Any] | None:
+    """Restore the latest checkpoint of the run folder, if there is one; returns its RNG state,
+    which is restored once the first epoch's loader exists."""
+    ckpt_path = latest_checkpoint(run.run_dir)
+    if ckpt_path is None:
+        return None
+    state = load_checkpoint(ckpt_path, map_location=run.info.device)
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.scaler.load_state_dict(state["scaler"])
+    run.state = RunState(epoch=state["epoch"], step=state["step"], micro_in_epoch=state["micro_in_epoch"],
+                         best_metric=state["best_metric"], best_epoch=state["best_epoch"],
+                         bad_epochs=state["bad_epochs"])
+    run.logger.history = state["history"]
+    if run.info.is_main:
+        log.info("resumed %s from %s (epoch %d, step %d)", run.task.name, ckpt_path.name, run.state.epoch,
+                 run.state.step)
+    return state["rng"]
+
+
+def _for_training(model: nn.Module, cfg: LoopConfig, info: DistInfo) -> nn.Module:
+    if not info.distributed:
+        return model
+    ddp_kwargs = {"device_ids": [info.device.index]} if info.device.type == "cuda" else {}
+    return nn.parallel.DistributedDataParallel(model, find_unused_parameters=cfg.find_unused_parameters,
+                                               **ddp_kwargs)
+
+
+def _step_limit_reached(run: TrainingRun) -> bool:
+    return bool(run.cfg.max_steps and run.state.step >= run.cfg.max_steps)
+
+
+def _patience_exhausted(run: TrainingRun) -> bool:
+    return bool(run.cfg.early_stop_patience and run.state.bad_epochs >= run.cfg.early_stop_patience)
+
+
+def train_one_epoch(run: TrainingRun, train_set: Dataset, sampler: DistributedSampler,
+                    restored_rng: dict[str, Any] | None = None) -> tuple[list[float], bool]:
+    """This rank's share of the epoch, from where a resumed epoch stopped: the loss of each
+    micro-batch, and whether the epoch ran to its end (max_steps may interrupt it)."""
+    cfg, state = run.cfg, run.state
+    sampler.set_epoch(state.epoch)
+    indices = list(sampler)
+    batches = [indices[i:i + cfg.batch_size] for i in range(0, len(indices), cfg.batch_size)]
+    # Exact resume: skip what this epoch already consumed, then restore the RNG as it was.
+    loader = DataLoader(train_set, batch_sampler=batches[state.micro_in_epoch:], collate_fn=run.task.collate,
+                        num_workers=cfg.num_workers)
+    batch_iter = iter(loader)  # creating the iterator draws from the RNG: do it before restoring
+    if restored_rng is not None:
+        set_rng_state(restored_rng)
+    run.train_model.train()
+    progress = _progress(len(batches), state.micro_in_epoch, f"{run.task.name} epoch {state.epoch + 1}/{cfg.epochs}",
+                         run.info.is_main and cfg.progress)
+    losses: list[float] = []
+    for batch in batch_iter:
+        state.micro_in_epoch += 1
+        boundary = state.micro_in_epoch % cfg.grad_accum == 0 or state.micro_in_epoch == len(batches)
+        loss, parts = _backward(run, batch, sync_gradients=boundary)
+        losses.append(float(loss.detach()))
+        progress.update(1)
+        if not boundary:
+            continue
+        _optimizer_step(run)
+        _after_step(run, losses, parts, progress)
+        if _step_limit_reached(run):
+            break
+    progress.close()
+    return losses, not (_step_limit_reached(run) and state.micro_in_epoch < len(batches))
+
+
+def _backward(run: TrainingRun, batch: Any, sync_gradients: bool) -> tuple[torch.Tensor, dict[str, float]]:
+    """Forward and backward of one micro-batch; DDP syncs gradients only at an accumulation boundary."""
+    skip_sync = run.info.distributed and not sync_gradients
+    sync = run.train_model.no_sync() if skip_sync else contextlib.nullcontext()
+    with sync, torch.autocast(run.info.device.type, enabled=run.use_amp):
+        loss, parts = run.task.loss(run.train_model, batch, run.info.device)
+        scaled = loss / run.cfg.grad_accum
+    run.scaler.scale(scaled).backward() if run.use_amp else scaled.backward()
+    return loss, parts
+
+
+def _optimizer_step(run: TrainingRun) -> None:
+    if run.use_amp:
+        run.scaler.unscale_(run.optimizer)
+    if run.cfg.grad_clip:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), run.cfg.grad_clip)
+    if run.use_amp:
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
     else:
-        train_model = model
+        run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scheduler.step()
+    run.state.step += 1
 
-    def checkpoint_state() -> dict[str, Any]:
-        return {"model": _unwrap(train_model).state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                "args": asdict(cfg), "task": task.name, "epoch": epoch, "step": step,
-                "micro_in_epoch": micro_done, "best_metric": best_metric, "best_epoch": best_epoch,
-                "bad_epochs": bad_epochs, "history": logger.history, "rng": rng_state()}
 
-    stopped_early = False
-    sampler = DistributedSampler(train_set, num_replicas=info.world_size, rank=info.rank,
-                                 shuffle=True, seed=cfg.seed, drop_last=False)
-    started = time.time()
-    if cfg.early_stop_patience and bad_epochs >= cfg.early_stop_patience:
-        epoch = cfg.epochs  # resumed a run that had already stopped early: nothing left to do
-        stopped_early = True
-    while epoch < cfg.epochs and not (cfg.max_steps and step >= cfg.max_steps):
-        sampler.set_epoch(epoch)
-        indices = list(sampler)
-        batches = [indices[i:i + cfg.batch_size] for i in range(0, len(indices), cfg.batch_size)]
-        # Exact resume: skip what this epoch already consumed, then restore the RNG as it was.
-        loader = DataLoader(train_set, batch_sampler=batches[micro_done:], collate_fn=task.collate,
-                            num_workers=cfg.num_workers)
-        batch_iter = iter(loader)  # creating the iterator draws from the RNG: do it before restoring
-        if restored_rng is not None:
-            set_rng_state(restored_rng)
-            restored_rng = None
-        train_model.train()
-        progress = _progress(len(batches), micro_done, f"{task.name} epoch {epoch + 1}/{cfg.epochs}",
-                             info.is_main and cfg.progress)
-        running = []
-        for batch in batch_iter:
-            micro_done += 1
-            boundary = micro_done % cfg.grad_accum == 0 or micro_done == len(batches)
-            sync = contextlib.nullcontext() if (boundary or not info.distributed) else train_model.no_sync()
-            with sync, torch.autocast(device.type, enabled=use_amp):
-                loss, parts = task.loss(train_model, batch, device)
-                scaled = loss / cfg.grad_accum
-            scaler.scale(scaled).backward() if use_amp else scaled.backward()
-            running.append(float(loss.detach()))
-            progress.update(1)
-            if not boundary:
-                continue
-            if use_amp:
-                scaler.unscale_(optimizer)
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            if use_amp:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            scheduler.step()
-            step += 1
-            logger.train_points.append((step, running[-1]))
-            if step % cfg.log_every == 0:
-                logger.event(kind="train", step=step, epoch=epoch, loss=float(np.mean(running[-cfg.log_every:])),
-                             lr=scheduler.get_last_lr()[0], **{k: float(v) for k, v in parts.items()})
-                progress.set_postfix(loss=f"{np.mean(running[-cfg.log_every:]):.3f}")
-            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and info.is_main:
-                save_checkpoint(run_dir, step, checkpoint_state())
-            if cfg.max_steps and step >= cfg.max_steps:
-                break
-        progress.close()
-        if cfg.max_steps and step >= cfg.max_steps and micro_done < len(batches):
-            if info.is_main:  # interrupted mid-epoch by max_steps: keep the exact position
-                save_checkpoint(run_dir, step, checkpoint_state())
-            break
-        metrics = {"train_loss": float(np.mean(running)) if running else None}
-        if val_set is not None and info.is_main:
-            model.eval()
-            with torch.no_grad():
-                metrics.update(task.validate(model, val_set, device))
-        metrics = _broadcast_metrics(metrics, info)
-        row = {"epoch": epoch + 1, "step": step, "lr": scheduler.get_last_lr()[0],
-               "time_s": round(time.time() - started, 1), **metrics}
-        logger.epoch(row)
-        logger.event(kind="epoch", **row)
-        current = metrics.get(cfg.monitor)
-        improved = current is not None and (best_metric is None or (
-            current < best_metric if cfg.monitor_mode == "min" else current > best_metric))
-        if improved:
-            best_metric, best_epoch, bad_epochs = current, epoch + 1, 0
-            if info.is_main:
-                save_model_weights(model, run_dir / "best.safetensors")
-                (run_dir / "best.json").write_text(json.dumps({"epoch": epoch + 1, cfg.monitor: current}))
-        else:
-            bad_epochs += 1
-        epoch += 1
-        micro_done = 0
-        if info.is_main:
-            save_model_weights(model, run_dir / "last.safetensors")
-            save_checkpoint(run_dir, step, checkpoint_state())
-        if cfg.early_stop_patience and bad_epochs >= cfg.early_stop_patience:
-            stopped_early = True
-            if info.is_main:
-                log.info("%s: early stop after epoch %d (%s did not improve for %d epochs)",
-                         task.name, epoch, cfg.monitor, bad_epochs)
-            break
-    barrier(info)
-    return FitResult(run_dir, best_metric, best_epoch, epoch, step, stopped_early, logger.history)
+def _after_step(run: TrainingRun, losses: list[float], parts: dict[str, float], progress) -> None:
+    """Log every log_every steps; a checkpoint every checkpoint_every steps (main process)."""
+    cfg, step = run.cfg, run.state.step
+    run.logger.train_points.append((step, losses[-1]))
+    if step % cfg.log_every == 0:
+        recent = np.mean(losses[-cfg.log_every:])
+        run.logger.event(kind="train", step=step, epoch=run.state.epoch, loss=float(recent),
+                         lr=run.scheduler.get_last_lr()[0], **{k: float(v) for k, v in parts.items()})
+        progress.set_postfix(loss=f"{recent:.3f}")
+    if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and run.info.is_main:
+        save_run_checkpoint(run)
+
+
+def evaluate(run: TrainingRun, val_set: Dataset | None) -> dict[str, float]:
+    """The task's validation metrics, computed on the main process only (other ranks get {})."""
+    if val_set is None or not run.info.is_main:
+        return {}
+    run.model.eval()
+    with torch.no_grad():
+        return run.task.validate(run.model, val_set, run.info.device)
+
+
+def _end_epoch(run: TrainingRun, metrics: dict[str, Any]) -> None:
+    """Log the epoch, track the best (best.safetensors), save last.safetensors and a checkpoint."""
+    cfg, state = run.cfg, run.state
+    row = {"epoch": state.epoch + 1, "step": state.step, "lr": run.scheduler.get_last_lr()[0],
+           "time_s": round(time.time() - run.started, 1), **metrics}
+    run.logger.epoch(row)
+    run.logger.event(kind="epoch", **row)
+    current = metrics.get(cfg.monitor)
+    improved = current is not None and (state.best_metric is None or (
+        current < state.best_metric if cfg.monitor_mode == "min" else current > state.best_metric))
+    if improved:
+        state.best_metric, state.best_epoch, state.bad_epochs = current, state.epoch + 1, 0
+        if run.info.is_main:
+            save_model_weights(run.model, run.run_dir / "best.safetensors")
+            (run.run_dir / "best.json").write_text(json.dumps({"epoch": state.epoch + 1, cfg.monitor: current}))
+    else:
+        state.bad_epochs += 1
+    state.epoch += 1
+    state.micro_in_epoch = 0
+    if run.info.is_main:
+        save_model_weights(run.model, run.run_dir / "last.safetensors")
+        save_run_checkpoint(run)
+
+
+def save_run_checkpoint(run: TrainingRun) -> None:
+    """`{model, optimizer, scheduler, scaler, args, epoch, ...}` as train/checkpoint.py stores it."""
+    state = run.state
+    save_checkpoint(run.run_dir, state.step, {
+        "model": _unwrap(run.train_model).state_dict(), "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
+        "args": asdict(run.cfg), "task": run.task.name, "epoch": state.epoch, "step": state.step,
+        "micro_in_epoch": state.micro_in_epoch, "best_metric": state.best_metric,
+        "best_epoch": state.best_epoch, "bad_epochs": state.bad_epochs, "history": run.logger.history,
+        "rng": rng_state()})
 
 
 def _broadcast_metrics(metrics: dict[str, Any], info: DistInfo) -> dict[str, Any]:
@@ -328,7 +424,7 @@ def _broadcast_metrics(metrics: dict[str, Any], info: DistInfo) -> dict[str, Any
 
 class _NullProgress:
     def update(self, n: int) -> None: ...
-    def set_postfix(self, **kw: Any) -> None: ...
+    def set_postfix(self, **_postfix: Any) -> None: ...
     def close(self) -> None: ...
 
 

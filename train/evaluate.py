@@ -13,7 +13,9 @@ import torch
 
 from rrg_desk.imaging import read_image
 from rrg_desk.imaging.types import Study
-from rrg_desk.inference.pipeline import DraftPipeline, DraftSettings
+from rrg_desk.inference.pipeline import DraftPipeline
+from rrg_desk.inference.request import DraftSettings
+from rrg_desk.models.regions import WHOLE_IMAGE
 from rrg_desk.reports.labeler import label_report, to_binary
 from rrg_desk.reports.text import clean_clinical_note
 from train.data.jsrt import JsrtRegionDataset
@@ -37,7 +39,7 @@ def _studies(config: dict, split: str) -> list[tuple[str, Study, str]]:
 
 def _embed(pipeline: DraftPipeline, study: Study) -> np.ndarray:
     with torch.inference_mode():
-        prepared = pipeline._prepare(study.frontal or study.images[0])
+        prepared = pipeline._prepare(study.primary_image)
         return pipeline.bundle.classifier.encode_image(prepared.tensor)[0].cpu().numpy()
 
 
@@ -92,22 +94,12 @@ def evaluate_bundle(config: dict, bundle: str | Path, split: str = "test", devic
 
     result["drafts"] = evaluate_drafts(config, pipeline, split)
     jsrt = JsrtRegionDataset(config["data"]["jsrt"], split, spec_of(config),
-                             regions=tuple(r for r in pipeline.bundle.region_names if r != "whole_image"))
+                             regions=tuple(r for r in pipeline.bundle.region_names if r != WHOLE_IMAGE))
     if int(config.get("evaluate", {}).get("max_studies", 0) or 0):
         jsrt.ids = jsrt.ids[: int(config["evaluate"]["max_studies"])]
     with torch.inference_mode():
         result["detector"] = evaluate_detector(pipeline.bundle.detector, jsrt, pipeline.device)
     return json.loads(json.dumps(result, default=float))
-
-
-def write_metrics_into_card(bundle: str | Path, metrics: dict) -> None:
-    """The card records the test metrics; weights and their hashes are untouched."""
-    card_path = Path(bundle) / "card.json"
-    card = json.loads(card_path.read_text())
-    card["metrics"] = metrics
-    tmp = card_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(card, indent=2))
-    tmp.replace(card_path)
 
 
 def summary_table(metrics: dict) -> str:

@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from rrg_desk.models.bundle import save_bundle
+from rrg_desk.thresholds import DEFAULT_THRESHOLD
 from train.tasks.clip_task import build_classifier
 from train.tasks.common import run_dir, tokenizer_for
 from train.tasks.detector_task import build_detector
@@ -75,7 +76,7 @@ def export_bundle(config: dict, out: str | Path | None = None, metrics: dict | N
         best = run_dir(config, component) / "best.json"
         if best.exists():
             summaries[component] = json.loads(best.read_text())
-    selector = config["export"].get("selector_threshold", 0.5)
+    selector = config["export"].get("selector_threshold", DEFAULT_THRESHOLD)
     selection: dict = {}
     if selector == "calibrate":
         from train.tasks.generator_task import calibrate_selector_threshold

@@ -27,11 +27,12 @@ from torch import nn
 
 from rrg_desk.imaging import read_image
 from rrg_desk.imaging.types import Study
-from rrg_desk.models.bundle import BundleError, load_bundle, save_bundle, sha256_file
+from rrg_desk.models.bundle import load_bundle, save_bundle, sha256_file
+from rrg_desk.models.card import CARD_FILE, BundleError, Preprocessing, update_records
+from rrg_desk.models.regions import WHOLE_IMAGE
 from rrg_desk.reports.text import clean_clinical_note
 from train.config import CONFIG_DIR, deep_merge, load_config, parse_override
 from train.data.csv_reports import CsvReportDataset
-from train.data.preprocess import PreprocessSpec
 from train.data.r2gen import R2GenDataset
 from train.engine import LoopConfig, fit
 from train.tasks.clip_task import ClipTask, ClipTrainModule, ReportImageSet, positive_weights
@@ -70,7 +71,7 @@ class _CsvStudies(torch.utils.data.Dataset):
         return {"id": item["id"], "report": item["report"], "images": item["image"][None]}
 
 
-def local_dataset(layout: str, data: Path, split: str, spec: PreprocessSpec):
+def local_dataset(layout: str, data: Path, split: str, spec: Preprocessing):
     if layout == "csv":
         return _CsvStudies(CsvReportDataset(data, spec, split=split, report_transform=clean_clinical_note))
     return R2GenDataset(data, split, spec, missing="skip", report_transform=clean_clinical_note)
@@ -79,10 +80,10 @@ def local_dataset(layout: str, data: Path, split: str, spec: PreprocessSpec):
 def evaluation_studies(layout: str, data: Path, split: str, limit: int = 0) -> list[tuple[str, Study, str]]:
     """(id, Study, reference text) of a local split: what both bundles are drafted on."""
     if layout == "csv":
-        rows = CsvReportDataset(data, PreprocessSpec(8, (0.5,), (0.25,)), split=split).rows
+        rows = CsvReportDataset(data, Preprocessing(8, 0.5, 0.25), split=split).rows
         items = [(r["id"], [r["image_path"]], r["report"]) for r in rows]
     else:
-        entries = R2GenDataset(data, split, PreprocessSpec(8, (0.5,), (0.25,)), missing="skip").entries
+        entries = R2GenDataset(data, split, Preprocessing(8, 0.5, 0.25), missing="skip").entries
         items = [(e["id"], [data / "images" / p for p in e["image_path"]], e["report"]) for e in entries]
     items = items[:limit] if limit else items
     return [(sid, Study(study_uid=sid, images=[read_image(p) for p in paths]), clean_clinical_note(text))
@@ -116,7 +117,7 @@ def _cached(path: Path, build, info) -> dict:
 class LocalClipTask(ClipTask):
     """The classifier on local studies, labelled by the labeler from their reports."""
 
-    def __init__(self, config: dict, bundle, train_set, val_set, spec: PreprocessSpec) -> None:
+    def __init__(self, config: dict, bundle, train_set, val_set, spec: Preprocessing) -> None:
         self.config, self.tokenizer, self.spec = config, bundle.tokenizer, spec
         self.classifier_config = bundle.classifier.config
         self.context_length = self.classifier_config.context_length
@@ -153,8 +154,7 @@ def train_parts(config: dict, bundle, parts: tuple[str, ...], layout: str, data:
     """Fine-tune `parts` of the loaded bundle in place; returns each run's summary."""
     from train.tasks.detector_task import DetectorTask
 
-    p = bundle.preprocessing
-    section, spec = config["finetune"], PreprocessSpec(int(p["image_size"]), (float(p["mean"]),), (float(p["std"]),))
+    section, spec = config["finetune"], bundle.preprocessing
     summaries = {}
     if "detector" in parts:
         summaries["detector"] = _fit_best(DetectorTask(config), bundle.detector, section["detector_loop"],
@@ -166,8 +166,8 @@ def train_parts(config: dict, bundle, parts: tuple[str, ...], layout: str, data:
                                  float(config["clip"].get("contrastive_weight", 1.0)),
                                  positive_weights(task.train_set.items))
         summaries["classifier"] = _fit_best(task, module, section["clip_loop"], run_root / "clip", info, resume)
-    max_len = int(bundle.card.get("training", {}).get("config", {}).get("generator", {}).get("max_len")
-                  or bundle.generation["max_len"])
+    max_len = int(bundle.card.records.training.get("config", {}).get("generator", {}).get("max_len")
+                  or bundle.generation.max_len)
     limit = int(config.get("limit", 0) or 0)
     caches = {split: _cached(run_root / "features" / f"{split}.safetensors",
                              lambda s=split: feature_cache(local[s], bundle, max_len, info.device, limit), info)
@@ -247,24 +247,24 @@ def run_finetune(args, config: dict, info) -> Path | None:
         raise ValueError("with torchrun, pass --out so every process writes the same run")
     out = Path(args.out) if args.out is not None else _default_out(parent)
     _check_out(parent, out)
-    parent_card_sha = sha256_file(parent / "card.json")
+    parent_card_sha = sha256_file(parent / CARD_FILE)
     bundle = load_bundle(parent, device=info.device)  # verifies every hash; the folder is only read
-    config["preprocessing"] = dict(bundle.preprocessing)  # the models' input is the parent's
+    config["preprocessing"] = bundle.preprocessing.to_dict()  # the models' input is the parent's
     run_root = Path(config["out_dir"]) / out.name
     log.info("fine-tuning %s (%s) on %s [%s]: %s", bundle.bundle_id, parent, args.data, layout, ", ".join(parts))
     summaries = train_parts(config, bundle, parts, layout, Path(args.data), run_root, info, args.resume)
     if not info.is_main:
         return None
     card = bundle.card
-    kept = {k: card[k] for k in ("thresholds", "generation", "classification", "region_selection") if k in card}
-    # the generator is always retrained here, on report-label clues (build_feature_cache's convention)
-    kept["generation"] = {**kept.get("generation", {}), "clues": "thresholded"}
     extra = {
-        **kept, "preprocessing": dict(bundle.preprocessing),
-        "parent": {"bundle_id": card["bundle_id"], "folder": str(parent.resolve()), "card_sha256": parent_card_sha},
+        "thresholds": card.thresholds, "classification": card.classification.to_dict(),
+        "region_selection": card.region_selection.to_dict(), "preprocessing": card.preprocessing.to_dict(),
+        # the generator is always retrained here, on report-label clues (build_feature_cache's convention)
+        "generation": card.generation.to_dict() | {"clues": "thresholded"},
+        "parent": {"bundle_id": card.bundle_id, "folder": str(parent.resolve()), "card_sha256": parent_card_sha},
         "training": {"kind": "finetune", "trained": list(parts), "config": config, "validation": summaries,
                      "data": {"local": str(Path(args.data).resolve()), "layout": layout},
-                     "parent_data": card.get("training", {}).get("data"), "commit": _commit(),
+                     "parent_data": card.records.training.get("data"), "commit": _commit(),
                      "exported": datetime.now(timezone.utc).isoformat(timespec="seconds")},
     }
     models = {name: getattr(bundle, name).cpu() for name in ("detector", "classifier", "generator")}
@@ -277,9 +277,9 @@ def run_finetune(args, config: dict, info) -> Path | None:
     before = evaluate_on_studies(parent, rows, device, bool(evaluation.get("meteor", True)), jsrt)
     after = evaluate_on_studies(out, rows, device, bool(evaluation.get("meteor", True)), jsrt)
     split = {"split": f"local {evaluation.get('split', 'val')}", "data": str(Path(args.data).resolve())}
-    _update_card(out, {"metrics": {**split, **after},
-                       "finetune_evaluation": {**split, "parent": before, "child": after}})
-    print(f"parent {card['bundle_id']} vs fine-tuned {json.loads((out / 'card.json').read_text())['bundle_id']} "
+    child = update_records(out, metrics={**split, **after},
+                           finetune_evaluation={**split, "parent": before, "child": after})
+    print(f"parent {card.bundle_id} vs fine-tuned {child.bundle_id} "
           f"on {len(rows)} {split['split']} studies:")
     print(side_by_side(before, after))
     print(f"new bundle: {out}")
@@ -295,7 +295,7 @@ def _jsrt_val(config: dict, card: dict):
     if not (root / "split.json").exists():
         return None
     dataset = JsrtRegionDataset(root, "val", spec_of(config),
-                                regions=tuple(r for r in card["region_names"] if r != "whole_image"))
+                                regions=tuple(r for r in card.region_names if r != WHOLE_IMAGE))
     limit = int(config["finetune"].get("evaluate", {}).get("max_studies", 0) or 0)
     dataset.ids = dataset.ids[:limit] if limit else dataset.ids
     return dataset
@@ -305,15 +305,6 @@ def _commit() -> str:
     from train.export import git_commit
 
     return git_commit()
-
-
-def _update_card(bundle: Path, values: dict) -> None:
-    """Add evaluation results to the card; weights and their hashes are untouched."""
-    path = bundle / "card.json"
-    card = json.loads(path.read_text()) | values
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(card, indent=2))
-    tmp.replace(path)
 
 
 def main_finetune(args) -> int:

@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rrg_desk.models.preprocess import Preprocessing, prepare_image
+from rrg_desk.models.card import Preprocessing
+from rrg_desk.models.preprocess import prepare_image
+from rrg_desk.thresholds import DEFAULT_THRESHOLD
 
 log = logging.getLogger(__name__)
 
@@ -217,8 +219,8 @@ def _gate_record(classifier, chest: dict, held_negatives, split_items: dict, max
 
     val = probs(chest["val"])[:, 0].detach()
     # the strictest cut that still passes all but `max_false_refusal` of the validation radiographs
-    threshold = min(0.9, max(0.05, float(torch.quantile(val, max_false_refusal)))) if len(val) else 0.5
-    record = {"chest_threshold": round(threshold, 6), "lateral_threshold": 0.5,
+    threshold = min(0.9, max(0.05, float(torch.quantile(val, max_false_refusal)))) if len(val) else DEFAULT_THRESHOLD
+    record = {"chest_threshold": round(threshold, 6), "lateral_threshold": DEFAULT_THRESHOLD,
               "max_false_refusal_on_validation": max_false_refusal,
               "false_refusal": {s: refusal_rate(probs(chest[s])[:, 0], threshold) for s in chest},
               "held_out_negatives": len(held_negatives),
@@ -226,7 +228,7 @@ def _gate_record(classifier, chest: dict, held_negatives, split_items: dict, max
               if len(held_negatives) else None}
     for split, items in split_items.items():
         truth = torch.tensor([float(i.view == "LATERAL") for i in items])
-        called = (probs(chest[split])[:, 1] >= 0.5).float()
+        called = (probs(chest[split])[:, 1] >= DEFAULT_THRESHOLD).float()
         if len(truth) == len(called) and truth.sum() > 0:
             record[f"lateral_recall_{split}"] = float((called * truth).sum() / truth.sum())
             record[f"frontal_called_lateral_{split}"] = float((called * (1 - truth)).sum() / (1 - truth).sum())

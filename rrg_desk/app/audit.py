@@ -9,13 +9,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
-from rrg_desk.store.records import AuditEntry, StudyRecord
+from rrg_desk.fileio import write_text_atomic
+from rrg_desk.store.records import AuditAction, AuditEntry, StudyRecord
 
 COLUMNS = ("id", "time_utc", "user", "action", "patient", "study_uid", "summary", "detail_json")
 HEADERS = ("#", "Time (UTC)", "User", "Action", "Patient", "Study UID", "What", "Detail (JSON)")
@@ -32,7 +31,7 @@ def readable_time(iso: str) -> str:
 def summary(entry: AuditEntry) -> str:
     """One line saying what happened, exported files named with their format and path."""
     detail = entry.detail or {}
-    if entry.action == "exported" and isinstance(detail.get("files"), list):
+    if entry.action == AuditAction.EXPORTED and isinstance(detail.get("files"), list):
         files = []
         for item in detail["files"]:
             if isinstance(item, dict):
@@ -44,9 +43,9 @@ def summary(entry: AuditEntry) -> str:
         failed = detail.get("not_written")
         text = "; ".join(files) + (f" ({', '.join(extra)})" if extra else "")
         return text + (f"; not written: {', '.join(failed)}" if failed else "")
-    if entry.action in ("accepted", "rejected"):
+    if entry.action in (AuditAction.ACCEPTED, AuditAction.REJECTED):
         return f"{detail.get('region') or 'no region'}: {detail.get('text', '')}"
-    if entry.action == "identity_confirmed":
+    if entry.action == AuditAction.IDENTITY_CONFIRMED:
         return f"was {detail['previous']}" if detail.get("previous") else "confirmed"
     parts = []
     for key, value in detail.items():
@@ -81,13 +80,4 @@ def audit_csv_text(rows: Iterable[tuple[str, ...]]) -> str:
 
 def write_audit_csv(rows: Iterable[tuple[str, ...]], out: str | Path) -> Path:
     """Write the rows as CSV atomically; OSError (with the reason) when the folder refuses."""
-    out = Path(out)
-    handle, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}-", suffix=".part")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(audit_csv_text(rows))
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return write_text_atomic(out, audit_csv_text(rows), newline="")

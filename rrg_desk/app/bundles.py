@@ -2,26 +2,26 @@
 draft one study with two bundles to compare them.
 
 Bundles live in resources/models/* (shipped) and in <user data>/bundles/* (fine-tunes made
-on this site: `python -m train finetune` writes there by default). Listing reads card.json
-only (JSON, no torch), so the admin view opens instantly; drafting imports the pipeline
-lazily. The active bundle is AppSettings.bundle_dir; the UI applies a new value the way it
+on this site: `python -m train finetune` writes there by default). Listing reads each card
+with rrg_desk.models.card.read_card (JSON, no torch), so the admin view opens instantly and
+refuses what loading would refuse; drafting imports the pipeline lazily. The active bundle is AppSettings.bundle_dir; the UI applies a new value the way it
 applies any settings change (DraftWorker.configure), so the next draft uses it.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from rrg_desk.app.settings import AppSettings
+from rrg_desk.inference.request import DraftSettings
+from rrg_desk.models.card import CARD_FILE, BundleCard, BundleError, ParentBundle, read_card
 from rrg_desk.paths import resources_dir, user_data_dir
 
 log = logging.getLogger(__name__)
 
 SHIPPED, LOCAL = "shipped", "local"
-CARD_FILE = "card.json"
 
 
 def user_bundles_dir() -> Path:
@@ -36,12 +36,12 @@ def bundle_roots() -> list[tuple[Path, str]]:
 class BundleInfo:
     folder: Path
     source: str  # SHIPPED | LOCAL
-    card: dict
+    card: BundleCard | None  # None: the card cannot be read (`problem` says why)
     problem: str = ""  # why it cannot be used ("" when the card looks complete)
 
     @property
     def bundle_id(self) -> str:
-        return str(self.card.get("bundle_id", "")) or f"({self.folder.name})"
+        return self.card.bundle_id if self.card is not None else f"({self.folder.name})"
 
     @property
     def name(self) -> str:
@@ -49,17 +49,24 @@ class BundleInfo:
 
     @property
     def created(self) -> str:
-        return str(self.card.get("created", ""))
+        return self.card.created if self.card is not None else ""
 
     @property
-    def parent(self) -> dict | None:
-        parent = self.card.get("parent")
-        return parent if isinstance(parent, dict) else None
+    def parent(self) -> ParentBundle | None:
+        return self.card.parent if self.card is not None else None
+
+    @property
+    def _training(self) -> dict:
+        return self.card.records.training if self.card is not None else {}
+
+    @property
+    def _metrics(self) -> dict:
+        return self.card.records.metrics if self.card is not None else {}
 
     @property
     def trained_on(self) -> str:
         """One line: the data the weights saw (a fine-tune names its local data and parent's)."""
-        training = self.card.get("training") if isinstance(self.card.get("training"), dict) else {}
+        training = self._training
         data = training.get("data")
         if training.get("kind") == "finetune" and isinstance(data, dict):
             parts = "+".join(training.get("trained", []))
@@ -72,7 +79,7 @@ class BundleInfo:
 
     def metrics(self) -> dict[str, float | None]:
         """Headline metrics of the card (test metrics, or a fine-tune's local validation)."""
-        metrics = self.card.get("metrics") if isinstance(self.card.get("metrics"), dict) else {}
+        metrics = self._metrics
         model = metrics.get("model") if isinstance(metrics.get("model"), dict) else {}
         nlg, ce = model.get("nlg", {}) or {}, model.get("ce", {}) or {}
         return {"BLEU-4": nlg.get("BLEU-4"), "CIDEr": nlg.get("CIDEr"), "CE micro F1": ce.get("micro_f1"),
@@ -81,20 +88,19 @@ class BundleInfo:
 
     @property
     def metrics_scope(self) -> str:
-        metrics = self.card.get("metrics") or {}
-        return str(metrics.get("split", "")) if isinstance(metrics, dict) else ""
+        return str(self._metrics.get("split", ""))
 
     def describe(self) -> str:
         """The card in words, for the admin view's details pane."""
         lines = [f"Bundle {self.bundle_id} ({self.source}) in {self.folder}", f"Created: {self.created or '?'}",
                  f"Trained on: {self.trained_on}"]
         if self.parent:
-            lines.append(f"Parent: {self.parent.get('bundle_id')} ({self.parent.get('folder')})")
+            lines.append(f"Parent: {self.parent.bundle_id} ({self.parent.folder})")
         scope = f" on {self.metrics_scope}" if self.metrics_scope else ""
         values = [f"{k} {v:.3f}" for k, v in self.metrics().items() if isinstance(v, (int, float))]
         lines.append(f"Metrics{scope}: " + (", ".join(values) if values else "none recorded"))
-        evaluation = self.card.get("finetune_evaluation")
-        if isinstance(evaluation, dict):
+        evaluation = self.card.records.finetune_evaluation if self.card is not None else None
+        if evaluation is not None:
             for side in ("parent", "child"):
                 scores = (evaluation.get(side) or {}).get("model", {})
                 nlg, ce = scores.get("nlg", {}), scores.get("ce", {})
@@ -110,17 +116,28 @@ def _fmt(value) -> str:
 
 
 def read_bundle_info(folder: str | Path, source: str = LOCAL) -> BundleInfo:
-    """The card of `folder` (JSON only); a missing or damaged card becomes `problem`."""
+    """The card of `folder` (JSON only: the weights are neither read nor hashed); a card that
+    would not load, or a file it lists that is absent, becomes `problem`."""
     folder = Path(folder)
     try:
-        card = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return BundleInfo(folder, source, {}, f"no readable {CARD_FILE} ({exc.__class__.__name__})")
-    if not isinstance(card, dict) or not isinstance(card.get("components"), dict):
-        return BundleInfo(folder, source, card if isinstance(card, dict) else {}, "the card lists no components")
-    absent = [entry.get("file", name) for name, entry in card["components"].items()
-              if isinstance(entry, dict) and not (folder / str(entry.get("file", ""))).is_file()]
-    return BundleInfo(folder, source, card, f"missing {', '.join(absent)}" if absent else "")
+        card = read_card(folder)
+    except BundleError as exc:
+        return BundleInfo(folder, source, None, exc.user_message)
+    files = [entry.file for entry in card.components.values()] + [card.tokenizer.file]
+    absent = [name for name in files if not (folder / name).is_file()]
+    problem = f"The model bundle is incomplete: {', '.join(absent)} missing." if absent else ""
+    return BundleInfo(folder, source, card, problem)
+
+
+def bundle_problem(folder: str | Path) -> str:
+    """Why `folder` is not a usable model bundle, in words; "" when it looks fine, or when no
+    folder is given (drafting is off until one is chosen)."""
+    if not str(folder).strip():
+        return ""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        return f"The folder {folder} does not exist."
+    return read_bundle_info(folder).problem
 
 
 def list_bundles(roots: list[tuple[Path, str]] | None = None) -> list[BundleInfo]:
@@ -153,23 +170,10 @@ def with_active_bundle(settings: AppSettings, info: BundleInfo) -> AppSettings:
     return dataclasses.replace(settings, bundle_dir=str(info.folder))
 
 
-def lineage(info: BundleInfo, bundles: list[BundleInfo]) -> list[BundleInfo]:
-    """`info`, its parent, the parent's parent... as far as they are installed."""
-    by_id = {b.bundle_id: b for b in bundles}
-    chain, seen = [info], {info.bundle_id}
-    while chain[-1].parent and chain[-1].parent.get("bundle_id") in by_id:
-        parent = by_id[chain[-1].parent["bundle_id"]]
-        if parent.bundle_id in seen:
-            break
-        chain.append(parent)
-        seen.add(parent.bundle_id)
-    return chain
-
-
 def compare_drafts(study, folders: list[str | Path], device: str = "auto", cancel=None) -> list:
     """Draft `study` with each bundle (in order) -> list of Draft. Runs the models: call it
     from a worker thread."""
-    from rrg_desk.inference.pipeline import DraftPipeline, DraftSettings
+    from rrg_desk.inference.pipeline import DraftPipeline
 
     settings = DraftSettings(finding_heatmaps=False)
     return [DraftPipeline(folder, device).draft(study, settings, cancel=cancel) for folder in folders]

@@ -1,39 +1,38 @@
 """Qt-free application state of the workstation: the open study, its draft and report.
 
-The UI calls these methods and redraws; every rule (what a recovery is, when autosave is
-due, that flags are reviewed before signing, that a signed report is read-only) lives here,
-so it is tested without a window.
+The UI calls these methods and redraws; every rule (what a recovery is, that flags are
+reviewed before signing, that a signed report is read-only, that every export is audited once)
+lives here, so it is tested without a window.
 """
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 from rrg_desk.app.settings import AppSettings, os_login_name
+from rrg_desk.errors import UserFacingError
 from rrg_desk.imaging.types import Study
+from rrg_desk.inference.request import DraftSettings
 from rrg_desk.reports.clinical import clinical_defaults
-from rrg_desk.reports.document import CLINICAL_SECTIONS, ReportDocument, ReportSentence
-from rrg_desk.reports.draft import Draft
-from rrg_desk.reports.export import (
-    EXPORT_SUFFIXES, Addendum, ExportError, ReportMeta, annotated_png_bytes, base_name, export_annotated_png,
-    export_dicom_sr, export_fhir, export_json, export_txt,
+from rrg_desk.reports.document import (
+    CLINICAL_SECTIONS, ReportDocument, ReportSentence, normalise_model_sentence,
 )
+from rrg_desk.reports.draft import Draft, Sentence, SentenceOrigin
+from rrg_desk.reports.export import ReportMeta, base_name
+from rrg_desk.reports.export.printable import PrintHeader
+from rrg_desk.reports.export.registry import Exporter, ExporterRegistry, ExportJob, key_image_png
 from rrg_desk.reports.truthfulness import Flag, check_report, unreviewed_flags
-from rrg_desk.store import Database, ReportSignedError, SignedReport, StoreError, StudyRecord
+from rrg_desk.store import AuditAction, Database, ReportSignedError, SignedReport, StoreError, StudyRecord
+from rrg_desk.store.records import SignedHistory
+from rrg_desk.store.signoff import signed_report_meta
 
 log = logging.getLogger(__name__)
 
 
-class SessionError(Exception):
+class SessionError(UserFacingError):
     """A request that does not fit the session's state; `user_message` is for the UI."""
-
-    def __init__(self, user_message: str) -> None:
-        super().__init__(user_message)
-        self.user_message = user_message
 
 
 class UnreviewedFlagsError(SessionError):
@@ -68,9 +67,9 @@ class Session:
         self.draft: Draft | None = None
         self.document: ReportDocument | None = None
         self.refusal: str | None = None  # why the input check refused to draft the open study
+        self.exporters = ExporterRegistry.with_core_formats()  # the UI registers PDF (register_exporter)
         self._pending_recovery = set(db.unsaved_recovery())
         self._dirty_since: float | None = None  # monotonic time of the first unsaved edit
-        self._last_edit: float | None = None
 
     # --- properties ---------------------------------------------------------------------
     @property
@@ -90,7 +89,7 @@ class Session:
             raise SessionError("Enter your name: every audit entry and signature carries it.")
         previous = self.user
         self.settings.user_name, self.settings.identity_confirmed = name, True
-        self.db.audit(None, name, "identity_confirmed", {"previous": previous} if previous != name else {})
+        self.db.audit(None, name, AuditAction.IDENTITY_CONFIRMED, {"previous": previous} if previous != name else {})
         return name
 
     @property
@@ -121,33 +120,30 @@ class Session:
             study = self.db.load_study(study_uid)
         self.record, self.study = record, study
         self.refusal = None
-        self.draft = self.db.load_model_draft(study_uid)
-        signed = self.db.signed_reports(study_uid)
+        self.draft = self.db.load_model_draft(study_uid)  # once: the documents below share it
+        original = self.db.signed_history(study_uid).original
         document = None
-        if signed and signed[0].document is not None:
-            document = ReportDocument.from_dict(signed[0].document, draft=self.draft)
+        if original is not None and original.document is not None:
+            document = ReportDocument.from_dict(original.document, draft=self.draft)
         restored = False
         if document is None:
-            document = self.db.load_draft(study_uid)
+            document = self.db.load_draft(study_uid, with_model_draft=False)
             restored = document is not None
+            if restored:
+                document.draft = self.draft
         if document is None and self.draft is not None:
             document = ReportDocument.from_draft(self.draft)
         self.document = document
-        if not signed:
+        if original is None:
             self._prefill_clinical()
-        self._dirty_since = self._last_edit = None
+        self._dirty_since = None
         recovered = restored and study_uid in self._pending_recovery
         self._pending_recovery.discard(study_uid)
         if not already_open:  # showing the open study again (worklist, loader, recovery) is no new action
-            self.db.audit(study_uid, self.user, "opened", {"restored_draft": restored})
+            self.db.audit(study_uid, self.user, AuditAction.OPENED, {"restored_draft": restored})
         if recovered:
-            self.db.audit(study_uid, self.user, "recovered", {"saved_at": self.db.draft_saved_at(study_uid)})
-        return OpenedStudy(record, study, restored, recovered, bool(signed))
-
-    def close_study(self) -> None:
-        if self.dirty:
-            self.autosave()
-        self.record = self.study = self.draft = self.document = self.refusal = None
+            self.db.audit(study_uid, self.user, AuditAction.RECOVERED, {"saved_at": self.db.draft_saved_at(study_uid)})
+        return OpenedStudy(record, study, restored, recovered, original is not None)
 
     def needs_draft(self) -> bool:
         """Auto-draft rule: a study with no model draft, not signed, when auto_draft is on."""
@@ -170,8 +166,8 @@ class Session:
             if self.document is not None:
                 self.document.draft = draft
             return True
-        keep_text = self.document is not None and not self.document.is_empty() and any(
-            s.origin == "radiologist" or s.accepted or s.edited for s in self.document.sentences())
+        keep_text = (self.document is not None and not self.document.is_empty()
+                     and self.document.reviewed_by_radiologist())
         if keep_text:
             self.document.draft = draft
         else:
@@ -183,10 +179,10 @@ class Session:
         return True
 
     # --- the input check ("is this a chest radiograph?") -----------------------------------
-    def draft_request_settings(self, draft_anyway: bool = False) -> dict:
-        """The settings a draft request carries (plain values: the GUI thread never imports torch)."""
-        settings = {"beam_size": self.settings.beam_size}
-        return {**settings, "draft_anyway": True} if draft_anyway else settings
+    def draft_request_settings(self, draft_anyway: bool = False) -> DraftSettings:
+        """The settings a draft (or describe-a-region) request carries; torch-free, so the GUI
+        thread builds it."""
+        return self.settings.draft_settings(draft_anyway=draft_anyway)
 
     def note_refusal(self, message: str) -> bool:
         """The input check refused to draft the open study: keep the reason (the UI offers
@@ -194,17 +190,17 @@ class Session:
         if self.record is None:
             return False
         self.refusal = message
-        self.db.audit(self.record.study_uid, self.user, "input_refused", {"reason": message})
+        self.db.audit(self.record.study_uid, self.user, AuditAction.INPUT_REFUSED, {"reason": message})
         return True
 
-    def draft_anyway(self) -> dict:
+    def draft_anyway(self) -> DraftSettings:
         """The radiologist overrides the refusal: audited with the reason they overrode; returns
         the request settings. The report text is untouched (apply_draft keeps typed text)."""
         if self.record is None or self.refusal is None:
             raise SessionError("There is no refused draft to override.")
         if self.is_signed:
             raise ReportSignedError(self.record.study_uid)
-        self.db.audit(self.record.study_uid, self.user, "draft_anyway", {"reason": self.refusal})
+        self.db.audit(self.record.study_uid, self.user, AuditAction.DRAFT_ANYWAY, {"reason": self.refusal})
         return self.draft_request_settings(draft_anyway=True)
 
     # --- editing ------------------------------------------------------------------------
@@ -234,61 +230,61 @@ class Session:
         self._mark_dirty()
 
     def _mark_dirty(self) -> None:
-        now = time.monotonic()
         if self._dirty_since is None:
-            self._dirty_since = now
-        self._last_edit = now
+            self._dirty_since = time.monotonic()
 
     def edit(self, section: str, text: str) -> None:
         self._editable_document().replace_section_text(section, text)
         self._mark_dirty()
 
     def accept(self, sentence_id: str) -> None:
-        document = self._editable_document()
-        sentence = document.sentence(sentence_id)
-        document.accept(sentence_id)
-        self.db.audit(self.record.study_uid, self.user, "accepted", {"region": sentence.region, "text": sentence.text})
-        self._mark_dirty()
+        self._review_sentence(sentence_id, accepted=True)
 
     def reject(self, sentence_id: str) -> None:
+        self._review_sentence(sentence_id, accepted=False)
+
+    def _review_sentence(self, sentence_id: str, accepted: bool) -> None:
+        """The radiologist keeps or deletes one model sentence; the audit entry carries its text."""
         document = self._editable_document()
-        sentence = document.sentence(sentence_id)
-        document.reject(sentence_id)
-        self.db.audit(self.record.study_uid, self.user, "rejected", {"region": sentence.region, "text": sentence.text})
+        sentence = document.sentence(sentence_id)  # read first: rejecting removes it
+        (document.accept if accepted else document.reject)(sentence_id)
+        self.db.audit(self.record.study_uid, self.user, AuditAction.ACCEPTED if accepted else AuditAction.REJECTED,
+                      {"region": sentence.region, "text": sentence.text})
         self._mark_dirty()
 
     def accept_all(self) -> list[str]:
         accepted = self._editable_document().accept_all()
         if accepted:
-            self.db.audit(self.record.study_uid, self.user, "accepted_all", {"sentences": len(accepted)})
+            self.db.audit(self.record.study_uid, self.user, AuditAction.ACCEPTED_ALL, {"sentences": len(accepted)})
             self._mark_dirty()
         return accepted
 
-    def add_sentence(self, section: str, sentence: ReportSentence, index: int | None = None) -> None:
-        self._editable_document().add_sentence(section, sentence, index)
-        self._mark_dirty()
-
-    def apply_template(self, findings: str, impression: str) -> None:
+    def add_described_region(self, sentence: Sentence) -> ReportSentence | None:
+        """The model's sentence about a box the radiologist drew joins the findings as unreviewed
+        model text; the draft keeps the Sentence so its heatmap stays reachable. None (nothing
+        added) when the model said nothing."""
+        text = normalise_model_sentence(sentence.text)
+        if not text:
+            return None
         document = self._editable_document()
-        document.replace_section_text("findings", findings)
-        document.replace_section_text("impression", impression)
+        draft_index = None
+        if self.draft is not None:
+            self.draft.sentences.append(sentence)
+            draft_index = len(self.draft.sentences) - 1
+        added = ReportSentence(text=text, origin=SentenceOrigin.MODEL, region=sentence.region, model_text=text,
+                               draft_index=draft_index)
+        document.add_sentence("findings", added)
         self._mark_dirty()
+        return added
 
-    # --- autosave -----------------------------------------------------------------------
-    def autosave_due(self, now: float | None = None) -> bool:
-        """True once `autosave_seconds` passed since the last edit (the UI's timer asks)."""
-        if self._last_edit is None:
-            return False
-        now = time.monotonic() if now is None else now
-        return now - self._last_edit >= self.settings.autosave_seconds
-
+    # --- autosave (the UI's timer calls autosave after a pause in typing) --------------------
     def autosave(self) -> bool:
         """Save the working copy if there are unsaved edits. StoreError leaves it dirty (the
         text stays on screen and the next autosave retries)."""
         if not self.dirty or self.document is None or self.record is None:
             return False
         self.db.save_draft(self.record.study_uid, self.document, self.user)
-        self._dirty_since = self._last_edit = None
+        self._dirty_since = None
         return True
 
     # --- truthfulness and sign-off ------------------------------------------------------
@@ -307,7 +303,7 @@ class Session:
         if missing:
             raise UnreviewedFlagsError(missing)
         report = self.db.sign(self.record.study_uid, document, signer, reviewed)
-        self._dirty_since = self._last_edit = None
+        self._dirty_since = None
         self.record = self.db.get_study(self.record.study_uid)
         return report
 
@@ -318,81 +314,46 @@ class Session:
         self.record = self.db.get_study(self.record.study_uid)
         return addendum
 
-    def signed_reports(self) -> list[SignedReport]:
-        return self.db.signed_reports(self.record.study_uid) if self.record else []
+    def signed_history(self) -> SignedHistory:
+        return self.db.signed_history(self.record.study_uid) if self.record else SignedHistory()
 
     # --- exports ------------------------------------------------------------------------
     def report_meta(self) -> ReportMeta:
         """Patient, study and signature of the open report, for the exporters (and the PDF)."""
         if self.record is None or self.study is None:
             raise SessionError("Open a study first.")
-        signed = self.signed_reports()
-        original = next((r for r in signed if r.kind == "report"), None)
-        addenda = tuple(Addendum(r.addendum_text, r.signer, datetime.fromisoformat(r.signed_at))
-                        for r in signed if r.kind == "addendum")
-        return ReportMeta.from_study(
-            self.study, signer=original.signer if original else "",
-            signed_at=datetime.fromisoformat(original.signed_at) if original else None,
-            report_id=str(original.id) if original else "", addenda=addenda,
-            pseudonym_salt=self.db.installation_secret())
+        return signed_report_meta(self.study, self.signed_history(), pseudonym_salt=self.db.installation_secret())
 
-    def key_image_png(self, anonymise: bool = False, heatmap=None) -> bytes | None:
-        """The annotated frontal image (selected regions) as PNG bytes, or None without a draft."""
-        if self.study is None or self.draft is None:
-            return None
-        frontal = self.study.frontal or self.study.images[0]
-        return annotated_png_bytes(frontal, [r for r in self.draft.regions if r.selected], heatmap,
-                                   self.report_meta(), anonymise)
+    def register_exporter(self, name: str, suffix: str, write: Exporter) -> None:
+        """Add an export format (how the UI adds the PDF, which Qt renders, without the core
+        importing Qt); it is then written and audited like the core's formats."""
+        self.exporters.register(name, suffix, write)
 
     def export(self, formats: list[str], folder: str | Path, anonymise: bool = False,
-               include_key_image: bool = False, renderers: dict[str, tuple[str, Callable]] | None = None
-               ) -> dict[str, Path]:
-        """Write the report (signed, or the draft marked as such) in `formats` and log ONE
-        "exported" audit entry naming every file written (path and format), also when a later
-        format fails (then ExportError is raised after the entry is written).
-
-        `formats`: EXPORT_SUFFIXES keys, or keys of `renderers`: format -> (suffix,
-        render(document, meta, out, anonymise, key_image_png) -> Path), how the UI adds the PDF
-        (Qt renders it) without the core importing Qt."""
-        renderers = dict(renderers or {})
-        unknown = [f for f in formats if f not in EXPORT_SUFFIXES and f not in renderers]
-        if unknown:
-            raise ValueError(f"unknown export format(s) {unknown}; the core writes {sorted(EXPORT_SUFFIXES)} "
-                             "(PDF is rendered by rrg_desk.ui.pdf_export)")
+               include_key_image: bool = False) -> dict[str, Path]:
+        """Write the report (signed, or the draft marked as such) in `formats` (registered names)
+        and log ONE "exported" audit entry naming every file written (path and format), also when
+        a later format fails (then ExportError is raised after the entry is written)."""
+        self.exporters.check(formats)
         if self.document is None or self.study is None:
             raise SessionError("There is no report to export.")
         meta = self.report_meta()
         folder = Path(folder)
         stem = base_name(meta.for_export(anonymise))
-        written: dict[str, Path] = {}
-        key_png: list[bytes | None] = []  # rendered once, shared by FHIR and the renderers
+        key_png: list[bytes | None] = []  # rendered once, shared by FHIR and PDF
 
         def key_image() -> bytes | None:
             if not key_png:
-                key_png.append(self.key_image_png(anonymise) if include_key_image else None)
+                key_png.append(key_image_png(self.study, self.draft, meta, anonymise) if include_key_image else None)
             return key_png[0]
 
+        job = ExportJob(self.document, meta, self.study, self.draft, anonymise,
+                        PrintHeader(self.settings.institution_name, self.settings.institution_address), key_image)
+        written: dict[str, Path] = {}
         try:
             for fmt in formats:
-                if fmt in renderers:
-                    suffix, render = renderers[fmt]
-                    written[fmt] = Path(render(self.document, meta, folder / (stem + suffix), anonymise, key_image()))
-                    continue
-                out = folder / (stem + EXPORT_SUFFIXES[fmt])
-                if fmt == "txt":
-                    written[fmt] = export_txt(self.document, meta, out, anonymise)
-                elif fmt == "json":
-                    written[fmt] = export_json(self.document, meta, out, anonymise)
-                elif fmt == "fhir":
-                    written[fmt] = export_fhir(self.document, meta, out, anonymise, key_image_png=key_image())
-                elif fmt == "sr":
-                    written[fmt] = export_dicom_sr(self.document, meta, self.study.images, out, anonymise)
-                elif fmt == "png":
-                    if self.draft is None:
-                        raise ExportError("The annotated image needs a draft (regions); draft the study first.")
-                    frontal = self.study.frontal or self.study.images[0]
-                    written[fmt] = export_annotated_png(frontal, [r for r in self.draft.regions if r.selected],
-                                                        None, out, anonymise, meta)
+                exporter = self.exporters[fmt]
+                written[fmt] = Path(exporter.write(job, folder / (stem + exporter.suffix)))
         finally:
             if written:
                 self._audit_export(written, formats, anonymise, meta.signed)
@@ -405,7 +366,7 @@ class Session:
         if failed:
             detail["not_written"] = failed
         try:
-            self.db.audit(self.record.study_uid, self.user, "exported", detail)
+            self.db.audit(self.record.study_uid, self.user, AuditAction.EXPORTED, detail)
         except StoreError:
             log.warning("export written but not logged (database unavailable)")
 

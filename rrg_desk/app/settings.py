@@ -6,11 +6,11 @@ from __future__ import annotations
 import getpass
 import json
 import logging
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from rrg_desk.fileio import write_text_atomic
+from rrg_desk.inference.request import DraftSettings
 from rrg_desk.paths import default_bundle_dir, user_data_dir
 
 log = logging.getLogger(__name__)
@@ -112,22 +112,11 @@ class AppSettings:
         """Write atomically, pretty-printed so a person can read and edit it."""
         path = Path(path) if path is not None else settings_path()
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=".settings-", suffix=".json")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump(self.to_dict(), out, indent=2, sort_keys=True)
-                out.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return write_text_atomic(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
-    def draft_settings(self):
-        """The inference request settings these choices imply."""
-        from rrg_desk.inference.pipeline import DraftSettings  # torch: only when drafting
-
-        return DraftSettings(beam_size=self.beam_size)
+    def draft_settings(self, draft_anyway: bool = False) -> DraftSettings:
+        """The draft request these choices imply (beam size 0: the bundle card's)."""
+        return DraftSettings(beam_size=self.beam_size or None, draft_anyway=draft_anyway)
 
 
 def _coerce(raw, kind: type):

@@ -3,28 +3,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rrg_desk.errors import UserFacingError
+
 # Images above this many pixels are refused before decoding, to keep memory bounded
 # (a 43 x 43 cm detector at 0.1 mm is ~18 megapixels).
 MAX_PIXELS = 100_000_000
 
 
-class ImageReadError(Exception):
-    """Base class: the file cannot be shown. `user_message` is for the UI and the CLI."""
+def file_message(path: Path | None, reason: str, detail: str = "", unnamed: str = "The file") -> str:
+    """One line naming the file first: "img.dcm: <reason> (<detail>)"."""
+    message = f"{path.name if path is not None else unnamed}: {reason}"
+    return f"{message} ({detail})" if detail else message
+
+
+class ImageReadError(UserFacingError):
+    """Base class: the file cannot be shown. Each subclass words its `reason`."""
 
     reason = "The file cannot be opened as a chest X-ray."
 
     def __init__(self, path: str | Path | None = None, detail: str = "") -> None:
         self.path = Path(path) if path is not None else None
-        self.detail = detail
-        super().__init__(self.user_message)
-
-    @property
-    def user_message(self) -> str:
-        name = self.path.name if self.path is not None else "The file"
-        msg = f"{name}: {self.reason}"
-        if self.detail:
-            msg += f" ({self.detail})"
-        return msg
+        super().__init__(file_message(self.path, self.reason, detail), detail)
 
 
 class NotAnImageError(ImageReadError):

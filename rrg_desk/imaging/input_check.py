@@ -16,9 +16,10 @@ who may still draft anyway (the app audits that choice).
 
 What the rules cannot see (a greyscale photograph, a radiograph of a knee without a header)
 is left to a learned score: a `LearnedScorer` maps an image to `LearnedScores(p_chest,
-p_lateral)`, and `LearnedThresholds.from_card(card)` reads the decision thresholds from the
-model card's "input_check" section. With a scorer, an image whose p_chest is below the
-threshold is refused, and an image whose header names no view gets its view from p_lateral.
+p_lateral)`, and `LearnedThresholds` holds the decision thresholds (the model card's
+"input_check" section, read by rrg_desk.models.card). With a scorer, an image whose p_chest
+is below the threshold is refused, and an image whose header names no view gets its view
+from p_lateral.
 """
 from __future__ import annotations
 
@@ -29,7 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
+from rrg_desk.errors import UserFacingError
+from rrg_desk.imaging.errors import file_message
 from rrg_desk.imaging.types import ViewPosition, XrayImage
+from rrg_desk.thresholds import DEFAULT_THRESHOLD
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +98,7 @@ ACCEPTED_SOP_CLASSES = frozenset({
 
 
 # --- refusals --------------------------------------------------------------------------------
-class InputRefusal(Exception):
+class InputRefusal(UserFacingError):
     """Base class: the image can be shown, but it is not a chest radiograph the models can
     draft from. `user_message` is one line for the UI and the CLI (same shape as the
     readers' ImageReadError messages)."""
@@ -103,18 +107,9 @@ class InputRefusal(Exception):
 
     def __init__(self, path: str | Path | None = None, detail: str = "", reason: str = "") -> None:
         self.path = Path(path) if path is not None else None
-        self.detail = detail
         if reason:
             self.reason = reason
-        super().__init__(self.user_message)
-
-    @property
-    def user_message(self) -> str:
-        name = self.path.name if self.path is not None else "The image"
-        msg = f"{name}: {self.reason}"
-        if self.detail:
-            msg += f" ({self.detail})"
-        return msg
+        super().__init__(file_message(self.path, self.reason, detail, unnamed="The image"), detail)
 
 
 class WrongModalityError(InputRefusal):
@@ -171,16 +166,8 @@ class LearnedThresholds:
     """Decision thresholds for LearnedScores, from the model card's "input_check" section:
     {"p_chest_threshold": t, "p_lateral_threshold": u} (chosen by train/ on held-out data)."""
 
-    p_chest: float = 0.5  # refuse below
-    p_lateral: float = 0.5  # lateral at or above
-
-    @classmethod
-    def from_card(cls, card: Mapping) -> "LearnedThresholds | None":
-        section = card.get("input_check")
-        if not isinstance(section, Mapping):
-            return None
-        return cls(p_chest=float(section.get("p_chest_threshold", cls.p_chest)),
-                   p_lateral=float(section.get("p_lateral_threshold", cls.p_lateral)))
+    p_chest: float = DEFAULT_THRESHOLD  # refuse below
+    p_lateral: float = DEFAULT_THRESHOLD  # lateral at or above
 
 
 # --- the result --------------------------------------------------------------------------------

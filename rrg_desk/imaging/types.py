@@ -105,6 +105,12 @@ class Study:
         return unknown[0] if unknown else None
 
     @property
+    def primary_image(self) -> XrayImage:
+        """The image the draft's regions, the overlays and the key image are on: the frontal
+        view, else the first image (a lateral-only study)."""
+        return self.frontal or self.images[0]
+
+    @property
     def lateral(self) -> XrayImage | None:
         lateral = [im for im in self.images if im.view is ViewPosition.LATERAL]
         return lateral[0] if lateral else None

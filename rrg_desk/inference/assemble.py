@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from rrg_desk.models.regions import WHOLE_IMAGE
 from rrg_desk.reports.draft import FindingResult, Sentence
 
 _DICTATION_ORDER = (
@@ -18,7 +19,7 @@ _DICTATION_ORDER = (
     "right_costophrenic_angle", "left_costophrenic_angle",
     "right_hemidiaphragm", "left_hemidiaphragm",
     "right_clavicle", "left_clavicle",
-    "whole_image",
+    WHOLE_IMAGE,
 )
 
 # how the impression names each positive finding

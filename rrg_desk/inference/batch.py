@@ -4,8 +4,8 @@ One JSON object per input file, in input order (folders walked recursively in pa
 each flushed to disk as soon as it is written, so a run that dies keeps what it drafted:
     drafted: the `--json` shape (cli.draft_to_json), images[0].path the input path
     refused: {"path": ..., "error": "<one-line user message>"}
-A refusal is any exception carrying `user_message` (unreadable or corrupt file, not an image,
-an input check). Anything else is an unexpected failure: logged with its traceback, written
+A refusal is any UserFacingError (unreadable or corrupt file, not an image, an input check).
+Anything else is an unexpected failure: logged with its traceback, written
 as an error line, and the run goes on but exits EXIT_FAILED.
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from rrg_desk.errors import UserFacingError
 from rrg_desk.inference.cli import EXIT_BAD_BUNDLE, EXIT_BAD_INPUT, EXIT_FAILED, _fail, draft_to_json
 
 log = logging.getLogger(__name__)
@@ -97,11 +98,10 @@ def draft_one(pipeline, settings, path: Path, bundle_folder: Path) -> tuple[dict
         study = single_image_study(path)
         draft = pipeline.draft(study, settings)
         return draft_to_json(draft, study, bundle_folder), "drafted"
+    except UserFacingError as exc:
+        log.info("refused %s: %s", path, exc.user_message)
+        return {"path": str(path), "error": " ".join(exc.user_message.split())}, "refused"
     except Exception as exc:  # noqa: BLE001 - one bad file must not end an overnight run
-        message = getattr(exc, "user_message", None)
-        if isinstance(message, str) and message:
-            log.info("refused %s: %s", path, message)
-            return {"path": str(path), "error": " ".join(message.split())}, "refused"
         log.error("unexpected failure on %s", path, exc_info=True)
         detail = " ".join(str(exc).split())
         return {"path": str(path), "error": f"unexpected error ({type(exc).__name__}): {detail}"}, "failed"
@@ -127,7 +127,7 @@ def _load_pipeline(args: argparse.Namespace):
     """(pipeline, None) with the models loaded, or (None, exit code) after a one-line message."""
     from rrg_desk.inference.device import DeviceUnavailableError
     from rrg_desk.inference.pipeline import DraftPipeline
-    from rrg_desk.models.bundle import BundleError
+    from rrg_desk.models.card import BundleError
 
     if not (args.bundle / "card.json").exists():
         return None, _fail(EXIT_BAD_BUNDLE, f"no model bundle at {args.bundle} (card.json missing); train one "
@@ -144,7 +144,7 @@ def _load_pipeline(args: argparse.Namespace):
 
 def run_batch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """The `--each` mode of `rrg-desk draft`; returns the process exit code."""
-    from rrg_desk.inference.pipeline import DraftSettings
+    from rrg_desk.inference.request import DraftSettings
 
     check_batch_args(parser, args)
     files = batch_files(args.paths, exclude=args.jsonl)

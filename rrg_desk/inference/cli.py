@@ -11,6 +11,8 @@ import logging
 import sys
 from pathlib import Path
 
+from rrg_desk.fileio import write_text_atomic
+
 EXIT_BAD_INPUT = 2
 EXIT_BAD_BUNDLE = 3
 EXIT_FAILED = 4
@@ -68,8 +70,8 @@ def draft_to_json(draft, study, bundle_folder: Path) -> dict:
 
 def study_images(study):
     """Images in the order the pipeline uses them: the frontal first."""
-    frontal = study.frontal or study.images[0]
-    return [frontal] + [im for im in study.images if im is not frontal]
+    primary = study.primary_image
+    return [primary] + [im for im in study.images if im is not primary]
 
 
 def format_report(draft) -> str:
@@ -114,10 +116,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rrg-desk draft: skipped {error.user_message}", file=sys.stderr)
     study = studies[0]
 
+    from rrg_desk.errors import UserFacingError
     from rrg_desk.imaging.input_check import InputRefusal
     from rrg_desk.inference.device import DeviceUnavailableError
-    from rrg_desk.inference.pipeline import DraftError, DraftPipeline, DraftSettings
-    from rrg_desk.models.bundle import BundleError
+    from rrg_desk.inference.pipeline import DraftPipeline
+    from rrg_desk.inference.request import DraftSettings
+    from rrg_desk.models.card import BundleError
 
     if not (args.bundle / "card.json").exists():
         return _fail(EXIT_BAD_BUNDLE, f"no model bundle at {args.bundle} (card.json missing); train one with "
@@ -133,15 +137,13 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(EXIT_BAD_INPUT, exc.user_message)
     except BundleError as exc:
         return _fail(EXIT_BAD_BUNDLE, exc.user_message)
-    except DraftError as exc:
+    except UserFacingError as exc:  # a DraftError, or any other failure worded for the user
         return _fail(EXIT_FAILED, exc.user_message)
     print(format_report(draft))
     if args.json_out:
         try:
             args.json_out.parent.mkdir(parents=True, exist_ok=True)
-            tmp = args.json_out.with_suffix(args.json_out.suffix + ".tmp")
-            tmp.write_text(json.dumps(draft_to_json(draft, study, args.bundle), indent=2))
-            tmp.replace(args.json_out)
+            write_text_atomic(args.json_out, json.dumps(draft_to_json(draft, study, args.bundle), indent=2))
         except OSError as exc:
             return _fail(EXIT_FAILED, f"could not write {args.json_out}: {exc.strerror or exc}")
     return 0

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 
 from rrg_desk.models.findings import NO_FINDING
+from rrg_desk.models.regions import WHOLE_IMAGE
 from rrg_desk.reports.draft import FindingResult, Sentence, called_present
 from rrg_desk.reports.labeler import NEGATIVE, POSITIVE, UNCERTAIN, label_report
 
@@ -50,8 +51,8 @@ FINDING_REGIONS: dict[str, tuple[str, ...]] = {
     "Pneumothorax": ("right_apical_zone", "left_apical_zone", "right_upper_zone", "left_upper_zone"),
     "Pleural Effusion": ("right_costophrenic_angle", "left_costophrenic_angle"),
     "Pleural Other": ("right_lung", "left_lung"),
-    "Fracture": ("whole_image",),
-    "Support Devices": ("whole_image",),
+    "Fracture": (WHOLE_IMAGE,),
+    "Support Devices": (WHOLE_IMAGE,),
 }
 
 # the sentence written for a positive finding when the generator does not state it
@@ -154,8 +155,8 @@ def bind_to_findings(sentences: list[Sentence], findings: list[FindingResult]) -
 # a normal study still reads region by region: the statement for each area no sentence covers
 NORMAL_STATEMENTS: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("heart", "The heart size is normal.", frozenset({"Cardiomegaly", "Enlarged Cardiomediastinum"})),
-    ("whole_image", "The lungs are clear.", LUNG_FINDINGS),
-    ("whole_image", "There is no pleural effusion or pneumothorax.",
+    (WHOLE_IMAGE, "The lungs are clear.", LUNG_FINDINGS),
+    (WHOLE_IMAGE, "There is no pleural effusion or pneumothorax.",
      frozenset({"Pleural Effusion", "Pneumothorax", "Pleural Other"})),
 )
 _AREA_REGIONS = {"heart": {"heart", "mediastinum", "upper_mediastinum"}}

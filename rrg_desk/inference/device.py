@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import torch
 
+from rrg_desk.errors import UserFacingError
+
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
-class DeviceUnavailableError(RuntimeError):
-    @property
-    def user_message(self) -> str:
-        return str(self)
+class DeviceUnavailableError(UserFacingError, RuntimeError):
+    """The device setting cannot be used on this machine (still a RuntimeError)."""
 
 
 def choose_device(setting: str = "auto") -> torch.device:

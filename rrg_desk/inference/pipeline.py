@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -21,16 +21,17 @@ import torch
 from rrg_desk.imaging.input_check import (InputCheckResult, LearnedScorer, LearnedScores, LearnedThresholds,
                                           check_image)
 from rrg_desk.imaging.types import Study, ViewPosition, XrayImage
-from rrg_desk.inference.cancel import CancelToken
 from rrg_desk.inference.assemble import assemble_report, merge_duplicate_sentences, report_order, tidy_sentence
 from rrg_desk.inference.consistency import (FINDING_REGIONS, FINDING_SENTENCES, bind_to_findings,
                                             normal_statements, positive_findings, states_only)
 from rrg_desk.inference.device import choose_device
 from rrg_desk.inference.grounding import ground_in_region
 from rrg_desk.inference.outlines import mask_outline
+from rrg_desk.inference.request import CancelToken, DraftCancelled, DraftError, DraftSettings
 from rrg_desk.models.bundle import ModelBundle, load_bundle
+from rrg_desk.models.card import CARD_FILE, Classification, Preprocessing
 from rrg_desk.models.classify import prompt_token_ids, study_probabilities
-from rrg_desk.models.preprocess import Preprocessing, prepare_image, window_to_unit
+from rrg_desk.models.preprocess import prepare_image, window_to_unit
 from rrg_desk.models.regions import WHOLE_IMAGE
 from rrg_desk.reports.draft import Draft, FindingResult, RegionResult, Sentence, called_present
 
@@ -40,30 +41,6 @@ STAGES = ("load_models", "preprocess", "detect", "classify", "generate", "heatma
 ProgressCallback = Callable[[str, int, int], None]  # (stage, index, total)
 
 
-class DraftError(Exception):
-    def __init__(self, user_message: str) -> None:
-        super().__init__(user_message)
-        self.user_message = user_message
-
-
-class DraftCancelled(Exception):
-    """The request was cancelled between two stages."""
-
-
-@dataclass(frozen=True)
-class DraftSettings:
-    beam_size: int | None = None  # None: the card's generation settings
-    max_len: int | None = None
-    selector_threshold: float | None = None  # None: the card's, else 0.5
-    finding_heatmaps: bool = True  # Grad-CAM for findings above threshold
-    draft_anyway: bool = False  # draft even when the input check refuses an image (the app audits it)
-    bind_to_findings: bool = True  # hold the text to the classifier (off only to measure the generator alone)
-    ground_heatmaps: bool = True  # weight each sentence heatmap to its region (off only to measure the raw map)
-
-    def to_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items()}
-
-
 _BUNDLE_CACHE: dict[tuple[str, str, float], ModelBundle] = {}
 _CACHE_LOCK = threading.Lock()
 
@@ -71,7 +48,7 @@ _CACHE_LOCK = threading.Lock()
 def cached_bundle(folder: Path, device: torch.device) -> ModelBundle:
     """Load a bundle once per (folder, device, card mtime) and reuse it."""
     folder = Path(folder).resolve()
-    card = folder / "card.json"
+    card = folder / CARD_FILE
     key = (str(folder), str(device), card.stat().st_mtime if card.exists() else 0.0)
     with _CACHE_LOCK:
         if key not in _BUNDLE_CACHE:
@@ -94,11 +71,6 @@ class _Prepared:
     features: torch.Tensor | None = None  # [1, C] classifier backbone features, computed once per draft
 
 
-@dataclass
-class _Context:
-    timings: dict[str, float] = field(default_factory=dict)
-
-
 class DraftPipeline:
     def __init__(self, bundle_dir: str | Path, device: str = "auto") -> None:
         self.bundle_dir = Path(bundle_dir)
@@ -116,7 +88,7 @@ class DraftPipeline:
 
     @property
     def preprocessing(self) -> Preprocessing:
-        return Preprocessing.from_card(self.bundle.preprocessing)
+        return self.bundle.preprocessing
 
     def _prompt_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._prompt_cache is None:
@@ -153,39 +125,38 @@ class DraftPipeline:
                                    features=features)
 
     @property
-    def _classification(self) -> dict:
-        return self.bundle.card.get("classification", {})
+    def _classification(self) -> Classification:
+        return self.bundle.card.classification
 
     def _heatmap_prompts(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Grad-CAM explains what decides the probability: the prompts in zero-shot mode, else the head."""
-        if self._classification.get("mode", "ensemble") == "zero_shot" or self.bundle.classifier.finding_head is None:
+        if self._classification.mode == "zero_shot" or self.bundle.classifier.finding_head is None:
             return self._prompt_embeddings()
         return None, None
 
     def _findings(self, probs: torch.Tensor) -> list[FindingResult]:
         bundle = self.bundle
-        return [FindingResult(name, float(p), float(bundle.thresholds.get(name, 0.5)))
+        return [FindingResult(name, float(p), bundle.card.threshold(name))
                 for name, p in zip(bundle.finding_names, probs.tolist())]
 
     def _clues(self, probs: torch.Tensor, findings: list[FindingResult]) -> torch.Tensor:
         """[F] disease clues for the generator (TRRG), in the form its card says it was trained on:
         "thresholded" = 1 for each finding the classifier calls present, else 0 (the generator
         learnt them from report labels); "probabilities" = the calibrated probabilities."""
-        if self.bundle.generation.get("clues", "probabilities") == "probabilities":
+        if self.bundle.generation.clues == "probabilities":
             return probs
         present = called_present(findings)
         return torch.tensor([float(f.name in present) for f in findings], dtype=probs.dtype, device=probs.device)
 
     def _image_tokens(self, detections, prepared: _Prepared) -> torch.Tensor:
-        source = self.bundle.card.get("generation", {}).get("image_tokens_from", "detector")
-        if source == "classifier":
+        if self.bundle.generation.image_tokens_from == "classifier":
             return self.bundle.classifier.encode_image_tokens(prepared.tensor)[1]
         return detections.image_tokens
 
     def _generation(self, settings: DraftSettings) -> tuple[int, int]:
         card = self.bundle.generation
-        beam = settings.beam_size or int(card.get("beam_size", 1))
-        max_len = settings.max_len or int(card.get("max_len", self.bundle.generator.config.n_positions - 1))
+        beam = settings.beam_size or card.beam_size
+        max_len = settings.max_len or card.max_len or self.bundle.generator.config.n_positions - 1
         return max(1, beam), max_len
 
     # -- the draft ----------------------------------------------------------------------
@@ -348,7 +319,7 @@ class DraftPipeline:
         `input_check_scores(features [V, C]) -> (p_chest [V], p_lateral [V])` on its backbone
         features (shared with classification) and the card's "input_check" section
         {"p_chest_threshold", "p_lateral_threshold"}. Else rules only."""
-        thresholds = LearnedThresholds.from_card(self.bundle.card)
+        thresholds = self.bundle.card.input_check
         head = getattr(self.bundle.classifier, "input_check_scores", None)
         if thresholds is None or head is None:
             return None, None
@@ -363,7 +334,7 @@ class DraftPipeline:
     def _selected_regions(self, detections, settings: DraftSettings) -> list[int]:
         threshold = settings.selector_threshold
         if threshold is None:
-            threshold = float(self.bundle.card.get("region_selection", {}).get("threshold", 0.5))
+            threshold = self.bundle.card.region_selection.threshold
         probs = torch.sigmoid(detections.selector_logits[0])
         chosen = [i for i, p in enumerate(probs.tolist()) if p >= threshold]
         if not chosen:  # a report always says something: fall back to the whole image

@@ -7,7 +7,7 @@ on another core without touching the GUI's interpreter (bench/bench_warm_start.p
 three ways), and a native crash in inference (a segfault in a kernel, the OOM killer) ends the
 child, not the workstation with the radiologist's unsaved text.
 
-Nothing here imports torch or Qt. Plain data crosses the pipe (studies, settings, drafts);
+Nothing here imports torch or Qt. Plain data crosses the pipe (studies, DraftSettings, drafts);
 model weights never do: the child reads the bundle itself. The process is started with the
 "spawn" method (a fresh interpreter; the frozen build calls multiprocessing.freeze_support()).
 

@@ -1,8 +1,8 @@
 """The inference child process: torch, the models and every draft live here, not in the GUI.
 
 `serve(connection)` is the target of the process that rrg_desk.inference.process starts
-(multiprocessing, spawn). It reads requests (plain dicts: study, settings, ids; never model
-weights) and answers with plain data (Draft, Sentence, numpy arrays, messages):
+(multiprocessing, spawn). It reads requests (plain dicts: study, DraftSettings, ids; never
+model weights) and answers with plain data (Draft, Sentence, numpy arrays, messages):
 
     request                                   answers
     {"type": "warm", bundle_dir, device}      {"type": "ready", key, bundle_id, seconds}
@@ -31,22 +31,23 @@ import threading
 import time
 from typing import Any
 
+from rrg_desk.errors import UserFacingError
+
 log = logging.getLogger(__name__)
 
 TERMINAL = frozenset({"draft", "described", "heatmap", "failed", "refused", "cancelled"})
+NO_BUNDLE_MESSAGE = ("No model bundle is configured. Choose a bundle folder in Settings "
+                     "(Edit ▸ Settings…) to draft reports.")
 
 
-def user_message(exc: BaseException) -> str:
-    """The message a radiologist sees: typed errors carry one; anything else is a bug."""
-    message = getattr(exc, "user_message", None)
-    if message:
-        return str(message)
+def unexpected_message(exc: BaseException) -> str:
+    """What the radiologist sees of an error that is not a UserFacingError: a bug."""
     return f"An unexpected error stopped the model ({type(exc).__name__}: {exc})."
 
 
-class NoBundle(Exception):
-    user_message = ("No model bundle is configured. Choose a bundle folder in Settings "
-                    "(Edit ▸ Settings…) to draft reports.")
+class NoBundle(UserFacingError):
+    def __init__(self) -> None:
+        super().__init__(NO_BUNDLE_MESSAGE)
 
 
 class _Service:
@@ -68,7 +69,7 @@ class _Service:
 
     def read(self) -> None:
         """Reader thread: requests to the inbox, cancellations straight to their token."""
-        from rrg_desk.inference.cancel import CancelToken
+        from rrg_desk.inference.request import CancelToken
 
         while True:
             try:
@@ -110,10 +111,12 @@ class _Service:
         started = time.perf_counter()
         try:
             pipeline = self.pipeline_for(message.get("bundle_dir"), message.get("device"))
-        except Exception as exc:  # noqa: BLE001 - any failure is reported, the process stays
-            if not getattr(exc, "user_message", None):
-                log.exception("warming the models failed")
-            self.send({"type": "warm_failed", "key": key, "message": user_message(exc)})
+        except UserFacingError as exc:
+            self.send({"type": "warm_failed", "key": key, "message": exc.user_message})
+            return
+        except Exception as exc:  # noqa: BLE001 - a bug is reported too, the process stays
+            log.exception("warming the models failed")
+            self.send({"type": "warm_failed", "key": key, "message": unexpected_message(exc)})
             return
         self.send({"type": "ready", "key": key, "bundle_id": pipeline.bundle.bundle_id,
                    "device": str(pipeline.device), "seconds": time.perf_counter() - started})
@@ -130,27 +133,28 @@ class _Service:
             self.send(self.answer(message, token))
         except Exception as exc:  # noqa: BLE001
             from rrg_desk.imaging.input_check import InputRefusal
-            from rrg_desk.inference.pipeline import DraftCancelled
+            from rrg_desk.inference.request import DraftCancelled
 
             if isinstance(exc, DraftCancelled):
                 self.send({"type": "cancelled", "request_id": request_id})
             elif isinstance(exc, InputRefusal):  # not an error: the radiologist may still draft anyway
                 self.send({"type": "refused", "request_id": request_id, "message": exc.user_message})
+            elif isinstance(exc, UserFacingError):
+                self.send({"type": "failed", "request_id": request_id, "kind": kind, "message": exc.user_message})
             else:
-                if not getattr(exc, "user_message", None):
-                    log.exception("%s request %d failed", kind, request_id)
-                self.send({"type": "failed", "request_id": request_id, "kind": kind, "message": user_message(exc)})
+                log.exception("%s request %d failed", kind, request_id)
+                self.send({"type": "failed", "request_id": request_id, "kind": kind,
+                           "message": unexpected_message(exc)})
         finally:
             with self.lock:
                 self.tokens.pop(request_id, None)
                 self.cancelled.discard(request_id)
 
     def answer(self, message: dict, token) -> dict:
-        from rrg_desk.inference.pipeline import DraftSettings
+        from rrg_desk.inference.request import DraftSettings
 
         request_id, kind = message["request_id"], message["type"]
-        raw = message.get("settings")
-        settings = DraftSettings(**raw) if isinstance(raw, dict) else raw or DraftSettings()
+        settings = message.get("settings") or DraftSettings()
         pipeline = self.pipeline_for(message.get("bundle_dir"), message.get("device"))
         if kind == "draft":
             def progress(stage: str, index: int, total: int) -> None:

@@ -2,13 +2,13 @@
 
 The card alone rebuilds the models (their configs), names the vocabularies they were trained
 on, carries the preprocessing constants, thresholds and generation settings, and the sha256
-of every file. Loading verifies every hash before reading weights, never unpickles
-(safetensors only) and refuses anything inconsistent with a `BundleError` whose
-`user_message` can be shown as is.
+of every file; its schema and its reading (torch-free) are rrg_desk.models.card. Loading
+verifies every hash before reading weights, never unpickles (safetensors only) and refuses
+anything inconsistent with a `BundleError` whose `user_message` can be shown as is.
 
-Image tokens for the generator come from the component named in card["generation"]
-["image_tokens_from"] ("detector": RegionDetections.image_tokens; "classifier": CLIP patch
-tokens); the loader checks the generator's input sizes against that source.
+Image tokens for the generator come from the component named in the card's
+generation.image_tokens_from ("detector": RegionDetections.image_tokens; "classifier": CLIP
+patch tokens); the loader checks the generator's input sizes against that source.
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import hashlib
 import importlib
 import json
 import logging
-import math
 import os
 import shutil
 import tempfile
@@ -31,61 +30,30 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model, save_file, save_model
 from torch import nn
 
+from rrg_desk.models.card import (CARD_FILE, COMPONENTS, FORMAT_VERSION, TOKENIZER_FILE,
+                                  BundleCard, BundleCorruptError, BundleError, BundleFileMissingError,
+                                  BundleHashMismatchError, BundleIncompatibleError, Generation, Preprocessing,
+                                  card_digest, read_card)
 from rrg_desk.models.regions import REGION_NAMES
+from rrg_desk.thresholds import DEFAULT_THRESHOLD
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
-CARD_FILE = "card.json"
-TOKENIZER_FILE = "tokenizer.json"
-COMPONENTS: tuple[str, ...] = ("detector", "classifier", "generator")
-# component -> (module, config class, model class); imported lazily so that reading a card
-# never pulls in open_clip / transformers.
+# component -> (module, config class, model class); imported lazily so that building one model
+# never pulls in the others' libraries (open_clip / transformers).
 _REGISTRY: dict[str, tuple[str, str, str]] = {
     "detector": ("rrg_desk.models.detector", "DetectorConfig", "RegionDetector"),
     "classifier": ("rrg_desk.models.clip_classifier", "ClipClassifierConfig", "ClipClassifier"),
     "generator": ("rrg_desk.models.generator", "GeneratorConfig", "RegionSentenceGenerator"),
 }
+# what save_bundle writes itself; card_extra may set the other card keys
 _RESERVED_CARD_KEYS = {"format_version", "created", "components", "region_names", "finding_names", "tokenizer",
                        "integrity"}
 
 
-class BundleError(Exception):
-    """A bundle cannot be used. `user_message` is written for the person at the workstation."""
-
-    def __init__(self, user_message: str, detail: str = ""):
-        super().__init__(f"{user_message} ({detail})" if detail else user_message)
-        self.user_message = user_message
-        self.detail = detail
-
-
-class BundleNotFoundError(BundleError):
-    """No folder or no card.json."""
-
-
-class BundleFileMissingError(BundleError):
-    """A file the card lists is absent."""
-
-
-class BundleCorruptError(BundleError):
-    """card.json is not valid JSON / lacks fields, or a file cannot be parsed."""
-
-
-class BundleHashMismatchError(BundleError):
-    """A file's sha256 differs from the card's."""
-
-
-class BundleVersionError(BundleError):
-    """Unknown card format_version."""
-
-
-class BundleIncompatibleError(BundleError):
-    """Weights, configs, vocabularies or sizes do not fit this version of RRG Desk or each other."""
-
-
 @dataclass
 class ModelBundle:
-    card: dict
+    card: BundleCard
     detector: nn.Module
     classifier: nn.Module
     generator: nn.Module
@@ -95,27 +63,27 @@ class ModelBundle:
 
     @property
     def bundle_id(self) -> str:
-        return self.card["bundle_id"]
+        return self.card.bundle_id
 
     @property
-    def preprocessing(self) -> dict:
-        return self.card["preprocessing"]
+    def preprocessing(self) -> Preprocessing:
+        return self.card.preprocessing
 
     @property
-    def region_names(self) -> list[str]:
-        return self.card["region_names"]
+    def region_names(self) -> tuple[str, ...]:
+        return self.card.region_names
 
     @property
-    def finding_names(self) -> list[str]:
-        return self.card["finding_names"]
+    def finding_names(self) -> tuple[str, ...]:
+        return self.card.finding_names
 
     @property
     def thresholds(self) -> dict[str, float]:
-        return self.card["thresholds"]
+        return self.card.thresholds
 
     @property
-    def generation(self) -> dict:
-        return self.card["generation"]
+    def generation(self) -> Generation:
+        return self.card.generation
 
 
 def component_classes(component: str) -> tuple[type, type]:
@@ -145,9 +113,10 @@ def save_bundle(folder: str | Path, *, detector: nn.Module, classifier: nn.Modul
                 tokenizer: Any, card_extra: dict | None = None, half_precision: tuple[str, ...] = ()) -> Path:
     """Write the bundle atomically (temp folder, then rename) and return its path.
 
-    card_extra must hold "preprocessing" {"image_size", "mean", "std"}; it may hold bundle_id,
-    thresholds (default 0.5 per finding), generation (default max_len/beam_size/
-    image_tokens_from="detector"), training, metrics and other free-form keys.
+    card_extra must hold "preprocessing" {"image_size", "mean", "std"}; it may hold the other
+    keys of rrg_desk.models.card.BundleCard: bundle_id, thresholds (DEFAULT_THRESHOLD per
+    finding not named), generation (max_len defaults to min(40, the generator's positions)),
+    classification, region_selection, input_check, parent, and the records (training, metrics).
     Components named in `half_precision` store their floating-point weights as float16 (half the
     file; loading casts them back to float32); their card entry says "stored_dtype": "float16".
     """
@@ -156,16 +125,15 @@ def save_bundle(folder: str | Path, *, detector: nn.Module, classifier: nn.Modul
     reserved = _RESERVED_CARD_KEYS & set(extra)
     if reserved:
         raise ValueError(f"card_extra may not set {sorted(reserved)}")
-    preprocessing = extra.pop("preprocessing", None)
-    if not isinstance(preprocessing, dict) or not {"image_size", "mean", "std"} <= set(preprocessing):
+    if not isinstance(extra.get("preprocessing"), dict):
         raise ValueError("card_extra['preprocessing'] with image_size, mean and std is required")
     finding_names = list(classifier.config.finding_names)
-    thresholds = {name: 0.5 for name in finding_names} | dict(extra.pop("thresholds", {}))
-    unknown = set(thresholds) - set(finding_names)
+    extra["thresholds"] = {name: DEFAULT_THRESHOLD for name in finding_names} | dict(extra.get("thresholds", {}))
+    unknown = set(extra["thresholds"]) - set(finding_names)
     if unknown:
         raise ValueError(f"thresholds for unknown findings: {sorted(unknown)}")
-    generation = {"max_len": min(40, generator.config.n_positions), "beam_size": 1,
-                  "image_tokens_from": "detector"} | dict(extra.pop("generation", {}))
+    extra["generation"] = {"max_len": min(40, generator.config.n_positions)} | dict(extra.get("generation", {}))
+    extra["bundle_id"] = extra.get("bundle_id") or f"rrg-{uuid.uuid4().hex[:12]}"
 
     if folder.exists() and any(folder.iterdir()) and not (folder / CARD_FILE).exists():
         raise ValueError(f"{folder} exists and is not a model bundle; refusing to replace it")
@@ -184,24 +152,15 @@ def save_bundle(folder: str | Path, *, detector: nn.Module, classifier: nn.Modul
             if name in half_precision:
                 components[name]["stored_dtype"] = "float16"
         (staging / TOKENIZER_FILE).write_text(tokenizer.to_json(), encoding="utf-8")
-        card = {
+        card = _checked_card(extra | {
             "format_version": FORMAT_VERSION,
-            "bundle_id": extra.pop("bundle_id", None) or f"rrg-{uuid.uuid4().hex[:12]}",
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "components": components,
             "region_names": list(detector.config.region_names),
             "finding_names": finding_names,
-            "thresholds": {k: float(v) for k, v in thresholds.items()},
-            "preprocessing": {"image_size": int(preprocessing["image_size"]),
-                              "mean": float(preprocessing["mean"]), "std": float(preprocessing["std"])},
             "tokenizer": {"file": TOKENIZER_FILE, "sha256": sha256_file(staging / TOKENIZER_FILE),
                           "vocab_size": tokenizer.vocab_size},
-            "generation": generation,
-            "training": extra.pop("training", {}),
-            "metrics": extra.pop("metrics", {}),
-            **extra,
-        }
-        card["integrity"] = {"sha256": card_digest(card)}
+        })
         (staging / CARD_FILE).write_text(json.dumps(card, indent=2), encoding="utf-8")
         for path in staging.iterdir():  # mkdtemp makes 0700/0600: a shipped bundle is readable by all
             path.chmod(0o644)
@@ -212,6 +171,15 @@ def save_bundle(folder: str | Path, *, detector: nn.Module, classifier: nn.Modul
         raise
     logger.info("saved model bundle %s to %s", card["bundle_id"], folder)
     return folder
+
+
+def _checked_card(values: dict) -> dict:
+    """The card to write: checked against the schema, in its canonical form, with its checksum."""
+    try:
+        card = BundleCard.from_dict(values).to_dict()
+    except BundleError as exc:
+        raise ValueError(f"card_extra does not make a valid card: {exc}") from exc
+    return card | {"integrity": {"sha256": card_digest(card)}}
 
 
 def _swap_into_place(staging: Path, folder: Path) -> None:
@@ -226,118 +194,14 @@ def _swap_into_place(staging: Path, folder: Path) -> None:
 
 
 # --- loading ----------------------------------------------------------------------------------
-def _safe_file_name(value: Any, what: str) -> str:
-    """A plain file name inside the bundle: no folders, no '..' (a card must not point outside)."""
-    if not isinstance(value, str) or not value or Path(value).name != value or value in (".", ".."):
-        raise BundleCorruptError("The model bundle's card is damaged.", f"bad file name for {what}: {value!r}")
-    return value
-
-
-def read_card(folder: str | Path) -> dict:
-    """Parse and structurally check card.json (no weights are read)."""
-    folder = Path(folder)
-    card_path = folder / CARD_FILE
-    if not card_path.is_file():
-        raise BundleNotFoundError(f"No model bundle was found at {folder}.", f"missing {CARD_FILE}")
-    try:
-        card = json.loads(card_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, OSError) as exc:
-        raise BundleCorruptError("The model bundle's card is damaged (not valid JSON).", str(exc)) from exc
-    if not isinstance(card, dict):
-        raise BundleCorruptError("The model bundle's card is damaged.", "card.json is not an object")
-    if card.get("format_version") != FORMAT_VERSION:
-        raise BundleVersionError(
-            "This model bundle was made for a different version of RRG Desk.",
-            f"format_version {card.get('format_version')!r}, expected {FORMAT_VERSION}")
-    required = ["bundle_id", "components", "region_names", "finding_names", "thresholds",
-                "preprocessing", "tokenizer", "generation"]
-    missing = [key for key in required if key not in card]
-    components = card.get("components")
-    if "components" in card and not isinstance(components, dict):
-        missing.append("components (not an object)")
-    if isinstance(components, dict):
-        missing += [f"components.{c}" for c in COMPONENTS if not isinstance(components.get(c), dict)
-                    or not {"config", "file", "sha256"} <= set(components[c])]
-    if not isinstance(card.get("preprocessing"), dict) or \
-            not {"image_size", "mean", "std"} <= set(card.get("preprocessing", {})):
-        missing.append("preprocessing.image_size/mean/std")
-    if missing:
-        raise BundleCorruptError("The model bundle's card is incomplete.", f"missing {missing}")
-    wrong = _wrong_types(card)
-    if wrong:
-        raise BundleCorruptError("The model bundle's card is damaged.", f"wrong types: {wrong}")
-    integrity = card.get("integrity")
-    if integrity is not None:
-        if not isinstance(integrity, dict) or integrity.get("sha256") != card_digest(card):
-            raise BundleHashMismatchError("The model bundle's card was changed after the bundle was made; "
-                                          "it cannot be trusted.", "card integrity sha256 mismatch")
-    else:
-        logger.warning("model bundle %s has no card checksum (made by an older version)", folder)
-    return card
-
-
-# The card's model-defining part is checksummed; "metrics", "training" and "finetune_evaluation"
-# are records that evaluation may add to after export.
-_UNHASHED_CARD_KEYS = {"integrity", "metrics", "training", "finetune_evaluation"}
-
-
-def card_digest(card: dict) -> str:
-    defining = {k: v for k, v in card.items() if k not in _UNHASHED_CARD_KEYS}
-    return hashlib.sha256(json.dumps(defining, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def _wrong_types(card: dict) -> list[str]:
-    def numbers(mapping) -> bool:
-        return isinstance(mapping, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                 for v in mapping.values())
-
-    checks = {
-        "bundle_id": isinstance(card["bundle_id"], str),
-        "region_names": isinstance(card["region_names"], list) and all(isinstance(n, str) for n in card["region_names"]),
-        "finding_names": isinstance(card["finding_names"], list)
-        and all(isinstance(n, str) for n in card["finding_names"]),
-        "thresholds": numbers(card["thresholds"]),
-        "preprocessing": isinstance(card["preprocessing"].get("image_size"), int)
-        and card["preprocessing"]["image_size"] > 0
-        and isinstance(card["preprocessing"].get("mean"), (int, float))
-        and isinstance(card["preprocessing"].get("std"), (int, float)) and card["preprocessing"]["std"] > 0,
-        "tokenizer": isinstance(card["tokenizer"], dict),
-        "generation": isinstance(card["generation"], dict)
-        and card["generation"].get("clues", "probabilities") in CLUE_FORMS,
-        "classification": _valid_classification(card.get("classification", {})),
-        "components": all(isinstance(card["components"][c]["config"], dict)
-                          and isinstance(card["components"][c]["file"], str)
-                          and isinstance(card["components"][c]["sha256"], str) for c in COMPONENTS),
-    }
-    return [name for name, ok in checks.items() if not ok]
-
-
-# how the generator's disease clues are given: the classifier's calibrated probabilities (bundles
-# before report-label clues) or 1/0 per finding the classifier calls present (trained on report labels)
-CLUE_FORMS = ("probabilities", "thresholded")
-
-
-def _valid_classification(section: Any) -> bool:
-    """{"mode": one of CLASSIFICATION_MODES, "calibration": {finding: {"scale": n, "bias": n}}}."""
-    from rrg_desk.models.classify import CLASSIFICATION_MODES
-
-    if not isinstance(section, dict) or section.get("mode", "ensemble") not in CLASSIFICATION_MODES:
-        return False
-    calibration = section.get("calibration", {})
-    return isinstance(calibration, dict) and all(
-        isinstance(v, dict) and set(v) <= {"scale", "bias"}
-        and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v.values())
-        for v in calibration.values())
-
-
-def verify_bundle(folder: str | Path) -> dict:
+def verify_bundle(folder: str | Path) -> BundleCard:
     """read_card + every listed file present with the card's sha256. Returns the card."""
     folder = Path(folder)
     card = read_card(folder)
-    listed = [(c, card["components"][c]["file"], card["components"][c]["sha256"]) for c in COMPONENTS]
-    listed.append(("tokenizer", card["tokenizer"].get("file"), card["tokenizer"].get("sha256")))
-    for what, file_name, expected in listed:
-        path = folder / _safe_file_name(file_name, what)
+    listed = [(c, card.components[c].file, card.components[c].sha256) for c in COMPONENTS]
+    listed.append(("tokenizer", card.tokenizer.file, card.tokenizer.sha256))
+    for _what, file_name, expected in listed:
+        path = folder / file_name
         if not path.is_file():
             raise BundleFileMissingError(f"The model bundle is incomplete: {file_name} is missing.",
                                          str(path))
@@ -348,40 +212,34 @@ def verify_bundle(folder: str | Path) -> dict:
     return card
 
 
-def _check_vocabularies(card: dict, configs: dict[str, Any]) -> None:
+def _check_vocabularies(card: BundleCard, configs: dict[str, Any]) -> None:
     from rrg_desk.models.findings import FINDING_NAMES
 
     problems = []
-    if list(card["region_names"]) != list(REGION_NAMES):
+    if list(card.region_names) != list(REGION_NAMES):
         problems.append("the card's region names differ from this version's region vocabulary")
-    if list(configs["detector"].region_names) != list(card["region_names"]):
+    if list(configs["detector"].region_names) != list(card.region_names):
         problems.append("the detector's region names differ from the card's")
-    if list(card["finding_names"]) != list(FINDING_NAMES):
+    if list(card.finding_names) != list(FINDING_NAMES):
         problems.append("the card's finding names differ from this version's findings")
-    if list(configs["classifier"].finding_names) != list(card["finding_names"]):
+    if list(configs["classifier"].finding_names) != list(card.finding_names):
         problems.append("the classifier's finding names differ from the card's")
-    if configs["generator"].num_findings != len(card["finding_names"]):
+    if configs["generator"].num_findings != len(card.finding_names):
         problems.append("the generator's number of findings differs from the card's")
-    if configs["generator"].num_region_types != len(card["region_names"]):
+    if configs["generator"].num_region_types != len(card.region_names):
         problems.append("the generator's number of region types differs from the card's")
-    unknown = set(card["thresholds"]) - set(card["finding_names"])
-    if unknown:
-        problems.append(f"thresholds for unknown findings {sorted(unknown)}")
     if problems:
         raise BundleIncompatibleError("This model bundle does not fit this version of RRG Desk.",
                                       "; ".join(problems))
 
 
-def _check_sizes(card: dict, configs: dict[str, Any], vocab_size: int) -> None:
+def _check_sizes(card: BundleCard, configs: dict[str, Any], vocab_size: int) -> None:
     detector, classifier, generator = configs["detector"], configs["classifier"], configs["generator"]
-    source = card["generation"].get("image_tokens_from", "detector")
+    source = card.generation.image_tokens_from  # one of IMAGE_TOKEN_SOURCES (the card is checked)
     if source == "detector":
         token_dim, token_count = detector.image_token_dim, detector.num_image_tokens
-    elif source == "classifier":
-        token_dim, token_count = classifier.vision_width, classifier.grid_size ** 2
     else:
-        raise BundleIncompatibleError("The model bundle's card is inconsistent.",
-                                      f"unknown generation.image_tokens_from {source!r}")
+        token_dim, token_count = classifier.vision_width, classifier.grid_size ** 2
     problems = []
     if generator.region_feature_dim != detector.feature_dim:
         problems.append(f"generator region_feature_dim {generator.region_feature_dim} != detector "
@@ -406,14 +264,14 @@ def load_bundle(folder: str | Path, device: str | torch.device = "cpu") -> Model
     for component in COMPONENTS:
         config_class, _ = component_classes(component)
         try:
-            configs[component] = config_class.from_dict(card["components"][component]["config"])
+            configs[component] = config_class.from_dict(dict(card.components[component].config))
         except (TypeError, ValueError, KeyError) as exc:
             raise BundleIncompatibleError(
                 f"The {component} in this model bundle cannot be built by this version of RRG Desk.",
                 repr(exc)) from exc
     _check_vocabularies(card, configs)
     try:
-        tokenizer = ReportTokenizer.from_json((folder / card["tokenizer"]["file"]).read_text(encoding="utf-8"))
+        tokenizer = ReportTokenizer.from_json((folder / card.tokenizer.file).read_text(encoding="utf-8"))
     except (TokenizerError, UnicodeDecodeError) as exc:
         raise BundleCorruptError("The model bundle's tokenizer is damaged.", repr(exc)) from exc
     _check_sizes(card, configs, tokenizer.vocab_size)
@@ -426,7 +284,7 @@ def load_bundle(folder: str | Path, device: str | torch.device = "cpu") -> Model
         except (RuntimeError, ValueError, TypeError, ZeroDivisionError, AssertionError, IndexError) as exc:
             raise BundleIncompatibleError(f"The {component} in this model bundle cannot be built.",
                                           repr(exc)[:500]) from exc
-        path = folder / card["components"][component]["file"]
+        path = folder / card.components[component].file
         try:
             load_model(model, str(path), strict=True)
         except SafetensorError as exc:
@@ -437,7 +295,7 @@ def load_bundle(folder: str | Path, device: str | torch.device = "cpu") -> Model
                 f"The {component} weights in this model bundle do not match its configuration.",
                 str(exc)[:500]) from exc
         models[component] = model.to(device).eval()
-    logger.info("loaded model bundle %s from %s on %s", card["bundle_id"], folder, device)
+    logger.info("loaded model bundle %s from %s on %s", card.bundle_id, folder, device)
     return ModelBundle(card=card, detector=models["detector"], classifier=models["classifier"],
                        generator=models["generator"], tokenizer=tokenizer, device=torch.device(device),
                        folder=folder)

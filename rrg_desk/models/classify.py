@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-CLASSIFICATION_MODES = ("zero_shot", "head", "ensemble")
+from rrg_desk.models.card import CLASSIFICATION_MODES, Classification
 
 
 def prompt_token_ids(classifier, tokenizer, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,12 +50,11 @@ def calibrate(probabilities: torch.Tensor, names: list[str], calibration: dict |
     return torch.sigmoid(scale * logits + bias)
 
 
-def study_probabilities(classifier, images: torch.Tensor, classification: dict,
+def study_probabilities(classifier, images: torch.Tensor, classification: Classification,
                         prompts: tuple[torch.Tensor, torch.Tensor] | None,
                         features: torch.Tensor | None = None) -> torch.Tensor:
-    """images [V, 1, S, S] of one study -> [F] calibrated probabilities (mean over views).
-
-    `classification` is the card's section: {"mode": ..., "calibration": {...}}."""
-    mode = classification.get("mode", "ensemble")
-    combined = classifier.combine_views(view_probabilities(classifier, images, mode, prompts, features))
-    return calibrate(combined, list(classifier.config.finding_names), classification.get("calibration"))
+    """images [V, 1, S, S] of one study -> [F] calibrated probabilities (mean over views), made
+    the way the card's classification section says."""
+    views = view_probabilities(classifier, images, classification.mode, prompts, features)
+    return calibrate(classifier.combine_views(views), list(classifier.config.finding_names),
+                     classification.calibration)

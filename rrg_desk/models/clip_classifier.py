@@ -216,10 +216,6 @@ class ClipClassifier(nn.Module):
         """Token ids [F,L] of the positive and negative prompts -> two [F,D] normalised embeddings."""
         return self.encode_text(positive_ids), self.encode_text(negative_ids)
 
-    def head_probabilities(self, images: torch.Tensor) -> torch.Tensor:
-        """images [B,1,H,W] -> [B,F] sigmoid of the finding head."""
-        return torch.sigmoid(self.finding_logits(images))
-
     def gate_probabilities(self, features: torch.Tensor) -> torch.Tensor:
         """Pooled features [B,C] -> [B,2]: P(chest radiograph), P(lateral view) (GATE_OUTPUTS)."""
         return torch.sigmoid(self.input_gate(features))

@@ -27,7 +27,7 @@ NO_FINDING = "No Finding"
 
 # finding -> (positive prompt, negative prompt)
 DEFAULT_PROMPTS: dict[str, tuple[str, str]] = {
-    "No Finding": ("no acute cardiopulmonary abnormality.",
+    NO_FINDING: ("no acute cardiopulmonary abnormality.",
                    "there is an acute cardiopulmonary abnormality."),
     "Enlarged Cardiomediastinum": ("the cardiomediastinal silhouette is enlarged.",
                                    "the cardiomediastinal silhouette is within normal limits."),

@@ -1,30 +1,15 @@
-"""Image -> model input, driven only by the card's preprocessing section.
+"""Image -> model input, driven only by the card's preprocessing section (rrg_desk.models.card.Preprocessing).
 
 Shared by the app and the trainer so both feed the models identically. Input is a
 grey image already mapped to [0, 1] for display (bone white), as a radiologist sees it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-
-@dataclass(frozen=True)
-class Preprocessing:
-    image_size: int  # the model input is image_size x image_size (the trainer's convention)
-    mean: float
-    std: float
-
-    @classmethod
-    def from_card(cls, card_section: dict) -> "Preprocessing":
-        def scalar(value) -> float:  # the card may hold one value or a one-channel list
-            return float(value[0] if isinstance(value, (list, tuple)) else value)
-
-        return cls(image_size=int(card_section["image_size"]), mean=scalar(card_section["mean"]),
-                   std=scalar(card_section["std"]))
+from rrg_desk.models.card import Preprocessing
 
 
 def prepare_image(gray01: np.ndarray | torch.Tensor, spec: Preprocessing) -> tuple[torch.Tensor, tuple[float, float]]:

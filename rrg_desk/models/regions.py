@@ -31,9 +31,10 @@ WHOLE_IMAGE = "whole_image"
 
 REGION_NAMES: tuple[str, ...] = SCR_ORGANS + DERIVED_REGIONS + (WHOLE_IMAGE,)
 
-REGION_LABELS: dict[str, str] = {name: name.replace("_", " ") for name in REGION_NAMES}
-REGION_LABELS.update(heart="cardiac silhouette", upper_mediastinum="upper mediastinum / trachea",
-                     whole_image="whole image")
+
+def region_label(name: str) -> str:
+    """A region's name as the overlays, the key image and messages show it ("right lung")."""
+    return name.replace("_", " ")
 
 
 # --- Region boxes derived from the five SCR organ masks ------------------------------------
@@ -113,7 +114,7 @@ def _median_gap(right_lung: np.ndarray, left_lung: np.ndarray, rows: np.ndarray,
 
 def _lung_regions(side: str, lung: np.ndarray, clavicle: np.ndarray) -> dict[str, Box]:
     """Zones, apical zone, costophrenic angle and hemidiaphragm of one lung."""
-    lx0, ly0, lx1, ly1 = _mask_box(lung)
+    _left, ly0, _right, ly1 = _mask_box(lung)
     height = ly1 - ly0
     lateral_is_left = side == "right"  # patient's right lung is on the image's left
     boxes: dict[str, Box] = {}

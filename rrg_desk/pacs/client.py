@@ -6,14 +6,13 @@
     client.store(datasets) -> list[str]  (stored SOP Instance UIDs)
 
 Every transport/HTTP failure becomes a typed PacsError (errors.py). A retrieve writes each
-instance to "<sop uid>.dcm.part" and renames it when complete, so an interrupted retrieve
-leaves only whole files, and the next retrieve of the study fetches just the missing ones.
+instance to a ".part" file beside "<sop uid>.dcm" and renames it when complete, so an
+interrupted retrieve leaves only whole files, and the next retrieve fetches just the missing ones.
 """
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ import requests
 from dicomweb_client import DICOMwebClient
 from pydicom.dataset import Dataset
 
+from rrg_desk.fileio import replacing
 from rrg_desk.pacs.errors import (
     PacsAuthError, PacsCancelledError, PacsError, PacsNotFoundError, PacsRejectedError,
     PacsRetrieveIncompleteError, PacsServerError, PacsTimeoutError, PacsTlsError, PacsUnreachableError,
@@ -267,14 +267,9 @@ class PacsClient:
 
 
 def _write_whole(dataset: Dataset, target: Path) -> None:
-    """Write to a .part file and rename: `target` exists only when complete."""
-    part = target.with_name(target.name + ".part")
+    """`target` exists only when complete (a retrieve resumed later trusts the files it finds)."""
     try:
-        pydicom.dcmwrite(part, dataset, enforce_file_format=True)
-        os.replace(part, target)
+        with replacing(target) as part:
+            pydicom.dcmwrite(part, dataset, enforce_file_format=True)
     except OSError as exc:
-        part.unlink(missing_ok=True)
         raise PacsError(f"The image could not be saved to {target.parent} ({exc.strerror or exc}).") from exc
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise

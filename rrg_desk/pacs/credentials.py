@@ -75,14 +75,6 @@ class CredentialStore:
             log.warning("the keychain refused the password (%s); kept for this session only", type(exc).__name__)
             return False
 
-    def forget(self, server: PacsServer) -> None:
-        self._session.pop(server.credential_key, None)
-        if self._use_keychain:
-            try:
-                keyring.delete_password(KEYRING_SERVICE, server.credential_key)
-            except keyring.errors.KeyringError:
-                pass  # nothing stored, or no keychain: nothing to forget
-
 
 def client_for(server: PacsServer, credentials: CredentialStore) -> PacsClient:
     """A PacsClient with the server's password; PacsSettingsError when it must be asked first."""

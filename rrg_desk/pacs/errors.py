@@ -1,19 +1,15 @@
 """Typed PACS failures, each with a `user_message` a radiologist can act on.
 
 The client maps `requests`/`dicomweb-client` exceptions to these (see client.py), so the UI
-never shows a traceback and the outbox can tell "try again later" from "fix the settings".
+never shows a traceback; the outbox keeps a report whose send failed queued, with the message.
 """
 from __future__ import annotations
 
+from rrg_desk.errors import UserFacingError
 
-class PacsError(Exception):
+
+class PacsError(UserFacingError):
     """A PACS operation failed; `user_message` says why and what to do."""
-
-    retryable = True  # worth retrying later without changing anything (outbox)
-
-    def __init__(self, user_message: str) -> None:
-        super().__init__(user_message)
-        self.user_message = user_message
 
 
 class PacsUnreachableError(PacsError):
@@ -27,13 +23,9 @@ class PacsTimeoutError(PacsError):
 class PacsTlsError(PacsError):
     """The server's certificate could not be verified."""
 
-    retryable = False
-
 
 class PacsAuthError(PacsError):
     """401/403: wrong user name or password, or the user lacks the permission."""
-
-    retryable = False
 
     def __init__(self, user_message: str, status: int) -> None:
         super().__init__(user_message)
@@ -42,8 +34,6 @@ class PacsAuthError(PacsError):
 
 class PacsNotFoundError(PacsError):
     """404: the study (or the DICOMweb service path) is not on the server."""
-
-    retryable = False
 
 
 class PacsServerError(PacsError):
@@ -56,8 +46,6 @@ class PacsServerError(PacsError):
 
 class PacsRejectedError(PacsError):
     """STOW-RS answered but refused the instance (FailedSOPSequence)."""
-
-    retryable = False
 
 
 class PacsRetrieveIncompleteError(PacsError):
@@ -76,5 +64,3 @@ class PacsCancelledError(PacsError):
 
 class PacsSettingsError(PacsError):
     """The server settings are unusable (bad URL, unknown server, no password)."""
-
-    retryable = False

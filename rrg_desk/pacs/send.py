@@ -13,7 +13,6 @@ import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 import pydicom
 from pydicom.dataset import Dataset
@@ -22,9 +21,10 @@ from rrg_desk.pacs.client import PacsClient
 from rrg_desk.pacs.errors import PacsError, PacsSettingsError
 from rrg_desk.pacs.outbox import Outbox, OutboxEntry
 from rrg_desk.reports.document import ReportDocument
-from rrg_desk.reports.export import Addendum, ExportError, ReportMeta, dicom_sr
+from rrg_desk.reports.export import ExportError, dicom_sr
 from rrg_desk.reports.export.dicom_sr import sr_bytes
-from rrg_desk.store import Database, StoreError
+from rrg_desk.store import AuditAction, Database, StoreError
+from rrg_desk.store.signoff import signed_report_meta
 
 log = logging.getLogger(__name__)
 
@@ -54,18 +54,13 @@ def signed_report_sr(db: Database, study_uid: str, organisation: str = "") -> tu
     has the same SOP Instance UID (derived from the signed rows, reports/export/dicom_sr.py).
     `organisation` (settings) names the signers' organisation in the SR."""
     try:
-        rows = db.signed_reports(study_uid)
-        original = next((r for r in rows if r.kind == "report"), None)
+        history = db.signed_history(study_uid)
+        original = history.original
         if original is None or original.document is None:
             raise PacsSettingsError("Only a signed report can be sent to the PACS; sign it first.")
         study = db.load_study(study_uid)
-        addenda = tuple(Addendum(text=r.addendum_text, signer=r.signer, signed_at=datetime.fromisoformat(r.signed_at))
-                        for r in rows if r.kind == "addendum")
-        meta = ReportMeta.from_study(study, signer=original.signer,
-                                     signed_at=datetime.fromisoformat(original.signed_at),
-                                     report_id=str(original.id), addenda=addenda,
-                                     pseudonym_salt=db.installation_secret(), organisation=organisation)
-        return dicom_sr(ReportDocument.from_dict(original.document), meta, study.images), rows[-1].id
+        meta = signed_report_meta(study, history, db.installation_secret(), organisation)
+        return dicom_sr(ReportDocument.from_dict(original.document), meta, study.images), history.versions[-1].id
     except (StoreError, ExportError) as exc:
         raise PacsError(f"The report could not be prepared for the PACS: {exc.user_message}") from exc
 
@@ -79,12 +74,13 @@ def deliver(db: Database, outbox: Outbox, entry: OutboxEntry, client: PacsClient
         client.store([pydicom.dcmread(io.BytesIO(entry.payload))], study_uid=entry.study_uid)
     except PacsError as exc:
         updated = outbox.record_attempt(entry.id, exc.user_message)
-        db.audit(entry.study_uid, user, "exported", {**detail, "outcome": "failed", "error": exc.user_message})
+        db.audit(entry.study_uid, user, AuditAction.EXPORTED,
+                 {**detail, "outcome": "failed", "error": exc.user_message})
         log.warning("PACS '%s': report %d not sent (attempt %d): %s", entry.server_name, entry.report_id,
                     attempt, exc.user_message)
         return DeliveryResult(updated, exc)
     updated = outbox.record_attempt(entry.id)
-    db.audit(entry.study_uid, user, "exported", {**detail, "outcome": "sent"})
+    db.audit(entry.study_uid, user, AuditAction.EXPORTED, {**detail, "outcome": "sent"})
     log.info("PACS '%s': report %d stored (attempt %d)", entry.server_name, entry.report_id, attempt)
     return DeliveryResult(updated)
 

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from urllib.parse import urlparse
 
+from rrg_desk.fileio import write_text_atomic
 from rrg_desk.pacs.errors import PacsSettingsError
 from rrg_desk.paths import user_data_dir
 
@@ -101,20 +100,11 @@ def save_servers(servers: list[PacsServer], path: Path | None = None) -> Path:
     if len(set(names)) != len(names):
         raise PacsSettingsError("Two PACS servers have the same name; names must differ.")
     text = json.dumps({"version": _FORMAT_VERSION, "servers": [s.to_dict() for s in servers]}, indent=2)
-    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".part")
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(tmp, path)
-        tmp = None
+        return write_text_atomic(path, text)
     except OSError as exc:
         raise PacsSettingsError(f"The PACS settings could not be saved to {path} ({exc.strerror or exc}).") from exc
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-    return path
 
 
 def find_server(name: str, servers: list[PacsServer] | None = None) -> PacsServer:

@@ -13,7 +13,8 @@ import re
 import uuid
 from dataclasses import dataclass, field
 
-from rrg_desk.reports.draft import Draft, Sentence
+from rrg_desk.models.regions import WHOLE_IMAGE
+from rrg_desk.reports.draft import Draft, Sentence, SentenceOrigin
 from rrg_desk.reports.region_lexicon import primary_region
 from rrg_desk.reports.text import split_sentences
 
@@ -22,7 +23,6 @@ SECTIONS = ("findings", "impression")
 # free-text header sections of the printed report, before the findings (rrg_desk/reports/clinical.py
 # fills them from the DICOM header; the radiologist edits them)
 CLINICAL_SECTIONS = ("indication", "technique", "comparison")
-MODEL, RADIOLOGIST = "model", "radiologist"
 # An edited model sentence keeps its identity (and region link) when it still resembles
 # the model's wording this much; below, it counts as a new radiologist sentence.
 _SAME_SENTENCE_SIMILARITY = 0.5
@@ -40,7 +40,7 @@ def _new_id() -> str:
 @dataclass
 class ReportSentence:
     text: str
-    origin: str = RADIOLOGIST  # "model" | "radiologist"
+    origin: SentenceOrigin = SentenceOrigin.RADIOLOGIST
     region: str | None = None  # region name the sentence describes (links text and overlay)
     model_text: str | None = None  # what the model wrote, for model sentences
     accepted: bool = False
@@ -48,17 +48,19 @@ class ReportSentence:
     draft_index: int | None = None  # index in Draft.sentences (its heatmap), model sentences only
 
     def __post_init__(self) -> None:
-        if self.origin not in (MODEL, RADIOLOGIST):
-            raise DocumentError(f"origin must be 'model' or 'radiologist', got {self.origin!r}")
+        try:
+            self.origin = SentenceOrigin(self.origin)
+        except ValueError:
+            raise DocumentError(f"origin must be one of {', '.join(SentenceOrigin)}, got {self.origin!r}") from None
 
     @property
     def edited(self) -> bool:
-        return self.origin == MODEL and self.text != self.model_text
+        return self.origin == SentenceOrigin.MODEL and self.text != self.model_text
 
     @property
     def unreviewed(self) -> bool:
         """Model text the radiologist has neither accepted nor changed."""
-        return self.origin == MODEL and not self.accepted and not self.edited
+        return self.origin == SentenceOrigin.MODEL and not self.accepted and not self.edited
 
     def to_dict(self) -> dict:
         return {"id": self.id, "text": self.text, "origin": self.origin, "region": self.region,
@@ -67,7 +69,7 @@ class ReportSentence:
     @classmethod
     def from_dict(cls, d: dict) -> "ReportSentence":
         try:
-            return cls(text=str(d["text"]), origin=str(d.get("origin", RADIOLOGIST)),
+            return cls(text=str(d["text"]), origin=str(d.get("origin", SentenceOrigin.RADIOLOGIST)),
                        region=d.get("region"), model_text=d.get("model_text"),
                        accepted=bool(d.get("accepted", False)), id=str(d.get("id") or _new_id()),
                        draft_index=d.get("draft_index"))
@@ -104,10 +106,10 @@ class ReportDocument:
         findings: list[ReportSentence] = []
         for index, sentence in enumerate(draft.sentences):
             for piece in split_sentences(normalise_model_sentence(sentence.text)):
-                findings.append(ReportSentence(text=piece, origin=MODEL, region=sentence.region,
+                findings.append(ReportSentence(text=piece, origin=SentenceOrigin.MODEL, region=sentence.region,
                                                model_text=piece, accepted=sentence.accepted,
                                                draft_index=index))
-        impression = [ReportSentence(text=piece, origin=MODEL, region=None, model_text=piece)
+        impression = [ReportSentence(text=piece, origin=SentenceOrigin.MODEL, region=None, model_text=piece)
                       for piece in split_sentences(normalise_model_sentence(draft.impression_text))]
         return cls(study_uid=draft.study_uid, findings=findings, impression=impression,
                    bundle_id=draft.bundle_id, draft=draft)
@@ -141,9 +143,6 @@ class ReportDocument:
     def impression_text(self) -> str:
         return " ".join(s.text for s in self.impression)
 
-    def full_text(self) -> str:
-        return f"FINDINGS:\n{self.findings_text()}\n\nIMPRESSION:\n{self.impression_text()}"
-
     def is_empty(self) -> bool:
         return not any(s.text.strip() for s in self.sentences())
 
@@ -152,6 +151,11 @@ class ReportDocument:
 
     def unreviewed_model_sentences(self) -> list[ReportSentence]:
         return [s for s in self.sentences() if s.unreviewed]
+
+    def reviewed_by_radiologist(self) -> bool:
+        """The radiologist wrote, accepted or edited something: their text outranks a new model
+        draft, and the study counts as in progress."""
+        return any(s.origin == SentenceOrigin.RADIOLOGIST or s.accepted or s.edited for s in self.sentences())
 
     def sentences_for_region(self, region: str) -> list[ReportSentence]:
         """Sentences describing `region`, for "click a region, scroll to its sentence"."""
@@ -234,7 +238,8 @@ class ReportDocument:
         for sentence in replaced:
             if sentence.id in used:
                 continue
-            reference = sentence.model_text if sentence.origin == MODEL and sentence.model_text else sentence.text
+            is_model = sentence.origin == SentenceOrigin.MODEL
+            reference = sentence.model_text if is_model and sentence.model_text else sentence.text
             ratio = difflib.SequenceMatcher(a=reference.lower(), b=text.lower(), autojunk=False).ratio()
             if ratio > best_ratio:
                 best, best_ratio = sentence, ratio
@@ -243,8 +248,8 @@ class ReportDocument:
             best.text = text
             return best
         region = primary_region(text)
-        return ReportSentence(text=text, origin=RADIOLOGIST,
-                              region=None if region == "whole_image" else region)
+        return ReportSentence(text=text, origin=SentenceOrigin.RADIOLOGIST,
+                              region=None if region == WHOLE_IMAGE else region)
 
     # --- clinical header sections (indication, technique, comparison) --------------------
     def clinical_text(self, name: str) -> str:

@@ -8,6 +8,7 @@ kept a model sentence.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,14 @@ import numpy as np
 from rrg_desk.models.findings import NO_FINDING
 
 DRAFT_FORMAT_VERSION = 1
-ORIGINS = ("model", "radiologist")
+
+
+class SentenceOrigin(StrEnum):
+    """Who wrote a sentence (the values are stored with drafts and documents, and exported)."""
+
+    MODEL = "model"
+    RADIOLOGIST = "radiologist"
+
 
 Box = tuple[float, float, float, float]
 
@@ -93,12 +101,15 @@ class Sentence:
     region: str  # a REGION_NAMES entry ("whole_image" for sentences naming no region)
     heatmap: np.ndarray | None = None  # [h, w] float32 in [0, 1] on a coarse grid; the UI resizes
     image_index: int = 0
-    origin: str = "model"
+    origin: SentenceOrigin = SentenceOrigin.MODEL
     accepted: bool = False
 
     def __post_init__(self) -> None:
-        if self.origin not in ORIGINS:
-            raise DraftFormatError(f"origin must be one of {ORIGINS}, got {self.origin!r}")
+        try:
+            self.origin = SentenceOrigin(self.origin)
+        except ValueError:
+            raise DraftFormatError(f"origin must be one of {', '.join(SentenceOrigin)}, "
+                                   f"got {self.origin!r}") from None
         if self.heatmap is not None:
             heatmap = np.asarray(self.heatmap, dtype=np.float32)
             if heatmap.ndim != 2:
@@ -115,7 +126,7 @@ class Sentence:
         heatmap = d.get("heatmap")
         return cls(text=str(d["text"]), region=str(d["region"]),
                    heatmap=None if heatmap is None else np.asarray(heatmap, dtype=np.float32),
-                   image_index=int(d.get("image_index", 0)), origin=str(d.get("origin", "model")),
+                   image_index=int(d.get("image_index", 0)), origin=str(d.get("origin", SentenceOrigin.MODEL)),
                    accepted=bool(d.get("accepted", False)))
 
     def __eq__(self, other: object) -> bool:  # ndarray fields defeat the generated __eq__

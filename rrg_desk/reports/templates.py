@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from rrg_desk.fileio import write_text_atomic
+from rrg_desk.errors import UserFacingError
 from rrg_desk.paths import user_data_dir
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,6 @@ NORMAL_CHEST_TEMPLATE = ReportTemplate(
               "No acute osseous abnormality."),
     impression="No acute cardiopulmonary abnormality.",
 )
-TEMPLATES: dict[str, ReportTemplate] = {NORMAL_CHEST_TEMPLATE.name: NORMAL_CHEST_TEMPLATE}
 
 # Names are abbreviations, never English words: Tab after "heart" must not expand it.
 DEFAULT_MACROS: dict[str, str] = {
@@ -49,12 +48,8 @@ DEFAULT_MACROS: dict[str, str] = {
 }
 
 
-class MacroError(ValueError):
-    """An invalid macro name or text; `user_message` is for the UI."""
-
-    def __init__(self, user_message: str) -> None:
-        super().__init__(user_message)
-        self.user_message = user_message
+class MacroError(UserFacingError, ValueError):
+    """An invalid macro name or text; `user_message` is for the UI (still a ValueError)."""
 
 
 class MacroStore:
@@ -80,14 +75,7 @@ class MacroStore:
     def save(self) -> None:
         """Write atomically (a crash mid-write never leaves a half file)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".macros-", suffix=".json")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                json.dump(self._macros, out, indent=2, sort_keys=True, ensure_ascii=False)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_text_atomic(self.path, json.dumps(self._macros, indent=2, sort_keys=True, ensure_ascii=False))
 
     def names(self) -> list[str]:
         return sorted(self._macros)
@@ -107,17 +95,3 @@ class MacroStore:
 
     def remove(self, name: str) -> None:
         self._macros.pop(name.lower(), None)
-
-    def expand_word_before(self, text: str, cursor: int) -> tuple[str, int] | None:
-        """Expand the macro name that ends at `cursor` (the editor's Tab key).
-
-        Returns (new text, new cursor) or None when the word before the cursor is no macro.
-        """
-        match = re.search(r"[A-Za-z0-9_.-]+$", text[:cursor])
-        if match is None:
-            return None
-        expansion = self.get(match.group())
-        if expansion is None:
-            return None
-        new_text = text[: match.start()] + expansion + text[cursor:]
-        return new_text, match.start() + len(expansion)

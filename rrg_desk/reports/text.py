@@ -99,14 +99,6 @@ _FIGURE_POINTERS = re.compile(r"\s*\((?:arrows?|arrowheads?|asterisks?|circles?|
 _URL = re.compile(r"https?://\S+")
 _MISSING_SPACE = re.compile(r"(?<=[A-Za-z)])\.(?=[A-Z][a-z])")
 
-_IMAGING_TERMS = re.compile(
-    r"radiograph|x-?ray|\bcxr\b|\bxr\b|\bfilm\b|\bimag|\bview\b|\bchest\b.*\bshow|"
-    r"opacit|opacif|consolidat|effusion|pneumothorax|infiltrat|atelecta|nodul|cardiomegaly|"
-    r"ground[- ]glass|reticul|interstitial|air[- ]?space|airspace|lung fields?|hilar|lobe|"
-    r"costophrenic|hemidiaphragm|silhouette|parenchym|\bbilateral\b.*\b(?:pattern|shadow)",
-    re.I,
-)
-
 
 def clean_clinical_note(note: str) -> str:
     """Readable text from a covid_cxr clinical note (history + findings narrative).
@@ -126,16 +118,3 @@ def clean_clinical_note(note: str) -> str:
     if text and text[-1] not in ".!?":
         text += "."
     return text
-
-
-def split_history_and_findings(note: str) -> tuple[str, str]:
-    """(history, imaging findings) of a cleaned clinical note.
-
-    A sentence belongs to the findings when it speaks about the image (radiograph, x-ray,
-    opacities, effusion, lobes...); the rest is history. Heuristic, because the notes are
-    free narrative: good enough to keep patient history out of generation targets.
-    """
-    history, findings = [], []
-    for sentence in split_sentences(clean_clinical_note(note)):
-        (findings if _IMAGING_TERMS.search(sentence) else history).append(sentence)
-    return " ".join(history), " ".join(findings)

@@ -27,7 +27,6 @@ from rrg_desk.reports.labeler import NEGATIVE, POSITIVE, UNCERTAIN, label_report
 ASSERTED_BELOW = "asserted_below_threshold"
 NEGATED_OR_OMITTED_ABOVE = "negated_or_omitted_above_threshold"
 UNREVIEWED = "unreviewed_model_text"
-FLAG_KINDS = (ASSERTED_BELOW, NEGATED_OR_OMITTED_ABOVE, UNREVIEWED)
 
 
 @dataclass(frozen=True)

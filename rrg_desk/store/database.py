@@ -24,8 +24,8 @@ from rrg_desk.imaging import ImageReadError, Study, load_studies
 from rrg_desk.paths import user_data_dir
 from rrg_desk.store.drafts import DraftsMixin
 from rrg_desk.store.errors import ReportSignedError, StoreError, StudyNotFoundError, mapped_errors
-from rrg_desk.store.records import AuditEntry, StudyRecord, utc_now_iso
-from rrg_desk.store.schema import STATUSES, SchemaTooNewError, migrate
+from rrg_desk.store.records import SIGNED_STATUSES, AuditAction, AuditEntry, StudyRecord, StudyStatus, utc_now_iso
+from rrg_desk.store.schema import SchemaTooNewError, migrate
 from rrg_desk.store.signoff import SignOffMixin
 from rrg_desk.store import worklist as _worklist
 from rrg_desk.store.worklist import (
@@ -36,9 +36,6 @@ log = logging.getLogger(__name__)
 
 DATABASE_FILE_NAME = "rrg-desk.sqlite3"
 BUSY_TIMEOUT_S = 5.0
-ACTIONS = ("imported", "opened", "drafted", "edited", "accepted", "rejected", "accepted_all", "flags_reviewed",
-           "signed", "addendum", "exported", "recovered", "status_changed", "input_refused", "draft_anyway",
-           "identity_confirmed")
 _RUNNING_KEY, _CLEAN_AT_KEY = "running_instances", "clean_shutdown_ns"
 _OPEN_TOKENS: set[str] = set()  # Database instances open in this process
 
@@ -174,20 +171,20 @@ class Database(DraftsMixin, SignOffMixin):
 
     # --- audit --------------------------------------------------------------------------
     @staticmethod
-    def _audit(conn: sqlite3.Connection, study_uid: str | None, user: str, action: str, detail: dict | None) -> int:
-        if action not in ACTIONS:
-            raise ValueError(f"unknown audit action {action!r}; expected one of {ACTIONS}")
+    def _audit(conn: sqlite3.Connection, study_uid: str | None, user: str, action: AuditAction,
+               detail: dict | None) -> int:
+        action = AuditAction(action)  # ValueError for an unknown action
         cursor = conn.execute(
             "INSERT INTO audit_log (at, study_uid, user, action, detail_json) VALUES (?, ?, ?, ?, ?)",
             (utc_now_iso(), study_uid, user, action, json.dumps(detail or {}, ensure_ascii=False, default=str)))
         return int(cursor.lastrowid)
 
-    def audit(self, study_uid: str | None, user: str, action: str, detail: dict | None = None) -> None:
+    def audit(self, study_uid: str | None, user: str, action: AuditAction, detail: dict | None = None) -> None:
         with self._transaction(f"logging '{action}'") as conn:
             self._audit(conn, study_uid, user, action, detail)
 
     @staticmethod
-    def audit_query(study_uid: str | None = None, action: str | None = None,
+    def audit_query(study_uid: str | None = None, action: AuditAction | None = None,
                     user: str | None = None) -> tuple[str, list]:
         """The SQL audit_log() runs (one study's trail is an index range of audit_by_study)."""
         clauses, args = [], []
@@ -198,7 +195,7 @@ class Database(DraftsMixin, SignOffMixin):
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
         return f"SELECT id, at, study_uid, user, action, detail_json FROM audit_log {where} ORDER BY id", args
 
-    def audit_log(self, study_uid: str | None = None, action: str | None = None,
+    def audit_log(self, study_uid: str | None = None, action: AuditAction | None = None,
                   user: str | None = None) -> list[AuditEntry]:
         """The audit entries, oldest first; each filter given narrows them (exact match)."""
         sql, args = self.audit_query(study_uid, action, user)
@@ -240,8 +237,8 @@ class Database(DraftsMixin, SignOffMixin):
             conn.execute("UPDATE studies SET patient_name=?, patient_id=?, birth_date=?, sex=?, study_date=?, "
                          "accession=?, description=?, modality=? WHERE study_uid=?", (*values, study.study_uid))
         else:
-            conn.execute(f"INSERT INTO studies ({STUDY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'new', ?, ?)",
-                         (study.study_uid, *values, now, now))
+            conn.execute(f"INSERT INTO studies ({STUDY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (study.study_uid, *values, StudyStatus.NEW, now, now))
         added = 0
         for image in study.images:
             path = str(Path(image.source_path).resolve()) if image.source_path else ""
@@ -250,10 +247,10 @@ class Database(DraftsMixin, SignOffMixin):
                                                           image.view.value))
             added += cursor.rowcount
         if not known:
-            self._audit(conn, study.study_uid, user, "imported",
+            self._audit(conn, study.study_uid, user, AuditAction.IMPORTED,
                         {"files": added, "source": str(Path(study.source).resolve()) if study.source else ""})
 
-    def list_studies(self, search: str = "", status: str | None = None, order_by: str = "study_date",
+    def list_studies(self, search: str = "", status: StudyStatus | None = None, order_by: str = "study_date",
                      descending: bool = True, limit: int | None = None, offset: int = 0) -> list[StudyRecord]:
         """The worklist, or `limit` studies of it from `offset`. `search` words must each match
         patient name/ID, accession or description; order_by "worklist" puts the studies still
@@ -303,16 +300,15 @@ class Database(DraftsMixin, SignOffMixin):
             raise StoreError(f"The images of this study could not be read again: {detail}")
         return study
 
-    def set_status(self, study_uid: str, status: str, user: str = "") -> None:
-        if status not in STATUSES:
-            raise ValueError(f"unknown status {status!r}; expected one of {STATUSES}")
+    def set_status(self, study_uid: str, status: StudyStatus, user: str = "") -> None:
+        status = StudyStatus(status)  # ValueError for an unknown status
         with self._transaction("changing the study status") as conn:
             row = conn.execute("SELECT status FROM studies WHERE study_uid = ?", (study_uid,)).fetchone()
             if row is None:
                 raise StudyNotFoundError(study_uid)
-            if row[0] in ("signed", "amended") and status not in ("signed", "amended"):
+            if row[0] in SIGNED_STATUSES and status not in SIGNED_STATUSES:
                 raise ReportSignedError(study_uid)
             if row[0] != status:
                 conn.execute("UPDATE studies SET status = ?, updated_at = ? WHERE study_uid = ?",
                              (status, utc_now_iso(), study_uid))
-                self._audit(conn, study_uid, user, "status_changed", {"from": row[0], "to": status})
+                self._audit(conn, study_uid, user, AuditAction.STATUS_CHANGED, {"from": row[0], "to": status})

@@ -7,14 +7,10 @@ import time
 from rrg_desk.reports.document import ReportDocument
 from rrg_desk.reports.draft import Draft
 from rrg_desk.store.errors import ReportSignedError, StudyNotFoundError
-from rrg_desk.store.records import utc_now_iso
+from rrg_desk.store.records import SIGNED_STATUSES, AuditAction, StudyStatus, utc_now_iso
 
 # "edited" is audited once per study per this many seconds, not on every autosave
 EDIT_AUDIT_INTERVAL_S = 300
-
-
-def _reviewed_by_radiologist(document: ReportDocument) -> bool:
-    return any(s.origin == "radiologist" or s.accepted or s.edited for s in document.sentences())
 
 
 class DraftsMixin:
@@ -25,13 +21,13 @@ class DraftsMixin:
 
         Raises ReportSignedError once the study is signed: changes go through addenda."""
         payload = json.dumps(document.to_dict(), ensure_ascii=False, separators=(",", ":"))
-        status = "in_progress" if _reviewed_by_radiologist(document) else "drafted"
+        status = StudyStatus.IN_PROGRESS if document.reviewed_by_radiologist() else StudyStatus.DRAFTED
         now_ns = time.time_ns()
         with self._transaction("saving the draft") as conn:
             row = conn.execute("SELECT status FROM studies WHERE study_uid = ?", (study_uid,)).fetchone()
             if row is None:
                 raise StudyNotFoundError(study_uid)
-            if row[0] in ("signed", "amended") or conn.execute(
+            if row[0] in SIGNED_STATUSES or conn.execute(
                     "SELECT 1 FROM signed_reports WHERE study_uid = ? AND kind = 'report'", (study_uid,)).fetchone():
                 raise ReportSignedError(study_uid)
             now = utc_now_iso()
@@ -44,27 +40,24 @@ class DraftsMixin:
                 conn.execute("UPDATE studies SET status = ?, updated_at = ? WHERE study_uid = ?",
                              (status, now, study_uid))
             last = self._last_edit_audit_ns.get(study_uid, 0)
-            if status == "in_progress" and now_ns - last > EDIT_AUDIT_INTERVAL_S * 1_000_000_000:
-                self._audit(conn, study_uid, user, "edited", {"words": document.word_count()})
+            if status == StudyStatus.IN_PROGRESS and now_ns - last > EDIT_AUDIT_INTERVAL_S * 1_000_000_000:
+                self._audit(conn, study_uid, user, AuditAction.EDITED, {"words": document.word_count()})
                 self._last_edit_audit_ns[study_uid] = now_ns
 
-    def load_draft(self, study_uid: str) -> ReportDocument | None:
-        """The working copy, with the model's draft (regions, heatmaps) re-attached if stored."""
+    def load_draft(self, study_uid: str, with_model_draft: bool = True) -> ReportDocument | None:
+        """The working copy, with the model's draft (regions, heatmaps) re-attached if stored;
+        `with_model_draft=False` when the caller has already read it (and attaches its own)."""
         with self._reading("reading the draft") as conn:
             row = conn.execute("SELECT document_json FROM drafts WHERE study_uid = ?", (study_uid,)).fetchone()
         if row is None:
             return None
-        return ReportDocument.from_dict(json.loads(row[0]), draft=self.load_model_draft(study_uid))
+        draft = self.load_model_draft(study_uid) if with_model_draft else None
+        return ReportDocument.from_dict(json.loads(row[0]), draft=draft)
 
     def draft_saved_at(self, study_uid: str) -> str | None:
         with self._reading("reading the draft") as conn:
             row = conn.execute("SELECT saved_at FROM drafts WHERE study_uid = ?", (study_uid,)).fetchone()
         return row[0] if row else None
-
-    def discard_draft(self, study_uid: str) -> None:
-        """Forget the working copy (the radiologist starts over)."""
-        with self._transaction("discarding the draft") as conn:
-            conn.execute("DELETE FROM drafts WHERE study_uid = ?", (study_uid,))
 
     def save_model_draft(self, study_uid: str, draft: Draft, user: str = "") -> None:
         """Keep what the model produced (regions, findings, heatmaps) for overlays and review."""
@@ -78,10 +71,10 @@ class DraftsMixin:
                          "ON CONFLICT(study_uid) DO UPDATE SET draft_json = excluded.draft_json, "
                          "bundle_id = excluded.bundle_id, created_at = excluded.created_at",
                          (study_uid, payload, draft.bundle_id, now))
-            if row[0] == "new":
-                conn.execute("UPDATE studies SET status = 'drafted', updated_at = ? WHERE study_uid = ?",
-                             (now, study_uid))
-            self._audit(conn, study_uid, user, "drafted",
+            if row[0] == StudyStatus.NEW:
+                conn.execute("UPDATE studies SET status = ?, updated_at = ? WHERE study_uid = ?",
+                             (StudyStatus.DRAFTED, now, study_uid))
+            self._audit(conn, study_uid, user, AuditAction.DRAFTED,
                         {"bundle_id": draft.bundle_id, "device": draft.device,
                          "sentences": len(draft.sentences), "total_ms": draft.timings_ms.get("total"),
                          "draft_anyway": bool(draft.settings.get("draft_anyway")),

@@ -7,17 +7,15 @@ import logging
 import sqlite3
 from collections.abc import Iterator
 
+from rrg_desk.errors import UserFacingError
+
 log = logging.getLogger(__name__)
 
 
-class StoreError(Exception):
+class StoreError(UserFacingError):
     """The database could not do what was asked; `user_message` is for the UI.
 
     The UI shows the message and keeps the report text on screen: nothing typed is lost."""
-
-    def __init__(self, user_message: str) -> None:
-        super().__init__(user_message)
-        self.user_message = user_message
 
 
 class ReportSignedError(StoreError):

@@ -1,12 +1,49 @@
-"""Rows of the store as plain, immutable records."""
+"""Rows of the store as plain, immutable records, and the names their columns hold."""
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from enum import StrEnum
 
 from rrg_desk.imaging.types import PatientInfo
+
+
+class StudyStatus(StrEnum):
+    """Where a study is in its reporting (studies.status; the values are stored)."""
+
+    NEW = "new"
+    DRAFTED = "drafted"  # the model drafted it, nobody has reviewed it yet
+    IN_PROGRESS = "in_progress"  # the radiologist has accepted, edited or written something
+    SIGNED = "signed"
+    AMENDED = "amended"  # signed, then an addendum
+
+
+# a tuple, not a set: its order is written into SQL (schema.DONE_EXPR, an index expression)
+SIGNED_STATUSES = (StudyStatus.SIGNED, StudyStatus.AMENDED)
+
+
+class AuditAction(StrEnum):
+    """What an audit log entry records (audit_log.action; the values are stored)."""
+
+    IMPORTED = "imported"
+    OPENED = "opened"
+    DRAFTED = "drafted"
+    EDITED = "edited"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    ACCEPTED_ALL = "accepted_all"
+    FLAGS_REVIEWED = "flags_reviewed"
+    SIGNED = "signed"
+    ADDENDUM = "addendum"
+    EXPORTED = "exported"
+    RECOVERED = "recovered"
+    STATUS_CHANGED = "status_changed"
+    INPUT_REFUSED = "input_refused"
+    DRAFT_ANYWAY = "draft_anyway"
+    IDENTITY_CONFIRMED = "identity_confirmed"
 
 
 @dataclass(frozen=True)
@@ -20,10 +57,13 @@ class StudyRecord:
     accession: str = ""
     description: str = ""
     modality: str = ""
-    status: str = "new"
+    status: StudyStatus = StudyStatus.NEW
     imported_at: str = ""
     updated_at: str = ""
     file_paths: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", StudyStatus(self.status))  # rows hold the plain value
 
     @property
     def patient(self) -> PatientInfo:
@@ -60,12 +100,31 @@ class SignedReport:
 
 
 @dataclass(frozen=True)
+class SignedHistory:
+    """A study's signed report and the addenda that amend it, oldest first (no original: unsigned)."""
+
+    original: SignedReport | None = None
+    addenda: tuple[SignedReport, ...] = ()
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[SignedReport]) -> "SignedHistory":
+        rows = list(rows)
+        return cls(original=next((r for r in rows if r.kind == "report"), None),
+                   addenda=tuple(r for r in rows if r.kind == "addendum"))
+
+    @property
+    def versions(self) -> tuple[SignedReport, ...]:
+        """The report then each addendum: every signed version, in the order they were signed."""
+        return ((self.original,) if self.original else ()) + self.addenda
+
+
+@dataclass(frozen=True)
 class AuditEntry:
     id: int
     at: str  # ISO 8601, UTC
     study_uid: str | None
     user: str
-    action: str
+    action: str  # an AuditAction value, as stored
     detail: dict
 
 

@@ -6,10 +6,16 @@ the caller's transaction, so a failed upgrade leaves the previous version intact
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-STATUSES = ("new", "drafted", "in_progress", "signed", "amended")
-_STATUS_CHECK = "status IN (" + ", ".join(f"'{s}'" for s in STATUSES) + ")"
+from rrg_desk.store.records import SIGNED_STATUSES, StudyStatus
+
+
+def _sql_list(values: Iterable[str]) -> str:
+    return ", ".join(f"'{value}'" for value in values)
+
+
+_STATUS_CHECK = f"status IN ({_sql_list(StudyStatus)})"
 
 
 def _run_script(conn: sqlite3.Connection, script: str) -> None:
@@ -37,7 +43,7 @@ def _v1_studies_drafts_audit(conn: sqlite3.Connection) -> None:
             accession    TEXT NOT NULL DEFAULT '',
             description  TEXT NOT NULL DEFAULT '',
             modality     TEXT NOT NULL DEFAULT '',
-            status       TEXT NOT NULL DEFAULT 'new' CHECK ({_STATUS_CHECK}),
+            status       TEXT NOT NULL DEFAULT '{StudyStatus.NEW}' CHECK ({_STATUS_CHECK}),
             imported_at  TEXT NOT NULL,
             updated_at   TEXT NOT NULL
         );
@@ -109,7 +115,7 @@ def _v2_signoff_model_drafts_state(conn: sqlite3.Connection) -> None:
     """)
 
 
-DONE_EXPR = "(status IN ('signed', 'amended'))"  # 0 for a study still to report, 1 once signed
+DONE_EXPR = f"(status IN ({_sql_list(SIGNED_STATUSES)}))"  # 0 for a study still to report, 1 once signed
 SEARCH_COLUMNS = ("patient_name", "patient_id", "accession", "description")
 
 

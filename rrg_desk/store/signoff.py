@@ -3,11 +3,19 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rrg_desk.reports.document import ReportDocument
 from rrg_desk.reports.truthfulness import Flag
 from rrg_desk.store.errors import ReportSignedError, StoreError, StudyNotFoundError
-from rrg_desk.store.records import SignedReport, content_sha256, utc_now_iso
+from rrg_desk.store.records import (
+    AuditAction, SignedHistory, SignedReport, StudyStatus, content_sha256, utc_now_iso,
+)
+
+if TYPE_CHECKING:
+    from rrg_desk.imaging.types import Study
+    from rrg_desk.reports.export.common import ReportMeta
 
 _SIGNED_COLUMNS = ("id, study_uid, kind, parent_id, findings_text, impression_text, addendum_text, "
                    "document_json, signer, signed_at, sha256, flags_json")
@@ -18,6 +26,12 @@ def _signed_from_row(row: tuple) -> SignedReport:
                         impression_text=row[5], addendum_text=row[6],
                         document=json.loads(row[7]) if row[7] else None, signer=row[8], signed_at=row[9],
                         sha256=row[10], flags_reviewed=json.loads(row[11]))
+
+
+def all_signed_reports(conn: sqlite3.Connection) -> list[SignedReport]:
+    """Every signed report and addendum in the store, study by study, each study's oldest first."""
+    return [_signed_from_row(row) for row in
+            conn.execute(f"SELECT {_SIGNED_COLUMNS} FROM signed_reports ORDER BY study_uid, id")]
 
 
 class SignOffMixin:
@@ -49,14 +63,14 @@ class SignOffMixin:
                 raise StudyNotFoundError(study_uid)
             if self._original(conn, study_uid) is not None:
                 raise ReportSignedError(study_uid)
-            self._audit(conn, study_uid, user, "flags_reviewed", {"count": len(flags), "flags": flags})
+            self._audit(conn, study_uid, user, AuditAction.FLAGS_REVIEWED, {"count": len(flags), "flags": flags})
             report = self._insert_signed(conn, study_uid, "report", None, document.findings_text(),
                                          document.impression_text(), "", json.dumps(document.to_dict()),
                                          user, flags)
-            self._audit(conn, study_uid, user, "signed", {"report_id": report.id, "sha256": report.sha256,
-                                                          "words": document.word_count()})
-            conn.execute("UPDATE studies SET status = 'signed', updated_at = ? WHERE study_uid = ?",
-                         (report.signed_at, study_uid))
+            self._audit(conn, study_uid, user, AuditAction.SIGNED, {"report_id": report.id, "sha256": report.sha256,
+                                                                    "words": document.word_count()})
+            conn.execute("UPDATE studies SET status = ?, updated_at = ? WHERE study_uid = ?",
+                         (StudyStatus.SIGNED, report.signed_at, study_uid))
             conn.execute("DELETE FROM drafts WHERE study_uid = ?", (study_uid,))
         return report
 
@@ -72,10 +86,10 @@ class SignOffMixin:
                 raise StoreError("Only a signed report can receive an addendum; sign the report first.")
             addendum = self._insert_signed(conn, study_uid, "addendum", original, "", "", text.strip(), None,
                                            user, [])
-            self._audit(conn, study_uid, user, "addendum", {"report_id": addendum.id, "parent_id": original,
-                                                            "sha256": addendum.sha256})
-            conn.execute("UPDATE studies SET status = 'amended', updated_at = ? WHERE study_uid = ?",
-                         (addendum.signed_at, study_uid))
+            self._audit(conn, study_uid, user, AuditAction.ADDENDUM, {"report_id": addendum.id, "parent_id": original,
+                                                                      "sha256": addendum.sha256})
+            conn.execute("UPDATE studies SET status = ?, updated_at = ? WHERE study_uid = ?",
+                         (StudyStatus.AMENDED, addendum.signed_at, study_uid))
         return addendum
 
     @staticmethod
@@ -91,6 +105,25 @@ class SignOffMixin:
                                 (study_uid,)).fetchall()
         return [_signed_from_row(row) for row in rows]
 
+    def signed_history(self, study_uid: str) -> SignedHistory:
+        return SignedHistory.from_rows(self.signed_reports(study_uid))
+
     def is_signed(self, study_uid: str) -> bool:
         with self._reading("reading signed reports") as conn:
             return self._original(conn, study_uid) is not None
+
+
+def signed_report_meta(study: Study, history: SignedHistory, pseudonym_salt: str,
+                       organisation: str = "") -> ReportMeta:
+    """The exporters' ReportMeta of `study`: signer, time and id of the signed report and its
+    addenda (an unsigned study's meta carries none, and exports as a draft)."""
+    from rrg_desk.reports.export.common import Addendum, ReportMeta  # the exporters load when exporting
+
+    original = history.original
+    addenda = tuple(Addendum(text=r.addendum_text, signer=r.signer, signed_at=datetime.fromisoformat(r.signed_at))
+                    for r in history.addenda)
+    return ReportMeta.from_study(
+        study, signer=original.signer if original else "",
+        signed_at=datetime.fromisoformat(original.signed_at) if original else None,
+        report_id=str(original.id) if original else "", addenda=addenda,
+        pseudonym_salt=pseudonym_salt, organisation=organisation)

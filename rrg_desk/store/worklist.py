@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rrg_desk.store.errors import mapped_errors
-from rrg_desk.store.records import StudyRecord
-from rrg_desk.store.schema import DONE_EXPR, SEARCH_COLUMNS, STATUSES
+from rrg_desk.store.records import StudyRecord, StudyStatus
+from rrg_desk.store.schema import DONE_EXPR, SEARCH_COLUMNS
 
 WORKLIST_ORDER = "worklist"
 SORT_COLUMNS = {WORKLIST_ORDER: DONE_EXPR, "study_date": "study_date",
@@ -46,15 +46,15 @@ class WorklistQuery:
     that column. Ties are broken by study uid, so pages never overlap."""
 
     search: str = ""
-    status: str | None = None
+    status: StudyStatus | None = None
     order_by: str = WORKLIST_ORDER
     descending: bool = False
 
     def __post_init__(self) -> None:
         if self.order_by not in SORT_COLUMNS:
             raise ValueError(f"cannot sort by {self.order_by!r}; expected one of {sorted(SORT_COLUMNS)}")
-        if self.status is not None and self.status not in STATUSES:
-            raise ValueError(f"unknown status {self.status!r}; expected one of {STATUSES}")
+        if self.status is not None:
+            StudyStatus(self.status)  # ValueError for an unknown status
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
 """An addendum to a signed report: its own text and its own sign-off."""
 from __future__ import annotations
 
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QDialog, QLabel, QPlainTextEdit, QVBoxLayout, QWidget
+
+from rrg_desk.ui.dialog_buttons import cancel_and_accept
 
 
 class AddendumDialog(QDialog):
@@ -13,10 +15,7 @@ class AddendumDialog(QDialog):
         intro.setWordWrap(True)
         self.text = QPlainTextEdit(self)
         self.text.setPlaceholderText("Addendum text…")
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel, self)
-        self.sign_button = buttons.addButton("Sign addendum", QDialogButtonBox.ButtonRole.AcceptRole)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
+        buttons, self.sign_button = cancel_and_accept(self, "Sign addendum")
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
         layout.addWidget(self.text, 1)

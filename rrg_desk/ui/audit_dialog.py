@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QDialogBut
                                QHeaderView, QLabel, QPushButton, QTableView, QVBoxLayout, QWidget)
 
 from rrg_desk.app.audit import HEADERS, audit_rows, write_audit_csv
-from rrg_desk.store import ACTIONS, StoreError
+from rrg_desk.store import AuditAction, StoreError
 
 log = logging.getLogger(__name__)
 ALL = "__all__"
@@ -71,8 +71,8 @@ class AuditDialog(QDialog):
         for user in users:
             self.user.addItem(user or "(empty)", user)
         self.action.addItem("All actions", ALL)
-        for action in ACTIONS:
-            self.action.addItem(action.replace("_", " "), action)
+        for action in AuditAction:
+            self.action.addItem(action.replace("_", " "), action.value)
         if study_uid is not None and self.study.findData(study_uid) >= 0:
             self.study.setCurrentIndex(self.study.findData(study_uid))
 

@@ -1,50 +1,34 @@
 """Admin view of the installed model bundles: their cards (trained on what, when, metrics,
 parent), "Make active" (the next draft uses it), "Compare" (the open study drafted by two
-bundles side by side) and "Export signed reports for training" (python -m train
-export-store in a separate process: the app never imports the trainer).
+bundles side by side) and "Export signed reports for training" (the store's training export,
+rrg_desk.store.export, which `python -m train export-store` runs too).
 
-Listing and details read JSON only (rrg_desk.app.bundles); drafting runs in a QThread.
+Listing and details read JSON only (rrg_desk.app.bundles); drafting and exporting run as jobs (ui/jobs.py).
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from PySide6.QtCore import QProcess, Qt, QThread, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QDialog, QFileDialog, QHBoxLayout, QHeaderView, QLabel,
                                QPlainTextEdit, QPushButton, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout,
                                QWidget)
 
 from rrg_desk.app.bundles import (BundleInfo, compare_drafts, draft_summary, is_active, list_bundles,
                                   with_active_bundle)
+from rrg_desk.store.export import export_store
+from rrg_desk.ui.jobs import Job, JobRunner
 
 COLUMNS = ("Bundle", "Active", "Source", "Created", "Trained on", "Parent", "BLEU-4", "CE micro F1",
            "Detector IoU")
-PROJECT_ROOT = Path(__file__).resolve().parents[2]  # where `python -m train` runs from a checkout
-
-
-class CompareThread(QThread):
-    """Drafts one study with each bundle; emits the drafts in the bundles' order."""
-
-    compared = Signal(object)  # list[Draft]
-    failed = Signal(str)
-
-    def __init__(self, study, folders: list[Path], device: str, parent=None) -> None:
-        super().__init__(parent)
-        self.study, self.folders, self.device = study, folders, device
-
-    def run(self) -> None:
-        try:
-            self.compared.emit(compare_drafts(self.study, self.folders, self.device))
-        except Exception as exc:  # shown to the admin; a BundleError carries its own words
-            self.failed.emit(getattr(exc, "user_message", None) or f"{type(exc).__name__}: {exc}")
 
 
 class BundlesDialog(QDialog):
     activeBundleRequested = Signal(object)  # AppSettings with the new bundle_dir
     compared = Signal(object)  # list[Draft], after the side-by-side view shows them
     compareFailed = Signal(str)
-    exportFinished = Signal(int, str)  # exit code, what the command printed
+    exportFinished = Signal(object)  # ExportSummary, after the status line shows it
+    exportFailed = Signal(str)
 
     def __init__(self, settings, study_provider=None, db_path: Path | None = None,
                  parent: QWidget | None = None, roots=None) -> None:
@@ -55,8 +39,9 @@ class BundlesDialog(QDialog):
         self.db_path = Path(db_path) if db_path else None
         self.roots = roots
         self.bundles: list[BundleInfo] = []
-        self._thread: CompareThread | None = None
-        self.process: QProcess | None = None
+        self.jobs = JobRunner(self, max_threads=1)
+        self._compare: Job | None = None
+        self._export: Job | None = None
         self.table = QTableWidget(0, len(COLUMNS), self)
         self.table.setHorizontalHeaderLabels(COLUMNS)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -105,7 +90,7 @@ class BundlesDialog(QDialog):
         self.table.setRowCount(len(self.bundles))
         for row, info in enumerate(self.bundles):
             metrics = info.metrics()
-            parent = info.parent.get("bundle_id", "") if info.parent else ""
+            parent = info.parent.bundle_id if info.parent else ""
             cells = (info.bundle_id, "✔" if is_active(info, self.settings) else "", info.source,
                      info.created, info.trained_on, parent, _fmt(metrics["BLEU-4"]),
                      _fmt(metrics["CE micro F1"]), _fmt(metrics["detector mean IoU"]))
@@ -132,7 +117,7 @@ class BundlesDialog(QDialog):
         self.details.setPlainText("\n\n".join(info.describe() for info in chosen) if chosen else
                                   f"{len(self.bundles)} bundle(s) installed. Select one to see its card.")
         self.activate_button.setEnabled(len(chosen) == 1 and not chosen[0].problem)
-        self.compare_button.setEnabled(1 <= len(chosen) <= 2 and self._thread is None)
+        self.compare_button.setEnabled(1 <= len(chosen) <= 2 and not self.comparing)
 
     # --- make active ----------------------------------------------------------------
     def make_selected_active(self) -> None:
@@ -169,26 +154,26 @@ class BundlesDialog(QDialog):
         self.status.setText("Drafting with both bundles…")
         for view in (self.left_draft, self.right_draft):
             view.setPlainText("…")
-        self._thread = CompareThread(study, pair, getattr(self.settings, "device", "auto"), self)
-        self._thread.compared.connect(self._on_compared)
-        self._thread.failed.connect(self._on_compare_failed)
-        self._thread.finished.connect(self._on_thread_done)
+        device = getattr(self.settings, "device", "auto")
+        self._compare = self.jobs.start(lambda _job: compare_drafts(study, pair, device),
+                                        self._on_compared, self._on_compare_failed)
         self._on_selection()
-        self._thread.start()
+
+    @property
+    def comparing(self) -> bool:
+        return self.jobs.is_running(self._compare)
 
     def _on_compared(self, drafts: list) -> None:
+        self._on_selection()
         self.left_draft.setPlainText(draft_summary(drafts[0]))
         self.right_draft.setPlainText(draft_summary(drafts[1]))
         self.status.setText("Left: first bundle; right: second bundle.")
         self.compared.emit(drafts)
 
     def _on_compare_failed(self, message: str) -> None:
+        self._on_selection()
         self.status.setText(f"Compare failed: {message}")
         self.compareFailed.emit(message)
-
-    def _on_thread_done(self) -> None:
-        self._thread = None
-        self._on_selection()
 
     # --- export signed reports --------------------------------------------------------
     def _choose_export_folder(self) -> None:
@@ -197,35 +182,31 @@ class BundlesDialog(QDialog):
             self.start_export(Path(folder) / "signed-reports", self.deidentify.isChecked())
 
     def start_export(self, out: Path, deidentify: bool = True) -> bool:
-        """Run `python -m train export-store` in its own process; exportFinished reports."""
+        """Export the signed reports as a job; exportFinished or exportFailed reports."""
         if self.db_path is None:
             self.status.setText("There is no worklist database to export from.")
             return False
-        if not (PROJECT_ROOT / "train" / "export_store.py").is_file():
-            self.status.setText("The training tools (train/) are not installed with this copy of RRG Desk.")
+        if self.jobs.is_running(self._export):
             return False
-        self.process = QProcess(self)
-        self.process.setWorkingDirectory(str(PROJECT_ROOT))
-        self.process.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
-        self.process.finished.connect(self._on_export_finished)
-        args = ["-m", "train", "export-store", "--db", str(self.db_path), "--out", str(out)]
-        self.process.start(sys.executable, args + (["--deidentify"] if deidentify else []))
+        db_path = self.db_path
+        self._export = self.jobs.start(lambda _job: export_store(db_path, Path(out), deidentify=deidentify),
+                                       self._on_exported, self._on_export_failed)
         self.export_button.setEnabled(False)
         self.status.setText(f"Exporting signed reports to {out}…")
         return True
 
-    def _on_export_finished(self, code: int, _status) -> None:
-        output = bytes(self.process.readAll()).decode("utf-8", "replace")
-        lines = [line for line in output.splitlines() if not line.startswith("20")]  # drop log lines
-        self.status.setText(("Exported. " if code == 0 else "Export failed. ") + " ".join(lines[-3:]))
+    def _on_exported(self, summary) -> None:
         self.export_button.setEnabled(True)
-        self.exportFinished.emit(code, output)
+        self.status.setText("Exported. " + " ".join(summary.lines()[-3:]))
+        self.exportFinished.emit(summary)
+
+    def _on_export_failed(self, message: str) -> None:
+        self.export_button.setEnabled(True)
+        self.status.setText(f"Export failed. {message}")
+        self.exportFailed.emit(message)
 
     def done(self, result: int) -> None:
-        if self._thread is not None:
-            self._thread.wait()
-        if self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning:
-            self.process.waitForFinished(30_000)
+        self.jobs.wait()  # a compare or export in flight finishes (neither can stop midway)
         super().done(result)
 
 

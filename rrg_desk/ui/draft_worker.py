@@ -17,19 +17,20 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from rrg_desk.inference.process import FAILED, LOADING, READY, STOPPED, InferenceProcess, describe_exit
-from rrg_desk.inference.service import NoBundle, user_message
+from rrg_desk.inference.request import DraftSettings
+from rrg_desk.inference.service import NO_BUNDLE_MESSAGE
+from rrg_desk.models.card import CARD_FILE
 
 log = logging.getLogger(__name__)
 
 KIND_DRAFT, KIND_DESCRIBE, KIND_HEATMAP = "draft", "describe", "heatmap"
 MODELS_OFF = "off"  # no bundle to load (or not warmed yet)
 
-__all__ = ["DraftWorker", "user_message", "KIND_DRAFT", "KIND_DESCRIBE", "KIND_HEATMAP"]
+__all__ = ["DraftWorker", "KIND_DRAFT", "KIND_DESCRIBE", "KIND_HEATMAP"]
 
 
 def crash_message(reason: str) -> str:
@@ -42,13 +43,6 @@ class _Job:
     kind: str
     request_id: int
     message: dict
-
-
-def _plain_settings(settings: Any) -> dict | None:
-    """Requests carry plain values (the GUI never imports the pipeline); DraftSettings -> dict."""
-    if settings is None or isinstance(settings, dict):
-        return settings
-    return settings.to_dict()
 
 
 class DraftWorker(QObject):
@@ -93,8 +87,8 @@ class DraftWorker(QObject):
         if self.bundle_dir is None:
             self._set_models(MODELS_OFF, "Models not loaded", "No model bundle is configured (Edit ▸ Settings…).")
             return
-        if not (self.bundle_dir / "card.json").is_file():  # nothing a child could load: do not start one
-            self._set_models(FAILED, "Models not loaded", f"No model bundle at {self.bundle_dir} (card.json missing).")
+        if not (self.bundle_dir / CARD_FILE).is_file():  # nothing a child could load: do not start one
+            self._set_models(FAILED, "Models not loaded", f"No model bundle at {self.bundle_dir} ({CARD_FILE} missing).")
             return
         self.process.warm(self.bundle_dir, self.device)
         self._follow(self.process.state, self.process.key, self.process.detail)
@@ -131,11 +125,12 @@ class DraftWorker(QObject):
             self.modelsStateChanged.emit(state, text)
 
     # ----- requests -----------------------------------------------------------------------
-    def request_draft(self, study, settings=None) -> int:
-        return self._start(KIND_DRAFT, {"study": study, "settings": _plain_settings(settings)})
+    def request_draft(self, study, settings: DraftSettings | None = None) -> int:
+        return self._start(KIND_DRAFT, {"study": study, "settings": settings})
 
-    def request_describe(self, study, box: tuple[float, float, float, float], settings=None) -> int:
-        return self._start(KIND_DESCRIBE, {"study": study, "box": tuple(box), "settings": _plain_settings(settings)})
+    def request_describe(self, study, box: tuple[float, float, float, float],
+                         settings: DraftSettings | None = None) -> int:
+        return self._start(KIND_DESCRIBE, {"study": study, "box": tuple(box), "settings": settings})
 
     def request_heatmap(self, image, finding: str) -> int:
         return self._start(KIND_HEATMAP, {"image": image, "finding": finding})
@@ -149,7 +144,7 @@ class DraftWorker(QObject):
         self.busyChanged.emit(True)
         if self.bundle_dir is None:  # nothing to load: say where to set it (asynchronously, like any answer)
             QTimer.singleShot(0, lambda: self._on_message({"type": "failed", "request_id": request_id,
-                                                           "kind": kind, "message": NoBundle.user_message}))
+                                                           "kind": kind, "message": NO_BUNDLE_MESSAGE}))
         else:
             self.process.submit(message, self._listen)
         return request_id
@@ -169,10 +164,6 @@ class DraftWorker(QObject):
 
     def is_busy(self, kind: str = KIND_DRAFT) -> bool:
         return self._current[kind] is not None
-
-    def current_request_id(self, kind: str = KIND_DRAFT) -> int | None:
-        job = self._current[kind]
-        return job.request_id if job is not None else None
 
     def crash_child_at(self, stage: str) -> None:
         """Tests of the crash handling: the child segfaults when its next draft reaches `stage`."""

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout,
-                               QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QDialog, QFileDialog, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit,
+                               QPushButton, QVBoxLayout, QWidget)
+
+from rrg_desk.ui.dialog_buttons import cancel_and_accept
 
 FORMATS = (("txt", "Plain text (.txt)"), ("pdf", "PDF (.pdf)"), ("json", "JSON (.json)"),
            ("fhir", "FHIR R4 DiagnosticReport (.fhir.json)"), ("sr", "DICOM SR (.sr.dcm)"),
@@ -45,10 +47,7 @@ class ExportDialog(QDialog):
         self.send_to_pacs.setToolTip(
             "Stores the signed report on the PACS; the same version is never stored twice" if signed and pacs_server
             else "Sign the report first" if not signed else "No PACS is configured (PACS panel ▸ Servers…)")
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel, self)
-        self.export_button = buttons.addButton("Export", QDialogButtonBox.ButtonRole.AcceptRole)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
+        buttons, self.export_button = cancel_and_accept(self, "Export")
         layout = QVBoxLayout(self)
         layout.addWidget(note)
         layout.addWidget(group)

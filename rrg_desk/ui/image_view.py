@@ -95,12 +95,6 @@ class ImageView(QGraphicsView):
         self._render()
         self.windowLevelChanged.emit(window.center, window.width)
 
-    def adjust_window(self, d_center: float, d_width: float) -> None:
-        if self._window is None:
-            return
-        width = max(self._window.width + d_width, self._min_window_width())
-        self.set_display_window(Window(center=self._window.center + d_center, width=width))
-
     def apply_preset(self, name: str) -> None:
         if self._image is not None:
             self.set_display_window(preset_window(self._image, name))

@@ -11,18 +11,19 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QShowEvent
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QShowEvent
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMessageBox, QWidget
 
 from rrg_desk.app.session import Session
 from rrg_desk.app.settings import AppSettings
 from rrg_desk.imaging import ImageReadError, Study
+from rrg_desk.imaging.dicom_values import display_date, display_name
 from rrg_desk.store import Database, StoreError
 from rrg_desk.ui.actions import create_actions, preset_name
 from rrg_desk.ui.draft_worker import DraftWorker
 from rrg_desk.ui.error_dialog import create_error_box
-from rrg_desk.ui.loader import LoadResult, StudyLoader
-from rrg_desk.ui.metadata_strip import format_dicom_date, format_person_name
+from rrg_desk.ui.loader import Importer, LoadResult, StudyLoader
+from rrg_desk.ui.pdf_export import register_pdf_export
 from rrg_desk.ui.recent_files import RecentFiles, RecentFilesMenu
 from rrg_desk.ui.reporting import ReportingController
 from rrg_desk.ui.settings import open_settings
@@ -46,9 +47,8 @@ class MainWindow(WorkstationWindowMixin, QMainWindow):
     studyShown = Signal(object)  # Study
     loadHandled = Signal(int)  # request id, after the study or the errors were shown
 
-    def __init__(self, settings: QSettings | None = None, loader: StudyLoader | None = None,
-                 parent: QWidget | None = None, app_settings: AppSettings | None = None,
-                 database: Database | None = None) -> None:
+    def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None,
+                 app_settings: AppSettings | None = None, database: Database | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(APP_TITLE)
         self.setAcceptDrops(True)
@@ -60,7 +60,6 @@ class MainWindow(WorkstationWindowMixin, QMainWindow):
         self._warm_started = False
         self._closed = False
         self.recent = RecentFiles(self._settings, parent=self)
-        self.loader = loader or StudyLoader(parent=self)
         self.viewer = StudyViewer(self)
         self.setCentralWidget(self.viewer)
         self.commands = create_actions(self)
@@ -70,21 +69,21 @@ class MainWindow(WorkstationWindowMixin, QMainWindow):
         self._build_menus()
         self._build_toolbar()
         self.database, self.session = self._open_store(database)
+        self.loader = StudyLoader(self._worklist_importer(), parent=self)
         self.worker = DraftWorker(self)
         self.worker.configure(self.app_settings.bundle_dir, self.app_settings.device)
         self._build_panels()
         self.reporting = ReportingController(self.session, self.worker, self.viewer, self.editor, self.findings,
-                                             self.overlay_panel, self)
-        self.reporting.status = self.statusBar().showMessage
-        self.signoff = SignOffFlow(self.reporting, self)
+                                             self.overlay_panel, self.statusBar().showMessage, self)
+        pacs_target = self.pacs_delivery.server_name if self.pacs_delivery is not None else None
+        self.signoff = SignOffFlow(self.reporting, self, pacs_target)
         self._connect()
         self._connect_reporting()
         self._connect_clinical()
-        self.pacs_delivery = self._attach_pacs_delivery()
+        self._connect_pacs_delivery()
         self._update_enabled()
         self.statusBar().showMessage("Open a study to begin (Ctrl+O), or pick one in the worklist.")
         if self.session is not None:
-            self.loader.importer = lambda studies: self.database.add_studies(studies, self.session.user)
             self.worklist.refresh()
             QTimer.singleShot(0, self._restore_unsaved_work)
 
@@ -148,15 +147,23 @@ class MainWindow(WorkstationWindowMixin, QMainWindow):
             QTimer.singleShot(0, lambda: self._show_error_box(QMessageBox(
                 QMessageBox.Icon.Warning, "No worklist", message, QMessageBox.StandardButton.Ok, self)))
             return None, None
-        return database, Session(database, self.app_settings)
+        session = Session(database, self.app_settings)
+        register_pdf_export(session)  # Qt paints the PDF; the session writes and audits it like the rest
+        return database, session
 
-    def _attach_pacs_delivery(self):
-        """Signed reports to the PACS (ui/pacs_delivery.py); only with a worklist store."""
+    def _worklist_importer(self) -> Importer | None:
+        """Files opened also join the worklist, under the user of the moment (None: no store)."""
         if self.session is None:
             return None
-        from rrg_desk.ui.pacs_delivery import attach_pacs_delivery  # dicomweb-client: only with a store
+        return lambda studies: self.database.add_studies(studies, self.session.user)
 
-        return attach_pacs_delivery(self)
+    def _connect_pacs_delivery(self) -> None:
+        """Signed reports to the PACS (ui/pacs_delivery.py); only with a worklist store."""
+        if self.pacs_delivery is None:
+            return
+        from rrg_desk.ui.pacs_delivery import connect_pacs_delivery  # dicomweb-client: only with a store
+
+        connect_pacs_delivery(self.pacs_delivery, self)
 
     def _connect(self) -> None:
         a = self.commands
@@ -326,8 +333,8 @@ class MainWindow(WorkstationWindowMixin, QMainWindow):
         if self.viewer.study is not study:
             self.viewer.set_study(study)
         self._update_enabled()
-        name = format_person_name(study.patient.name) or "Unnamed patient"
-        parts = [APP_TITLE, name, format_dicom_date(study.study_date), study.description]
+        name = display_name(study.patient.name) or "Unnamed patient"
+        parts = [APP_TITLE, name, display_date(study.study_date), study.description]
         self.setWindowTitle(" — ".join(part for part in parts if part))
         self.statusBar().showMessage(message or f"Opened {len(study.images)} image(s) of {name}.")
         self.studyShown.emit(study)

@@ -5,23 +5,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QSizePolicy
 
 from rrg_desk.imaging import XrayImage
+from rrg_desk.imaging.dicom_values import display_date, display_name
 
 SEPARATOR = "  ·  "
-
-
-def format_person_name(dicom_name: str) -> str:
-    """DICOM PN 'DOE^JANE^^^' -> 'DOE, JANE'."""
-    parts = [part for part in dicom_name.split("^") if part.strip()]
-    if not parts:
-        return ""
-    return parts[0] if len(parts) == 1 else f"{parts[0]}, {' '.join(parts[1:])}"
-
-
-def format_dicom_date(value: str) -> str:
-    """DICOM DA 'YYYYMMDD' -> 'YYYY-MM-DD'; anything else is shown as is."""
-    if len(value) == 8 and value.isdigit():
-        return f"{value[:4]}-{value[4:6]}-{value[6:]}"
-    return value
 
 
 def format_spacing(spacing: tuple[float, float] | None) -> str:
@@ -33,9 +19,9 @@ def format_spacing(spacing: tuple[float, float] | None) -> str:
 
 def describe_image(image: XrayImage) -> list[str]:
     """The static facts, in reading order (patient first, as on a film label)."""
-    name = format_person_name(image.patient.name) or "Unnamed patient"
+    name = display_name(image.patient.name) or "Unnamed patient"
     patient_id = f"ID {image.patient.patient_id}" if image.patient.patient_id else "no ID"
-    date = format_dicom_date(image.study_date) or "no date"
+    date = display_date(image.study_date) or "no date"
     return [name, patient_id, date, image.view.value, format_spacing(image.pixel_spacing_mm),
             f"{image.width}×{image.height} px"]
 

@@ -7,9 +7,9 @@ from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QCheckBox, QFormLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QSlider,
                                QVBoxLayout, QWidget)
 
-from rrg_desk.models.regions import WHOLE_IMAGE
+from rrg_desk.models.regions import WHOLE_IMAGE, region_label
 from rrg_desk.ui.colormap import ColorLegend
-from rrg_desk.ui.overlays import DEFAULT_HEATMAP_OPACITY, region_label
+from rrg_desk.ui.overlays import DEFAULT_HEATMAP_OPACITY
 
 NO_HEATMAP = "Heatmap: none (hover or click a sentence, or pick a finding)"
 DESCRIBED_ROLE = Qt.ItemDataRole.UserRole + 1  # did the model write a sentence about the region?

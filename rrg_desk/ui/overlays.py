@@ -19,7 +19,7 @@ from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QPainterPath, QPen, QPixmap, QPolygonF
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsView
 
-from rrg_desk.models.regions import WHOLE_IMAGE
+from rrg_desk.models.regions import WHOLE_IMAGE, region_label
 from rrg_desk.reports.label_layout import Rect, bottom_right_spot, place_labels, side_marker_spots
 from rrg_desk.ui.colormap import heatmap_to_qimage
 from rrg_desk.ui.overlay_items import LegendItem, TagItem
@@ -34,10 +34,6 @@ HEATMAP_Z, BOX_Z, HIGHLIGHT_Z, LABEL_Z, FURNITURE_Z = 1.0, 2.0, 3.0, 4.0, 5.0
 DEFAULT_HEATMAP_OPACITY = 0.55
 FURNITURE_MARGIN_PX = 6  # markers and legend keep this far from the picture's edges
 OUTLINE_FILL_ALPHA = 35  # organ contours: a tint that leaves the bone and lung markings readable
-
-
-def region_label(name: str) -> str:
-    return name.replace("_", " ")
 
 
 def _outline_path(points) -> QPainterPath:
@@ -202,9 +198,6 @@ class RegionOverlay(QObject):
         self._show_regions = visible
         self._apply_visibility()
 
-    def regions_visible(self) -> bool:
-        return self._show_regions
-
     def set_unselected_visible(self, visible: bool) -> None:
         """Also show the regions the model wrote no sentence about (hidden by default)."""
         self._show_unselected = visible
@@ -349,5 +342,5 @@ def frontal_view(views: list[QGraphicsView], study) -> QGraphicsView | None:
     """The view showing the image the draft's regions refer to (the pipeline's frontal)."""
     if study is None or not study.images:
         return None
-    frontal = study.frontal or study.images[0]
-    return next((view for view in views if view.image is frontal), views[0] if views else None)
+    primary = study.primary_image
+    return next((view for view in views if view.image is primary), views[0] if views else None)

@@ -1,6 +1,7 @@
 """Signed reports to the PACS: sign (or sign an addendum) -> outbox -> STOW-RS, with retries.
 
-    delivery = attach_pacs_delivery(window)   # wires signing, the export dialog and the worklist
+    delivery = PacsDelivery(session, credentials, jobs, parent)   # the worklist's PACS column: delivery.statuses
+    connect_pacs_delivery(delivery, window)   # wires signing, the export dialog and the worklist
 
 With a PACS configured (pacs-servers.json; the setting `pacs_server` picks one, else the first)
 and the setting `pacs_auto_send` on, every signature queues the report's SR in the outbox (on
@@ -14,13 +15,13 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from rrg_desk.pacs import (
     CredentialStore, Outbox, PacsError, PacsServer, client_for, queue_signed_report, report_server, retry_outbox,
     send_signed_report,
 )
-from rrg_desk.ui.pacs_panel import PacsWorker
+from rrg_desk.ui.jobs import JobRunner
 
 log = logging.getLogger(__name__)
 
@@ -33,21 +34,17 @@ class PacsDelivery(QObject):
     statusChanged = Signal()  # the outbox changed: redraw the worklist's PACS column
     message = Signal(str)  # one line for the status bar
 
-    def __init__(self, session, credentials: CredentialStore | None = None, pool: QThreadPool | None = None,
+    def __init__(self, session, credentials: CredentialStore | None = None, jobs: JobRunner | None = None,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.session = session
         self.credentials = credentials or CredentialStore()
-        if pool is None:
-            pool = QThreadPool(self)
-            pool.setMaxThreadCount(1)
-        self.pool = pool
+        self.jobs = jobs or JobRunner(self, max_threads=1)  # the PACS panel's: one network job at a time
         self.retry_delay_ms = FIRST_RETRY_MS
         self.closed = False
         self.retry_timer = QTimer(self)
         self.retry_timer.setSingleShot(True)
         self.retry_timer.timeout.connect(self.retry_pending)
-        self._workers: list[PacsWorker] = []  # kept alive until their signals are delivered
 
     # --- what and where ------------------------------------------------------------------
     @property
@@ -77,7 +74,7 @@ class PacsDelivery(QObject):
         try:
             with Outbox(self.db) as outbox:
                 return outbox.statuses(study_uids)
-        except (PacsError, Exception) as exc:  # a status column must never break the worklist
+        except Exception as exc:  # a PacsError, StoreError or bug: a status column must never break the worklist
             log.warning("PACS outbox not readable: %s", exc)
             return {}
 
@@ -108,8 +105,8 @@ class PacsDelivery(QObject):
                               "Then use Send queued reports in the PACS panel.")
             return True
         db, user = self.db, self.session.user
-        self._start(lambda _progress: send_signed_report(db, client, study_uid, user=user,
-                                                         organisation=organisation), self._sent)
+        self._start(lambda _job: send_signed_report(db, client, study_uid, user=user, organisation=organisation),
+                    self._sent)
         self.message.emit(f"Sending the report to PACS '{server.name}'…")
         return True
 
@@ -120,14 +117,10 @@ class PacsDelivery(QObject):
         def client_by_name(name: str):
             return client_for(_find(name), credentials)
 
-        self._start(lambda _progress: retry_outbox(db, client_by_name, user=user), self._retried)
+        self._start(lambda _job: retry_outbox(db, client_by_name, user=user), self._retried)
 
-    def _start(self, job, on_done) -> None:
-        worker = PacsWorker(job)
-        worker.signals.finished.connect(on_done)
-        worker.signals.failed.connect(self._failed)
-        self._workers = [*self._workers[-7:], worker]  # referenced until its queued signals arrive
-        self.pool.start(worker)
+    def _start(self, work, on_done) -> None:
+        self.jobs.start(work, on_done, self._failed)
 
     def _sent(self, result) -> None:
         self.message.emit(result.message)
@@ -146,11 +139,12 @@ class PacsDelivery(QObject):
         self._after_attempt()
 
     def close(self) -> None:
-        """The window is closing: no more retries or status refreshes (the database goes next);
-        a send in flight finishes first."""
+        """The window is closing: no more retries or status refreshes (the database goes next).
+        A send in flight finishes first; queued jobs are dropped (the outbox keeps their reports
+        for the next start) and a retrieve stops between images."""
         self.closed = True
         self.retry_timer.stop()
-        self.wait(10_000)
+        self.jobs.shutdown(10_000)
 
     def _after_attempt(self) -> None:
         if self.closed:  # a queued timer or a send finishing after the window closed
@@ -170,7 +164,7 @@ class PacsDelivery(QObject):
             self.retry_delay_ms = min(self.retry_delay_ms * 2, MAX_RETRY_MS)
 
     def wait(self, msecs: int = 5_000) -> bool:
-        return self.pool.waitForDone(msecs)
+        return self.jobs.wait(msecs)
 
 
 def _find(name: str) -> PacsServer:
@@ -179,23 +173,15 @@ def _find(name: str) -> PacsServer:
     return find_server(name)
 
 
-def attach_pacs_delivery(window) -> PacsDelivery | None:
-    """Create the delivery for a MainWindow with a worklist store and wire it: signatures,
-    the export dialog's "Send to PACS", the worklist's PACS column, the PACS panel's retry."""
-    if window.session is None:
-        return None
-    panel = getattr(window, "pacs_panel", None)
-    delivery = PacsDelivery(window.session, credentials=getattr(panel, "credentials", None),
-                            pool=getattr(panel, "pool", None), parent=window)
+def connect_pacs_delivery(delivery: PacsDelivery, window) -> None:
+    """Wire a MainWindow's delivery (built with its PACS panel, the worklist showing its statuses):
+    signatures and the export dialog's "Send to PACS" go to it, outbox changes and the PACS
+    panel's retry refresh the worklist's PACS column."""
     window.signoff.signed.connect(delivery.on_signed)
     window.signoff.addendumSigned.connect(delivery.on_signed)
-    window.signoff.pacs_target = delivery.server_name
     window.signoff.pacsSendRequested.connect(delivery.send)
-    window.worklist.pacs_status = delivery.statuses
     delivery.statusChanged.connect(window.worklist.refresh)
     delivery.message.connect(window.statusBar().showMessage)
-    if panel is not None:
-        panel.outboxRetried.connect(lambda _sent, _queued: window.worklist.refresh())
+    window.pacs_panel.outboxRetried.connect(lambda _sent, _queued: window.worklist.refresh())
     window.worklist.refresh()
     QTimer.singleShot(0, delivery._after_attempt)  # reports queued in an earlier session: retry later
-    return delivery

@@ -1,59 +1,35 @@
 """The PACS panel: search a PACS, retrieve studies into the worklist, resend queued reports.
 
-    panel = PacsPanel(session_or_db)          # a Session (uses .db and .settings.user_name) or a Database
+    panel = PacsPanel(database, user=lambda: settings.user_name)   # user: who the audit names
     main_window.add_panel("PACS", panel, area)
     panel.studyRetrieved.connect(worklist.refresh)
 
-Network work runs in QThreadPool workers (search, retrieve with progress, outbox retry);
-errors arrive as the PacsError's user_message in the status line, never as a traceback.
+Network work runs as jobs (ui/jobs.py), one at a time: search, retrieve with progress,
+outbox retry; errors arrive as the PacsError's user_message in the status line, never as a
+traceback.
 """
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
+from functools import partial
 
-from PySide6.QtCore import QDate, QObject, QRunnable, Qt, QThreadPool, Signal
+from PySide6.QtCore import QDate, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView, QCheckBox, QComboBox, QDateEdit, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout,
     QHBoxLayout, QHeaderView, QInputDialog, QLabel, QLineEdit, QListWidget, QProgressBar, QPushButton,
     QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
+from rrg_desk.imaging.dicom_values import display_date, display_name
 from rrg_desk.pacs import (
     CredentialStore, PacsError, PacsServer, PacsSettingsError, StudyQuery, client_for, find_server, load_servers,
     retrieve_into_store, retry_outbox, save_servers,
 )
-
-log = logging.getLogger(__name__)
+from rrg_desk.store import Database
+from rrg_desk.ui.jobs import Job, JobRunner
 
 MODALITY_CHOICES = (("CR + DX", ("CR", "DX")), ("CR", ("CR",)), ("DX", ("DX",)), ("Any", ()))
 COLUMNS = ("Patient", "Patient ID", "Date", "Accession", "Description", "Modalities", "Images")
-
-
-class _WorkerSignals(QObject):
-    progressed = Signal(int, int)
-    finished = Signal(object)
-    failed = Signal(str)
-
-
-class PacsWorker(QRunnable):
-    """Runs `job(progress)` off the GUI thread; PacsError -> failed(user_message)."""
-
-    def __init__(self, job: Callable[[Callable[[int, int], None]], object]) -> None:
-        super().__init__()
-        self.job = job
-        self.signals = _WorkerSignals()
-
-    def run(self) -> None:
-        try:
-            result = self.job(self.signals.progressed.emit)
-        except PacsError as exc:
-            self.signals.failed.emit(exc.user_message)
-        except Exception as exc:  # a bug must not kill the worker thread silently
-            log.exception("PACS worker failed")
-            self.signals.failed.emit(getattr(exc, "user_message", f"Unexpected error: {exc}"))
-        else:
-            self.signals.finished.emit(result)
 
 
 class ServerDialog(QDialog):
@@ -153,20 +129,17 @@ class PacsPanel(QWidget):
     outboxRetried = Signal(int, int)  # sent, still queued
     errorShown = Signal(str)
 
-    def __init__(self, session_or_db, parent: QWidget | None = None, credentials: CredentialStore | None = None,
-                 pool: QThreadPool | None = None) -> None:
+    def __init__(self, db: Database, parent: QWidget | None = None, credentials: CredentialStore | None = None,
+                 jobs: JobRunner | None = None, user: Callable[[], str] | None = None) -> None:
+        """`user`: who retrieves and resends, for the audit (asked at each job; None: nobody named)."""
         super().__init__(parent)
-        self.db = getattr(session_or_db, "db", session_or_db)
-        self._session = session_or_db if hasattr(session_or_db, "db") else None
+        self.db = db
+        self._user = user or (lambda: "")
         self.credentials = credentials or CredentialStore()
-        if pool is None:  # one network job at a time, in a pool of our own (close waits only for ours)
-            pool = QThreadPool(self)
-            pool.setMaxThreadCount(1)
-        self.pool = pool
+        # one network job at a time, in a pool of our own (close waits only for ours)
+        self.jobs = jobs or JobRunner(self, max_threads=1)
         self.hits = []
         self._busy = False
-        self._on_done: Callable[[object], None] = lambda result: None
-        self._worker: PacsWorker | None = None
         self._build()
         self.reload_servers()
 
@@ -232,8 +205,7 @@ class PacsPanel(QWidget):
     # --- helpers --------------------------------------------------------------------------
     @property
     def user(self) -> str:
-        settings = getattr(self._session, "settings", None)
-        return str(getattr(settings, "user_name", "") or "")
+        return str(self._user() or "")
 
     def reload_servers(self) -> None:
         current = self.server.currentText()
@@ -279,23 +251,19 @@ class PacsPanel(QWidget):
             raise PacsSettingsError("Add a PACS server first (Servers…).")
         return self._client_for_name(self.server.currentText())
 
-    def _start(self, job, on_done, label: str, progress: bool = False) -> None:
-        self._busy = True
+    def _start(self, work: Callable[[Job], object], on_done: Callable[[object], None], label: str,
+               progress: bool = False) -> None:
+        self._busy = True  # one job at a time: the buttons stay disabled until it settles
         self._update_enabled()
         self.status.setText(label)
         self.progress.setVisible(progress)
         self.progress.setRange(0, 0)
-        worker = PacsWorker(job)
-        # bound methods of this QObject: queued to the GUI thread (a lambda would run in the worker)
-        worker.signals.progressed.connect(self._progressed)
-        worker.signals.finished.connect(self._job_finished)
-        worker.signals.failed.connect(self._job_failed)
-        self._on_done, self._worker = on_done, worker  # one job at a time (buttons disabled meanwhile)
-        self.pool.start(worker)
+        self.jobs.start(work, partial(self._job_finished, on_done), self._job_failed,
+                        on_progress=self._progressed if progress else None)
 
-    def _job_finished(self, result) -> None:
+    def _job_finished(self, on_done: Callable[[object], None], result) -> None:
         self._finish()
-        self._on_done(result)
+        on_done(result)
 
     def _job_failed(self, message: str) -> None:
         self._finish()
@@ -306,7 +274,7 @@ class PacsPanel(QWidget):
         self.progress.setValue(done)
 
     def _finish(self) -> None:
-        self._busy, self._worker = False, None
+        self._busy = False
         self.progress.setVisible(False)
         self._update_enabled()
 
@@ -326,16 +294,14 @@ class PacsPanel(QWidget):
             self.show_error(exc.user_message)
             return
         query = self.query()
-        self._start(lambda progress: client.search_studies(query), self._show_hits, "Searching…")
+        self._start(lambda _job: client.search_studies(query), self._show_hits, "Searching…")
 
     def _show_hits(self, hits) -> None:
         self.hits = list(hits)
         self.table.setSortingEnabled(False)
         self.table.setRowCount(len(self.hits))
         for row, hit in enumerate(self.hits):
-            date = f"{hit.study_date[:4]}-{hit.study_date[4:6]}-{hit.study_date[6:]}" if len(hit.study_date) == 8 \
-                else hit.study_date
-            values = (hit.patient_name.replace("^", ", ", 1).replace("^", " "), hit.patient_id, date, hit.accession,
+            values = (display_name(hit.patient_name), hit.patient_id, display_date(hit.study_date), hit.accession,
                       hit.description, "/".join(hit.modalities),
                       "" if hit.instance_count is None else str(hit.instance_count))
             for column, value in enumerate(values):
@@ -362,13 +328,14 @@ class PacsPanel(QWidget):
             return
         db, user = self.db, self.user
 
-        def job(progress):
+        def work(job: Job) -> list:
             records = []
             for uid in uids:  # one at a time: each arrives whole in the worklist or not at all
-                records.append(retrieve_into_store(client, db, uid, user=user, progress=progress))
+                records.append(retrieve_into_store(client, db, uid, user=user, progress=job.report,
+                                                   cancel=job.is_cancelled))
             return records
 
-        self._start(job, self._retrieved, f"Retrieving {len(uids)} stud{'y' if len(uids) == 1 else 'ies'}…",
+        self._start(work, self._retrieved, f"Retrieving {len(uids)} stud{'y' if len(uids) == 1 else 'ies'}…",
                     progress=True)
 
     def _retrieved(self, records) -> None:
@@ -379,7 +346,7 @@ class PacsPanel(QWidget):
     def retry_outbox(self) -> None:
         db, user = self.db, self.user
         client_by_name = lambda name: self._client_for_name(name, ask=False)  # noqa: E731 (no dialogs off-thread)
-        self._start(lambda progress: retry_outbox(db, client_by_name, user=user), self._outbox_done,
+        self._start(lambda _job: retry_outbox(db, client_by_name, user=user), self._outbox_done,
                     "Sending queued reports…")
 
     def _outbox_done(self, results) -> None:
@@ -394,8 +361,8 @@ class PacsPanel(QWidget):
         self.outboxRetried.emit(sent, queued)
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt)
-        self.pool.waitForDone(5_000)
+        self.jobs.wait(5_000)
         super().closeEvent(event)
 
 
-__all__ = ["PacsPanel", "PacsWorker", "ServerDialog"]
+__all__ = ["PacsPanel", "ServerDialog"]

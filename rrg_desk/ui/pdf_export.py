@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import html
 import os
-import tempfile
 from pathlib import Path
 
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMarginsF, QRectF, QSizeF, Qt, QUrl
+from PySide6.QtCore import QMarginsF, QRectF, QSizeF, Qt, QUrl
 from PySide6.QtGui import (QColor, QFont, QFontMetricsF, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter, QPen,
                            QTextDocument)
 
+from rrg_desk.fileio import replacing
 from rrg_desk.reports.deid import prepare
 from rrg_desk.reports.export.common import ExportError, ReportMeta
 from rrg_desk.reports.export.printable import PrintableReport, PrintHeader, printable_report
+from rrg_desk.reports.export.registry import ExportJob
 
 DPI = 300
 MARGINS_MM = QMarginsF(16, 14, 16, 14)
@@ -133,20 +134,14 @@ def export_pdf(document, meta: ReportMeta, out: str | Path, anonymise: bool = Fa
         raise ExportError(f"The folder {out.parent} does not exist.")
     if not os.access(out.parent, os.W_OK):
         raise ExportError(f"The folder {out.parent} is read-only or not yours: choose another folder for the export.")
-    handle, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}-", suffix=".part")
-    os.close(handle)
     try:
-        pages = _paint(report, tmp, key_image)
-        if pages == 0 or Path(tmp).stat().st_size == 0:
-            raise ExportError(f"{out.name} could not be written to {out.parent} (the PDF came out empty; "
-                              f"is the disk full?).")
-        os.replace(tmp, out)
-        tmp = None
+        with replacing(out) as tmp:
+            pages = _paint(report, str(tmp), key_image)
+            if pages == 0 or tmp.stat().st_size == 0:
+                raise ExportError(f"{out.name} could not be written to {out.parent} (the PDF came out empty; "
+                                  f"is the disk full?).")
     except OSError as exc:
         raise ExportError(f"{out.name} could not be written to {out.parent} ({exc.strerror or exc}).") from exc
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
     return out
 
 
@@ -187,23 +182,13 @@ def _paint(report: PrintableReport, path: str, key_image: QImage | None) -> int:
         painter.end()
 
 
-def pdf_renderer(settings=None) -> tuple[str, object]:
-    """(suffix, render) for Session.export: render(document, meta, out, anonymise, key_png).
-    `settings` (AppSettings) gives the institution header."""
-    header = PrintHeader(getattr(settings, "institution_name", "") or "",
-                         getattr(settings, "institution_address", "") or "")
-
-    def render(document, meta: ReportMeta, out: Path, anonymise: bool, key_image_png: bytes | None) -> Path:
-        image = QImage.fromData(key_image_png) if key_image_png else None
-        return export_pdf(document, meta, out, anonymise, key_image=image, header=header)
-
-    return ".pdf", render
+def write_pdf(job: ExportJob, out: Path) -> Path:
+    """The PDF exporter the UI registers with the Session (register_pdf_export)."""
+    png = job.key_image_png()
+    image = QImage.fromData(png) if png else None
+    return export_pdf(job.document, job.meta, out, job.anonymise, key_image=image, header=job.header)
 
 
-def qimage_png_bytes(image: QImage) -> bytes:
-    data = QByteArray()
-    buffer = QBuffer(data)
-    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    image.save(buffer, "PNG")
-    buffer.close()
-    return bytes(data)
+def register_pdf_export(session) -> None:
+    """Make "pdf" one of the session's export formats, written and audited like the others."""
+    session.register_exporter("pdf", ".pdf", write_pdf)

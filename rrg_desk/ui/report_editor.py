@@ -1,22 +1,43 @@
 """The report editor: FINDINGS and IMPRESSION with provenance, review buttons, word count.
 
 The editor shows a ReportDocument (rrg_desk.reports.document) and feeds every change back
-through `edit_sink(section, text)` (the session's `edit`, which re-splits the section and
-keeps provenance). Model text stays marked until accepted or edited. After sign-off the
-editor is read-only; changes then go through an addendum.
+through the session it was built with (its `edit` re-splits the section and keeps provenance;
+its accept/reject are audited); without a session it edits the document it shows. Model text
+stays marked until accepted or edited. After sign-off the editor is read-only; changes then
+go through an addendum.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Protocol
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QMenu, QPushButton, QToolButton, QVBoxLayout, QWidget)
 
+from rrg_desk.reports.document import ReportDocument
+from rrg_desk.store import StoreError
 from rrg_desk.ui.section_edit import SectionEdit
 
 SECTION_TITLES = {"findings": "FINDINGS", "impression": "IMPRESSION"}
 EMPTY_HINT = "Draft a report (Ctrl+D), apply the normal template, or type."
+
+
+class EditingSession(Protocol):
+    """What the editor edits through (rrg_desk.app.session.Session)."""
+
+    @property
+    def record(self) -> object | None: ...  # the open study; None: nothing to keep an edit in
+
+    @property
+    def document(self) -> ReportDocument | None: ...  # the first word typed may create it
+
+    def edit(self, section: str, text: str) -> None: ...  # StoreError once the report is signed
+
+    def accept(self, sentence_id: str) -> None: ...
+
+    def reject(self, sentence_id: str) -> None: ...
+
+    def accept_all(self) -> list[str]: ...
 
 
 class ReportEditor(QWidget):
@@ -24,22 +45,20 @@ class ReportEditor(QWidget):
     sentenceHovered = Signal(str)  # sentence id under the mouse ("" none)
     textEdited = Signal(str)  # section; every keystroke (the autosave timer listens)
     reviewChanged = Signal()  # a sentence was accepted/rejected
+    editRefused = Signal(str)  # why the session kept no edit (signed meanwhile); the text stays on screen
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, session: EditingSession | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.document = None  # ReportDocument | None
-        self.edit_sink: Callable[[str, str], None] | None = None
-        # accept/reject/accept_all go through the session when there is one (it tracks autosave)
-        self.reviewer = None
+        self.document: ReportDocument | None = None
+        self.session = session  # edits, accept/reject/accept_all go through it (it audits and autosaves)
         self.macros: dict[str, str] = {}
         self.template: tuple[str, str] | None = None  # (findings, impression)
         self._loading = False
         self.banner = QLabel(EMPTY_HINT, self)
         self.banner.setWordWrap(True)
-        self.edits = {name: SectionEdit(name, self) for name in SECTION_TITLES}
+        self.edits = {name: SectionEdit(name, lambda n=name: self.document.section(n) if self.document is not None
+                                        else [], lambda: self.macros, self) for name in SECTION_TITLES}
         for name, edit in self.edits.items():
-            edit.sentences_provider = lambda n=name: self.document.section(n) if self.document is not None else []
-            edit.macros_provider = lambda: self.macros
             edit.setPlaceholderText(f"{SECTION_TITLES[name].title()}…")
             edit.contentEdited.connect(lambda n=name: self._on_text_changed(n))
             edit.sentenceActivated.connect(self.sentenceActivated)
@@ -128,12 +147,22 @@ class ReportEditor(QWidget):
         if self._loading:
             return
         text = self.edits[section].toPlainText()
-        if self.edit_sink is not None:  # the session (it may create the document on the first word)
-            self.edit_sink(section, text)
+        if self.session is not None:
+            self._edit_in_session(section, text)
         elif self.document is not None:
             self.document.replace_section_text(section, text)
         self.refresh()
         self.textEdited.emit(section)
+
+    def _edit_in_session(self, section: str, text: str) -> None:
+        if self.session.record is None:
+            return  # typing without a study: nothing to keep it in
+        try:
+            self.session.edit(section, text)
+        except StoreError as exc:  # signed meanwhile
+            self.editRefused.emit(exc.user_message)
+            return
+        self.document = self.session.document  # the first keystroke may have created it
 
     # ----- review -----------------------------------------------------------------------
     def focused_section(self) -> str:
@@ -148,7 +177,7 @@ class ReportEditor(QWidget):
     def accept_sentence(self, sentence_id: str) -> None:
         if self.document is None or self.is_read_only() or not sentence_id:
             return
-        (self.reviewer or self.document).accept(sentence_id)
+        (self.session or self.document).accept(sentence_id)
         self.refresh()
         self.reviewChanged.emit()
         self.textEdited.emit(self.document.section_of(sentence_id))  # provenance changed: autosave
@@ -157,7 +186,7 @@ class ReportEditor(QWidget):
         if self.document is None or self.is_read_only() or not sentence_id:
             return
         section = self.document.section_of(sentence_id)
-        (self.reviewer or self.document).reject(sentence_id)
+        (self.session or self.document).reject(sentence_id)
         self.edits[section].replace_text(self.document.findings_text() if section == "findings"
                                          else self.document.impression_text())
         self.reviewChanged.emit()
@@ -171,7 +200,7 @@ class ReportEditor(QWidget):
     def accept_all(self) -> None:
         if self.document is None or self.is_read_only():
             return
-        if (self.reviewer or self.document).accept_all():
+        if (self.session or self.document).accept_all():
             self.refresh()
             self.reviewChanged.emit()
             self.textEdited.emit("findings")

@@ -7,12 +7,15 @@ always kept). The main window creates it and connects its actions to it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from rrg_desk.reports.document import MODEL, ReportSentence, normalise_model_sentence
+from rrg_desk.app.audit import readable_time
+from rrg_desk.errors import UserFacingError
+from rrg_desk.models.regions import region_label
 from rrg_desk.ui.box_tool import BoxTool
-from rrg_desk.ui.overlays import RegionOverlay, frontal_view, region_label
+from rrg_desk.ui.overlays import RegionOverlay, frontal_view
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +30,9 @@ class ReportingController(QObject):
     reportShown = Signal()  # the session's document is on screen (opened, drafted, signed)
     message = Signal(str, str)  # title, text: the window shows a non-blocking box
 
-    def __init__(self, session, worker, viewer, editor, findings, overlay_panel, parent: QObject | None = None) -> None:
+    def __init__(self, session, worker, viewer, editor, findings, overlay_panel,
+                 status: Callable[[str], None] | None = None, parent: QObject | None = None) -> None:
+        """`status` shows one line (the window's status bar); the editor edits through `session`."""
         super().__init__(parent)
         self.session, self.worker, self.viewer = session, worker, viewer
         self.editor, self.findings, self.overlay_panel = editor, findings, overlay_panel
@@ -35,13 +40,11 @@ class ReportingController(QObject):
         self.box_tool: BoxTool | None = None
         self._selected_sentence = self._hovered_sentence = ""
         self._finding_heatmap: tuple[str, object] | None = None
-        self.status = lambda text: None  # the window's status bar
+        self.status = status or (lambda _text: None)
         self.autosave_timer = QTimer(self)
         self.autosave_timer.setSingleShot(True)
         self.autosave_timer.timeout.connect(self.autosave)
-        if session is not None:
-            editor.edit_sink = self._edit
-            editor.reviewer = session
+        editor.editRefused.connect(self.status)
         editor.textEdited.connect(self._on_text_edited)
         editor.sentenceActivated.connect(self._on_sentence_activated)
         editor.sentenceHovered.connect(self._on_sentence_hovered)
@@ -58,18 +61,6 @@ class ReportingController(QObject):
         worker.regionDescribed.connect(self._on_region_described)
         worker.describeFailed.connect(lambda _rid, text: self.message.emit("Describe region", text))
         worker.heatmapReady.connect(self._on_heatmap_ready)
-
-    def _edit(self, section: str, text: str) -> None:
-        from rrg_desk.store import StoreError
-
-        if self.session.record is None:
-            return  # typing without a study: nothing to keep it in
-        try:
-            self.session.edit(section, text)
-        except StoreError as exc:  # signed meanwhile: the text stays on screen, the user is told
-            self.status(exc.user_message)
-            return
-        self.editor.document = self.session.document  # the first keystroke may have created it
 
     # ----- studies ------------------------------------------------------------------------
     def open_study(self, study_uid: str, study=None):
@@ -123,12 +114,12 @@ class ReportingController(QObject):
         self.reportShown.emit()
 
     def _signed_banner(self) -> str:
-        reports = self.session.signed_reports()
-        original = next((r for r in reports if r.kind == "report"), None)
+        history = self.session.signed_history()
+        original = history.original
         if original is None:
             return ""
-        lines = [f"Signed by {original.signer} on {original.signed_at[:19].replace('T', ' ')} UTC — read-only."]
-        for number, addendum in enumerate([r for r in reports if r.kind == "addendum"], start=1):
+        lines = [f"Signed by {original.signer} on {readable_time(original.signed_at)} UTC — read-only."]
+        for number, addendum in enumerate(history.addenda, start=1):
             lines.append(f"Addendum {number} ({addendum.signer}): {addendum.addendum_text}")
         lines.append("Use Report ▸ Addendum (Ctrl+Alt+A) to add to it.")
         return "\n".join(lines)
@@ -149,12 +140,9 @@ class ReportingController(QObject):
 
     def draft_anyway(self) -> int | None:
         """Re-run a refused draft with the input check overridden; the session audits the choice."""
-        from rrg_desk.app.session import SessionError
-        from rrg_desk.store import StoreError
-
         try:
             settings = self.session.draft_anyway()
-        except (SessionError, StoreError) as exc:  # nothing logged, so nothing drafted
+        except UserFacingError as exc:  # nothing logged, so nothing drafted
             self.message.emit("Draft anyway", exc.user_message)
             return None
         self.worker.configure(self.session.settings.bundle_dir, self.session.settings.device)
@@ -203,23 +191,16 @@ class ReportingController(QObject):
             return None
         self.worker.configure(self.session.settings.bundle_dir, self.session.settings.device)
         self.status("Describing the region…")
-        return self.worker.request_describe(self.session.study, box, {"beam_size": self.session.settings.beam_size})
+        return self.worker.request_describe(self.session.study, box, self.session.draft_request_settings())
 
     def _on_region_described(self, _request_id: int, sentence) -> None:
-        text = normalise_model_sentence(sentence.text)
-        if not text or self.session.document is None and self.session.study is None:
+        added = self.session.add_described_region(sentence) if self.session.study is not None else None
+        if added is None:
             self.status("The model had nothing to say about that region.")
             return
-        draft = self.session.draft
-        draft_index = None
-        if draft is not None:  # keep its heatmap reachable like any drafted sentence
-            draft.sentences.append(sentence)
-            draft_index = len(draft.sentences) - 1
-        self.session.add_sentence("findings", ReportSentence(text=text, origin=MODEL, region=sentence.region,
-                                                             model_text=text, draft_index=draft_index))
         if self.editor.document is not self.session.document:
             self.editor.set_document(self.session.document)
-        self.editor.insert_sentence("findings", text)
+        self.editor.insert_sentence("findings", added.text)
         self.status(f"Added a model sentence about the {region_label(sentence.region)}: review it.")
 
     # ----- linking text, regions and heatmaps ------------------------------------------------
@@ -272,8 +253,7 @@ class ReportingController(QObject):
                 self._finding_heatmap = (name, heatmap)
             elif self.session.study is not None:  # below threshold: computed on demand
                 self.worker.configure(self.session.settings.bundle_dir, self.session.settings.device)
-                frontal = self.session.study.frontal or self.session.study.images[0]
-                self.worker.request_heatmap(frontal, name)
+                self.worker.request_heatmap(self.session.study.primary_image, name)
                 self.status(f"Computing the heatmap of {name}…")
         self._selected_sentence = self._hovered_sentence = ""  # the finding takes over the overlay
         self._update_link()

@@ -59,11 +59,13 @@ class SectionEdit(QPlainTextEdit):
     # textChanged also fires when the highlighter repaints; this fires only on real text changes
     contentEdited = Signal()
 
-    def __init__(self, section: str, parent: QWidget | None = None) -> None:
+    def __init__(self, section: str, sentences_provider: Callable[[], list] = list,
+                 macros_provider: Callable[[], dict[str, str]] = dict, parent: QWidget | None = None) -> None:
+        """The providers are asked each time: the document's live sentence list, the macros now."""
         super().__init__(parent)
         self.section = section
-        self.sentences_provider: Callable[[], list] = lambda: []  # the document's live list
-        self.macros_provider: Callable[[], dict[str, str]] = lambda: {}
+        self.sentences_provider = sentences_provider
+        self.macros_provider = macros_provider
         self.linked_id = ""
         self._spans_cache: tuple[str, list[tuple[int, tuple[int, int]]]] | None = None
         self._hovered = ""

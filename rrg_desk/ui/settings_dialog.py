@@ -1,47 +1,22 @@
 """Settings: model bundle folder, device, beam size, auto-draft, theme, user name, institution.
 
-The bundle folder is checked when the dialog is accepted (card.json present, readable and
-naming its components) so a wrong folder is refused with a clear message instead of
-failing at the next draft. The check reads JSON only: opening the dialog never loads torch.
+The bundle folder is checked when the dialog is accepted (rrg_desk.app.bundles.bundle_problem:
+its card reads and checks as loading would, and the files it lists are there) so a wrong
+folder is refused with a clear message instead of failing at the next draft. The check reads
+JSON only: opening the dialog never loads torch.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout,
                                QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
+from rrg_desk.app.bundles import bundle_problem
+
 DEVICES = (("auto", "Automatic (CUDA if available)"), ("cpu", "CPU"), ("cuda", "CUDA GPU"))
 THEMES = (("dark", "Dark"), ("light", "Light"))
-REQUIRED_CARD_KEYS = ("components", "region_names", "finding_names")
-
-
-def bundle_problem(folder: str | Path) -> str:
-    """Why `folder` is not a usable model bundle, in words; "" when it looks fine."""
-    if not str(folder).strip():
-        return ""  # no bundle: drafting is off until one is chosen
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        return f"The folder {folder} does not exist."
-    card = folder / "card.json"
-    if not card.is_file():
-        return f"{folder} is not a model bundle: it has no card.json."
-    try:
-        data = json.loads(card.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return f"The model card {card} cannot be read ({exc})."
-    missing = [key for key in REQUIRED_CARD_KEYS if key not in data] if isinstance(data, dict) else ["everything"]
-    if missing:
-        return f"The model card {card} is incomplete (missing {', '.join(missing)})."
-    components = data["components"] if isinstance(data["components"], dict) else {}
-    files = [str(entry.get("file", f"{name}.safetensors")) if isinstance(entry, dict) else f"{name}.safetensors"
-             for name, entry in components.items()]
-    absent = [name for name in files if not (folder / name).is_file()]
-    if absent:
-        return f"The bundle in {folder} lacks {', '.join(absent)}."
-    return ""
 
 
 class SettingsDialog(QDialog):

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
+from rrg_desk.errors import UserFacingError
 from rrg_desk.ui.addendum_dialog import AddendumDialog
 from rrg_desk.ui.export_dialog import ExportDialog
 from rrg_desk.ui.review_dialog import ReviewDialog
@@ -26,14 +28,16 @@ class SignOffFlow(QObject):
     exported = Signal(object)  # {format: Path}
     pacsSendRequested = Signal(str)  # study uid: the export dialog's "Send to PACS" (ui/pacs_delivery.py)
 
-    def __init__(self, controller, window: QWidget) -> None:
+    def __init__(self, controller, window: QWidget, pacs_target: Callable[[], str | None] | None = None) -> None:
+        """`pacs_target`: the name of the PACS signed reports go to (PacsDelivery.server_name;
+        None: no PACS), for the export dialog's "Send to PACS"."""
         super().__init__(window)
         self.controller, self.window = controller, window
+        self.pacs_target = pacs_target or (lambda: None)
         self.review_dialog: ReviewDialog | None = None
         self.addendum_dialog: AddendumDialog | None = None
         self.export_dialog: ExportDialog | None = None
         self.export_folder = Path.home()
-        self.pacs_target: Callable[[], str | None] = lambda: None  # the PACS name, set by pacs_delivery
 
     @property
     def session(self):
@@ -75,12 +79,9 @@ class SignOffFlow(QObject):
         return dialog
 
     def finish_sign(self, signer: str, reviewed: list) -> object | None:
-        from rrg_desk.app.session import SessionError
-        from rrg_desk.store import StoreError
-
         try:
             report = self.session.sign(signer, reviewed)
-        except (SessionError, StoreError) as exc:
+        except UserFacingError as exc:
             self._say("Not signed", exc.user_message)
             return None
         self.controller.autosave_timer.stop()
@@ -98,8 +99,9 @@ class SignOffFlow(QObject):
         signer = self._signer()
         if not signer:
             return None
-        original = next((r for r in session.signed_reports() if r.kind == "report"), None)
-        summary = f"Report signed by {original.signer} on {original.signed_at[:10]}." if original else ""
+        original = session.signed_history().original
+        summary = (f"Report signed by {original.signer} on {datetime.fromisoformat(original.signed_at):%Y-%m-%d}."
+                   if original else "")
         dialog = AddendumDialog(summary, signer, self.window)
         dialog.accepted.connect(lambda: self.finish_addendum(dialog.addendum_text(), signer))
         self.addendum_dialog = dialog
@@ -107,12 +109,9 @@ class SignOffFlow(QObject):
         return dialog
 
     def finish_addendum(self, text: str, signer: str):
-        from rrg_desk.app.session import SessionError
-        from rrg_desk.store import StoreError
-
         try:
             addendum = self.session.add_addendum(text, signer)
-        except (SessionError, StoreError) as exc:
+        except UserFacingError as exc:
             self._say("Addendum not signed", exc.user_message)
             return None
         self.controller.show_report()
@@ -144,20 +143,14 @@ class SignOffFlow(QObject):
     def export(self, formats: list[str], folder: Path, anonymise: bool, key_image: bool) -> dict:
         """Write the chosen formats (the session audits them all, PDF included, in one entry);
         errors become one message, the report stays on screen."""
-        from rrg_desk.app.session import SessionError
-        from rrg_desk.reports.export import ExportError
-        from rrg_desk.store import StoreError
-        from rrg_desk.ui.pdf_export import pdf_renderer
-
         self.export_folder = folder
         session = self.session
         if session.dirty:
             self.controller.autosave()
         written: dict = {}
         try:
-            written = session.export(formats, folder, anonymise, include_key_image=key_image,
-                                     renderers={"pdf": pdf_renderer(session.settings)})
-        except (ExportError, SessionError, StoreError) as exc:
+            written = session.export(formats, folder, anonymise, include_key_image=key_image)
+        except UserFacingError as exc:
             self._say("Export failed", exc.user_message)
             return written
         self.controller.status(f"Exported {', '.join(sorted(written))} to {folder}.")

@@ -11,23 +11,21 @@ signed report stands with the PACS (Sent / Queued / Failed: reason).
 """
 from __future__ import annotations
 
-from typing import Callable
-
 from PySide6.QtCore import QAbstractTableModel, QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QTableView,
                                QVBoxLayout, QWidget)
 
-from rrg_desk.store import WorklistQuery
-from rrg_desk.ui.metadata_strip import format_dicom_date, format_person_name
-from rrg_desk.ui.worklist_worker import FetchResult, WorklistWorker
+from rrg_desk.imaging.dicom_values import display_date, display_name
+from rrg_desk.store import StudyStatus, WorklistQuery
+from rrg_desk.ui.worklist_worker import FetchResult, PacsStatuses, SourceFactory, WorklistWorker
 
 COLUMNS = (("Patient", "patient_name"), ("ID", "patient_id"), ("Date", "study_date"),
            ("Accession", "accession"), ("Description", "description"), ("Status", "status"), ("PACS", "pacs"))
 STATUS_COLUMN = 5
 PACS_COLUMN = len(COLUMNS) - 1
-STATUS_LABELS = {"new": "New", "drafted": "Drafted", "in_progress": "In progress", "signed": "Signed",
-                 "amended": "Amended"}
+STATUS_LABELS = {StudyStatus.NEW: "New", StudyStatus.DRAFTED: "Drafted", StudyStatus.IN_PROGRESS: "In progress",
+                 StudyStatus.SIGNED: "Signed", StudyStatus.AMENDED: "Amended"}
 SEARCH_DELAY_MS = 200
 PAGE_SIZE = 200
 
@@ -63,11 +61,6 @@ class WorklistModel(QAbstractTableModel):
         self.busy = False  # a query is running: no more pages until it answers
 
     # --- contents ---------------------------------------------------------------------
-    def set_pacs_statuses(self, statuses: dict) -> None:
-        self._pacs = dict(statuses)
-        if self._records:
-            self.dataChanged.emit(self.index(0, PACS_COLUMN), self.index(len(self._records) - 1, PACS_COLUMN))
-
     def pacs_label(self, study_uid: str) -> str:
         status = self._pacs.get(study_uid)
         return status.label if status is not None else ""
@@ -151,9 +144,9 @@ class WorklistModel(QAbstractTableModel):
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
             raw = self.pacs_label(_field(record, "study_uid")) if name == "pacs" else _field(record, name)
             if name == "patient_name":
-                return format_person_name(raw)
+                return display_name(raw)
             if name == "study_date":
-                return format_dicom_date(raw)
+                return display_date(raw)
             if name == "status":
                 return STATUS_LABELS.get(raw, raw)
             return raw
@@ -180,9 +173,12 @@ class WorklistPanel(QWidget):
     pageAppended = Signal(int)  # rows added by scrolling
     queryFailed = Signal(str)  # a message for the radiologist (also in the count line)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, source_factory: SourceFactory | None = None, pacs_status: PacsStatuses | None = None,
+                 parent: QWidget | None = None) -> None:
+        """`source_factory` opens the store reader the worker thread queries (None: no store, no
+        rows); `pacs_status` fills the PACS column, called in the worker thread."""
         super().__init__(parent)
-        self.worker = WorklistWorker(self)
+        self.worker = WorklistWorker(source_factory, pacs_status, self)
         self.model = WorklistModel(self)
         self.search = QLineEdit(self)
         self.search.setPlaceholderText("Search patient, ID, accession, description…")
@@ -235,25 +231,6 @@ class WorklistPanel(QWidget):
         self.worker.failed.connect(self._on_failed)
         header.setSortIndicator(STATUS_COLUMN, Qt.SortOrder.AscendingOrder)  # the worklist order
         self.table.setSortingEnabled(True)  # header clicks -> model.sort -> a store query
-
-    # --- wiring (the workstation sets these) ------------------------------------------
-    @property
-    def source_factory(self) -> Callable[[], object] | None:
-        """Opens the store reader the worker thread queries (Database.worklist_reader)."""
-        return self.worker.source_factory
-
-    @source_factory.setter
-    def source_factory(self, factory: Callable[[], object] | None) -> None:
-        self.worker.source_factory = factory
-
-    @property
-    def pacs_status(self) -> Callable[[list[str]], dict] | None:
-        """[study uid] -> {uid: DeliveryStatus}; called in the worker thread (PACS column)."""
-        return self.worker.pacs_status
-
-    @pacs_status.setter
-    def pacs_status(self, statuses: Callable[[list[str]], dict] | None) -> None:
-        self.worker.pacs_status = statuses
 
     def current_query(self) -> WorklistQuery:
         s = self._sort

@@ -1,8 +1,8 @@
 """Worklist queries off the GUI thread: a page of studies (and their PACS statuses) per request.
 
-    worker = WorklistWorker(parent)
-    worker.source_factory = database.worklist_reader   # opened on first use, in the worker thread
-    worker.pacs_status = delivery.statuses              # optional: [uid] -> {uid: DeliveryStatus}
+    worker = WorklistWorker(database.worklist_reader,  # opened on first use, in the worker thread
+                            delivery.statuses,         # optional: [uid] -> {uid: DeliveryStatus}
+                            parent)
     request_id = worker.fetch(query, offset, limit, count=True)
     worker.finished -> (request_id, FetchResult) ; worker.failed -> (request_id, message)
 
@@ -13,15 +13,26 @@ requests, waits for the running one and closes the connection (before the databa
 """
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
-from typing import Callable
+from functools import partial
+from typing import Callable, Protocol
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, Signal
 
 from rrg_desk.store import WorklistPage, WorklistQuery
+from rrg_desk.ui.jobs import JobRunner
 
-log = logging.getLogger(__name__)
+
+class WorklistSource(Protocol):
+    """What the worker queries (rrg_desk.store.WorklistReader): a page of the worklist, then closed."""
+
+    def page(self, query: WorklistQuery, offset: int, limit: int, count: bool) -> WorklistPage: ...
+
+    def close(self) -> None: ...
+
+
+SourceFactory = Callable[[], WorklistSource]  # opens the source, in the worker thread (Database.worklist_reader)
+PacsStatuses = Callable[[list[str]], dict]  # [study uid] -> {uid: DeliveryStatus} (PacsDelivery.statuses)
 
 
 @dataclass(frozen=True)
@@ -40,48 +51,17 @@ class FetchResult:
     pacs: dict = field(default_factory=dict)  # study uid -> DeliveryStatus, for the page's studies
 
 
-class _Signals(QObject):
-    finished = Signal(int, object)  # request id, FetchResult
-    failed = Signal(int, str)  # request id, message for the radiologist
-
-
-class _FetchTask(QRunnable):
-    def __init__(self, owner: "WorklistWorker", request: FetchRequest,
-                 pacs_status: Callable[[list[str]], dict] | None) -> None:
-        super().__init__()
-        self.owner = owner
-        self.request = request
-        self.pacs_status = pacs_status
-
-    def run(self) -> None:
-        request, owner = self.request, self.owner
-        if owner.closed:
-            return
-        try:
-            page = owner.source().page(request.query, request.offset, request.limit, request.count)
-            pacs = self.pacs_status([r.study_uid for r in page.records]) if self.pacs_status is not None else {}
-        except Exception as exc:  # a StoreError, or a bug: say it instead of losing the thread
-            message = getattr(exc, "user_message", None) or f"{type(exc).__name__}: {exc}"
-            if not getattr(exc, "user_message", None):
-                log.exception("worklist query failed")
-            owner.signals.failed.emit(request.request_id, message)
-            return
-        owner.signals.finished.emit(request.request_id, FetchResult(request, page, pacs))
-
-
 class WorklistWorker(QObject):
     finished = Signal(int, object)  # request id, FetchResult
     failed = Signal(int, str)
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, source_factory: SourceFactory | None = None, pacs_status: PacsStatuses | None = None,
+                 parent: QObject | None = None) -> None:
+        """Without a `source_factory` (no store) every request goes unanswered."""
         super().__init__(parent)
-        self.source_factory: Callable[[], object] | None = None  # -> an object with page(query, offset, limit, count)
-        self.pacs_status: Callable[[list[str]], dict] | None = None
-        self.pool = QThreadPool(self)
-        self.pool.setMaxThreadCount(1)
-        self.signals = _Signals(self)  # lives in the GUI thread: emissions from the pool are queued to it
-        self.signals.finished.connect(self._finished)
-        self.signals.failed.connect(self._failed)
+        self.source_factory = source_factory
+        self.pacs_status = pacs_status
+        self.jobs = JobRunner(self, max_threads=1)
         self.closed = False
         self._source = None
         self._last_id = 0
@@ -90,7 +70,7 @@ class WorklistWorker(QObject):
     def available(self) -> bool:
         return self.source_factory is not None and not self.closed
 
-    def source(self):
+    def source(self) -> WorklistSource:
         """The reader, opened on first use (called in the worker thread only)."""
         if self._source is None:
             if self.source_factory is None:
@@ -102,25 +82,31 @@ class WorklistWorker(QObject):
         self._last_id += 1
         request = FetchRequest(self._last_id, query, offset, limit, count)
         if self.available:
-            self.pool.start(_FetchTask(self, request, self.pacs_status))
+            self.jobs.start(lambda _job: self._fetch(request), self._finished,
+                            partial(self._failed, request.request_id))
         return request.request_id
 
-    def _finished(self, request_id: int, result: FetchResult) -> None:
+    def _fetch(self, request: FetchRequest) -> FetchResult:
+        """The job (in the worklist's one thread): a page, then the PACS statuses of its studies."""
+        page = self.source().page(request.query, request.offset, request.limit, request.count)
+        pacs = self.pacs_status([r.study_uid for r in page.records]) if self.pacs_status is not None else {}
+        return FetchResult(request, page, pacs)
+
+    def _finished(self, result: FetchResult) -> None:
         if not self.closed:
-            self.finished.emit(request_id, result)
+            self.finished.emit(result.request.request_id, result)
 
     def _failed(self, request_id: int, message: str) -> None:
         if not self.closed:
             self.failed.emit(request_id, message)
 
     def wait(self, msecs: int = 5_000) -> bool:
-        return self.pool.waitForDone(msecs)
+        return self.jobs.wait(msecs)
 
     def shutdown(self, msecs: int = 10_000) -> None:
         """No more queries: drop the queued ones, wait for the running one, close the reader."""
         self.closed = True
-        self.pool.clear()
-        self.pool.waitForDone(msecs)
+        self.jobs.shutdown(msecs)
         source, self._source = self._source, None
-        if source is not None and hasattr(source, "close"):
+        if source is not None:
             source.close()

@@ -8,9 +8,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QApplication, QLabel, QMenu, QMessageBox, QProgressBar, QPushButton, QVBoxLayout,
                                QWidget)
 
+from rrg_desk.app.bundles import bundle_problem
 from rrg_desk.app.settings import AppSettings
+from rrg_desk.errors import UserFacingError
 from rrg_desk.reports.templates import NORMAL_CHEST_TEMPLATE, MacroStore
-from rrg_desk.store import StoreError
 from rrg_desk.ui.clinical_fields import ClinicalFields
 from rrg_desk.ui.colormap import prefetch_colormap
 from rrg_desk.ui.findings_panel import FindingsPanel
@@ -18,7 +19,7 @@ from rrg_desk.ui.identity_dialog import IdentityDialog
 from rrg_desk.ui.overlay_panel import OverlayPanel
 from rrg_desk.ui.refusal_banner import RefusalBanner
 from rrg_desk.ui.report_editor import ReportEditor
-from rrg_desk.ui.settings_dialog import SettingsDialog, bundle_problem
+from rrg_desk.ui.settings_dialog import SettingsDialog
 from rrg_desk.ui.theme import apply_theme
 from rrg_desk.ui.worklist_panel import WorklistPanel
 
@@ -27,19 +28,18 @@ class WorkstationWindowMixin:
     """Mixed into MainWindow (a QMainWindow with add_panel, session, worker, reporting)."""
 
     def _build_panels(self) -> None:
-        self.worklist = WorklistPanel(self)
-        self.editor = ReportEditor(self)
+        self._build_pacs()
+        if self.database is not None:  # queried on the worklist's thread, with the PACS column
+            self.worklist = WorklistPanel(self.database.worklist_reader, self.pacs_delivery.statuses, self)
+        else:
+            self.worklist = WorklistPanel(parent=self)
+        self.editor = ReportEditor(self.session, self)
         self.findings = FindingsPanel(self)
         self.overlay_panel = OverlayPanel(self)
         self.editor.template = (NORMAL_CHEST_TEMPLATE.findings, NORMAL_CHEST_TEMPLATE.impression)
         self.editor.macros = MacroStore().items()
-        if self.database is not None:
-            self.worklist.source_factory = self.database.worklist_reader  # queried on the worklist's thread
         self.worklist_dock = self.add_panel("Worklist", self.worklist, Qt.DockWidgetArea.LeftDockWidgetArea)
-        if self.database is not None:
-            from rrg_desk.ui.pacs_panel import PacsPanel  # dicomweb-client: only when a store exists
-
-            self.pacs_panel = PacsPanel(self.session, self)
+        if self.pacs_panel is not None:
             self.pacs_panel.studyRetrieved.connect(lambda _uid: self.worklist.refresh())
             self.pacs_dock = self.add_panel("PACS", self.pacs_panel, Qt.DockWidgetArea.LeftDockWidgetArea)
             self.tabifyDockWidget(self.worklist_dock, self.pacs_dock)
@@ -76,6 +76,18 @@ class WorkstationWindowMixin:
         self.commands["audit_log"].setEnabled(self.database is not None)
         self.commands["identity"].setEnabled(self.session is not None)
 
+    def _build_pacs(self) -> None:
+        """The PACS panel and the delivery of signed reports (ui/pacs_delivery.py): only with a store."""
+        self.pacs_panel = self.pacs_delivery = None
+        if self.session is None:
+            return
+        from rrg_desk.ui.pacs_delivery import PacsDelivery  # dicomweb-client: only when a store exists
+        from rrg_desk.ui.pacs_panel import PacsPanel
+
+        self.pacs_panel = PacsPanel(self.database, self, user=lambda: self.session.settings.user_name)
+        # one network job at a time: the delivery runs in the panel's pool, with its passwords
+        self.pacs_delivery = PacsDelivery(self.session, self.pacs_panel.credentials, self.pacs_panel.jobs, self)
+
     def _report_panel(self) -> QWidget:
         """The report editor under the input check's refusal banner (hidden until a refusal)."""
         panel = QWidget(self)
@@ -106,13 +118,11 @@ class WorkstationWindowMixin:
         self.clinical_fields.set_values(values, read_only=session.is_signed)
 
     def _on_clinical_edited(self, name: str, text: str) -> None:
-        from rrg_desk.app.session import SessionError
-
         if self.session is None or self.session.record is None:
             return
         try:
             self.session.set_clinical(name, text)
-        except (SessionError, StoreError) as exc:  # signed meanwhile: the text stays on screen
+        except UserFacingError as exc:  # signed meanwhile: the text stays on screen
             self.statusBar().showMessage(exc.user_message)
             return
         self.reporting.autosave_timer.start(int(self.app_settings.autosave_seconds * 1000))
@@ -211,11 +221,9 @@ class WorkstationWindowMixin:
         return dialog
 
     def _identity_confirmed(self, name: str) -> None:
-        from rrg_desk.app.session import SessionError
-
         try:
             self.session.confirm_identity(name)
-        except (SessionError, StoreError) as exc:
+        except UserFacingError as exc:
             self._show_message("Identity not confirmed", exc.user_message)
             return
         self._save_settings()

@@ -24,9 +24,10 @@ def db_path(tmp_path):
     return tmp_path / "audit.sqlite3"
 
 
-def _fake_pdf(document, meta, out: Path, anonymise: bool, key_image_png) -> Path:
-    """Stands in for the Qt PDF renderer: the core only needs (suffix, render)."""
-    out.write_bytes(b"%PDF-1.4 " + document.findings_text().encode() + (b" key" if key_image_png else b""))
+def _fake_pdf(job, out: Path) -> Path:
+    """Stands in for the Qt PDF exporter the UI registers: the core only needs write(job, out)."""
+    key_image = job.key_image_png()
+    out.write_bytes(b"%PDF-1.4 " + job.document.findings_text().encode() + (b" key" if key_image else b""))
     return out
 
 
@@ -46,8 +47,8 @@ def _whole_study(db_path: Path, out: Path) -> tuple[str, list]:
     session.edit("findings", session.document.findings_text() + " No pneumothorax.")
     session.autosave()
     session.sign(reviewed_flags=session.check_before_sign())
-    written = session.export(["txt", "pdf", "sr", "png"], out, include_key_image=True,
-                             renderers={"pdf": (".pdf", _fake_pdf)})
+    session.register_exporter("pdf", ".pdf", _fake_pdf)
+    written = session.export(["txt", "pdf", "sr", "png"], out, include_key_image=True)
     assert written["pdf"].read_bytes().endswith(b" key")  # the key image reached the renderer
     session.add_addendum("Compared with the outside film: unchanged.")
     db.mark_clean_shutdown()
@@ -77,24 +78,59 @@ def test_a_whole_study_is_audited_once_per_action_under_the_confirmed_name(db_pa
     assert entries[actions.index("accepted_all")].detail == {"sentences": 2}
 
 
-def test_a_failing_format_still_audits_the_files_already_written(tmp_path, monkeypatch):
-    with Database.open(tmp_path / "a.sqlite3") as db:
+@pytest.fixture
+def drafted(tmp_path):
+    """Study 1 imported, opened and drafted under Dr Ada: (database, session, study uid)."""
+    with Database.open(tmp_path / "drafted.sqlite3") as db:
         session = Session(db, AppSettings(user_name="Dr Ada"))
         db.import_studies([samples_dir() / "study1"], session.user)
         uid = db.list_studies()[0].study_uid
         session.open_study(uid)
         session.apply_draft(make_draft(uid))
+        yield db, session, uid
 
-        def broken_pdf(*_args):
-            raise ExportError("The disk is full.")
 
-        with pytest.raises(ExportError):
-            session.export(["txt", "pdf", "json"], tmp_path, renderers={"pdf": (".pdf", broken_pdf)})
-        exported = db.audit_log(uid, "exported")
-        assert len(exported) == 1
-        assert [f["format"] for f in exported[0].detail["files"]] == ["txt"]
-        assert exported[0].detail["not_written"] == ["pdf", "json"]
-        assert "TXT " in summary(exported[0]) and "not written: pdf, json" in summary(exported[0])
+def test_a_failing_format_still_audits_the_files_already_written(drafted, tmp_path):
+    db, session, uid = drafted
+
+    def broken_pdf(*_args):
+        raise ExportError("The disk is full.")
+
+    session.register_exporter("pdf", ".pdf", broken_pdf)
+    with pytest.raises(ExportError):
+        session.export(["txt", "pdf", "json"], tmp_path)
+    exported = db.audit_log(uid, "exported")
+    assert len(exported) == 1
+    assert [f["format"] for f in exported[0].detail["files"]] == ["txt"]
+    assert exported[0].detail["not_written"] == ["pdf", "json"]
+    assert "TXT " in summary(exported[0]) and "not written: pdf, json" in summary(exported[0])
+
+
+def test_each_format_is_written_through_the_one_path_with_one_audit_entry(drafted, tmp_path):
+    db, session, uid = drafted
+    session.register_exporter("pdf", ".pdf", _fake_pdf)
+    assert session.exporters.names() == ["txt", "json", "fhir", "sr", "png", "pdf"]
+    for fmt in session.exporters.names():
+        folder = tmp_path / fmt
+        folder.mkdir()
+        before = len(db.audit_log(uid, "exported"))
+        written = session.export([fmt], folder, include_key_image=True)
+        entries = db.audit_log(uid, "exported")
+        assert len(entries) == before + 1, fmt
+        assert entries[-1].detail["files"] == [{"format": fmt, "path": str(written[fmt].resolve())}]
+        assert written[fmt].is_file() and written[fmt].name.endswith(session.exporters[fmt].suffix)
+    with pytest.raises(ValueError, match="pdf_export"):
+        Session(db, AppSettings(user_name="Dr Ada")).export(["pdf"], tmp_path)  # not registered there
+
+
+@pytest.mark.parametrize("review, action", [("accept", "accepted"), ("reject", "rejected")])
+def test_accepting_or_rejecting_a_sentence_audits_its_region_and_text(drafted, review, action):
+    db, session, uid = drafted
+    first = session.document.findings[0]
+    getattr(session, review)(first.id)
+    (entry,) = db.audit_log(uid, action)
+    assert entry.detail == {"region": first.region, "text": first.text}
+    assert (first.id in [s.id for s in session.document.findings]) == (review == "accept")
 
 
 def test_summary_is_short_and_the_json_column_keeps_everything():

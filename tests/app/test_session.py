@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pydicom
 import pytest
 
 from rrg_desk.app.session import Session, SessionError, UnreviewedFlagsError
 from rrg_desk.app.settings import AppSettings
 from rrg_desk.paths import samples_dir
+from rrg_desk.reports.draft import Sentence
 from rrg_desk.reports.truthfulness import ASSERTED_BELOW, UNREVIEWED
 from rrg_desk.store import Database, ReportSignedError
 from tests.reports.synthetic import make_draft
@@ -83,13 +85,12 @@ def test_a_new_draft_keeps_the_radiologists_text(session):
     assert session.document.draft is redraft  # overlays and findings follow the new draft
 
 
-def test_autosave_timing_and_restore(session, db_path):
+def test_autosave_and_restore(session, db_path):
     uid = _uid(session)
     session.open_study(uid)
     session.apply_draft(make_draft(uid))
     session.edit("impression", "Mild cardiomegaly.")
-    assert session.dirty and not session.autosave_due(now=session._last_edit + 1.0)
-    assert session.autosave_due(now=session._last_edit + 2.0)
+    assert session.dirty
     assert session.autosave() and not session.dirty and not session.autosave()
     other = Database.open(db_path)  # what a restarted app would see
     assert other.load_draft(uid).impression_text() == "Mild cardiomegaly."
@@ -99,6 +100,36 @@ def test_autosave_timing_and_restore(session, db_path):
     assert reopened.restored_draft and not reopened.recovered
     assert session.document.impression_text() == "Mild cardiomegaly."
     assert session.document.draft is not None  # heatmaps back for the overlays
+
+
+def test_reopening_reads_the_model_draft_once_and_the_document_shares_it(session, monkeypatch):
+    uid = _uid(session)
+    session.open_study(uid)
+    session.apply_draft(make_draft(uid))
+    session.edit("findings", "My own words.")
+    session.autosave()
+    session.open_study(_uid(session, "SAMPLE^TWO"))
+    reads, load = [], session.db.load_model_draft
+    monkeypatch.setattr(session.db, "load_model_draft", lambda study_uid: reads.append(study_uid) or load(study_uid))
+    assert session.open_study(uid).restored_draft
+    assert reads == [uid]
+    assert session.draft is not None and session.document.draft is session.draft
+
+
+def test_a_described_region_joins_the_findings_as_unreviewed_model_text(session):
+    uid = _uid(session)
+    session.open_study(uid)
+    session.apply_draft(make_draft(uid))
+    session.autosave()
+    heat = np.ones((4, 4), np.float32)
+    added = session.add_described_region(Sentence("  small nodule in the right upper zone", "right_upper_zone", heat))
+    assert added.text == "Small nodule in the right upper zone." and added.unreviewed
+    assert session.document.findings[-1] is added and session.dirty
+    assert session.document.draft_sentence(added.id).heatmap is not None  # its heatmap stays reachable
+    assert session.add_described_region(Sentence("   ", "heart")) is None
+    session.sign(reviewed_flags=session.check_before_sign())
+    with pytest.raises(ReportSignedError):
+        session.add_described_region(Sentence("more", "heart"))
 
 
 def test_recovery_after_a_crash_is_reported_once(db_path):

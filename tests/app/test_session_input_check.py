@@ -6,6 +6,7 @@ import pytest
 
 from rrg_desk.app.session import Session, SessionError
 from rrg_desk.app.settings import AppSettings
+from rrg_desk.inference.request import DraftSettings
 from rrg_desk.paths import samples_dir
 from rrg_desk.store import Database
 from tests.reports.synthetic import make_draft
@@ -43,9 +44,9 @@ def test_draft_anyway_is_audited_and_asks_for_the_override(session, uid):
         session.draft_anyway()  # nothing was refused
     session.note_refusal(REASON)
     settings = session.draft_anyway()
-    assert settings == {"beam_size": 2, "draft_anyway": True}
+    assert settings == DraftSettings(beam_size=2, draft_anyway=True)
     assert _actions(session, uid)[-1] == ("draft_anyway", {"reason": REASON})
-    assert session.draft_request_settings() == {"beam_size": 2}
+    assert session.draft_request_settings() == DraftSettings(beam_size=2)
 
 
 def test_drafting_anyway_keeps_the_typed_text_and_logs_the_override(session, uid):

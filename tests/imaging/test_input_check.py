@@ -218,12 +218,6 @@ def test_the_rules_do_not_catch_a_greyscale_photograph(tmp_path):
 
 
 # --- the learned hook --------------------------------------------------------------------------
-def test_learned_thresholds_come_from_the_card():
-    assert LearnedThresholds.from_card({"preprocessing": {}}) is None
-    thresholds = LearnedThresholds.from_card({"input_check": {"p_chest_threshold": 0.3, "p_lateral_threshold": 0.7}})
-    assert thresholds == LearnedThresholds(p_chest=0.3, p_lateral=0.7)
-
-
 def test_the_view_comes_from_the_header_else_from_the_learned_score(tmp_path, chest_pixels):
     lateral_scores = lambda _image: LearnedScores(p_chest=0.99, p_lateral=0.9)  # noqa: E731
     thresholds = LearnedThresholds()

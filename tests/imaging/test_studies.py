@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rrg_desk.imaging import NotAnImageError, ViewPosition, load_studies
+from rrg_desk.imaging import NotAnImageError, Study, ViewPosition, XrayImage, load_studies
 from rrg_desk.imaging.errors import UnreadableFileError
 from tests.fixtures_dicom import ramp, write_dicom, write_png
 
@@ -107,3 +107,11 @@ def test_symlink_loop_terminates(tmp_path):
     (tmp_path / "loop").symlink_to(tmp_path, target_is_directory=True)
     studies, errors = load_studies([tmp_path])
     assert len(studies) == 1 and len(studies[0].images) == 1 and errors == []
+
+
+def test_the_primary_image_is_the_frontal_view_else_the_first():
+    lateral = XrayImage(np.zeros((4, 4), np.float32), view=ViewPosition.LATERAL)
+    other_lateral = XrayImage(np.zeros((4, 4), np.float32), view=ViewPosition.LATERAL)
+    pa = XrayImage(np.zeros((4, 4), np.float32), view=ViewPosition.PA)
+    assert Study("1.2", [lateral, pa]).primary_image is pa
+    assert Study("1.2", [lateral, other_lateral]).primary_image is lateral  # lateral-only: the first

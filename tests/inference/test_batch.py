@@ -1,15 +1,16 @@
 """`rrg-desk draft --each PATH... --jsonl OUT`: one study per image, one JSON line per file."""
 import json
 import re
-import shutil
 
 import pytest
 from PIL import Image
 
 from rrg_desk.imaging import apply_window, read_image
+from rrg_desk.imaging.input_check import InputRefusal
 from rrg_desk.inference.cli import EXIT_BAD_BUNDLE, EXIT_BAD_INPUT, EXIT_FAILED, main
 from rrg_desk.inference.pipeline import DraftPipeline
 from rrg_desk.paths import samples_dir
+from tests.inference.conftest import tampered_copy
 
 _SAMPLES = sorted(samples_dir().glob("study*/*.dcm"))
 
@@ -102,12 +103,7 @@ def test_each_with_a_bad_bundle_fails_in_one_line_before_drafting(tiny_bundle, w
     assert _run([worklist], tmp_path / "nothing", out) == EXIT_BAD_BUNDLE
     err = capsys.readouterr().err.strip()
     assert err.startswith("rrg-desk draft:") and "no model bundle" in err and "\n" not in err
-    tampered = tmp_path / "tampered"
-    shutil.copytree(tiny_bundle, tampered)
-    weights = tampered / "detector.safetensors"
-    data = bytearray(weights.read_bytes())
-    data[-1] ^= 0xFF
-    weights.write_bytes(bytes(data))
+    tampered = tampered_copy(tiny_bundle, tmp_path / "tampered", "detector.safetensors")
     assert _run([worklist], tampered, out) == EXIT_BAD_BUNDLE
     captured = capsys.readouterr()
     err = captured.err.strip()
@@ -129,12 +125,6 @@ def test_option_conflicts_are_refused(argv, message, tmp_path, monkeypatch, caps
     assert not (tmp_path / "out.jsonl").exists() and not (tmp_path / "out.json").exists()
 
 
-class _NotAChestError(Exception):
-    """Stands in for the input check's refusal: any exception with `user_message`."""
-
-    user_message = "a.png: this does not look like a chest radiograph."
-
-
 def test_typed_refusals_and_unexpected_failures_do_not_stop_the_run(tiny_bundle, worklist, tmp_path, monkeypatch,
                                                                     capsys):
     (worklist / "b_corrupt.png").unlink()
@@ -147,7 +137,7 @@ def test_typed_refusals_and_unexpected_failures_do_not_stop_the_run(tiny_bundle,
         name = study.images[0].source_path.name
         seen_on_disk.append(len(out.read_text().splitlines()))  # earlier lines are already flushed
         if name == "a.png":
-            raise _NotAChestError()
+            raise InputRefusal(study.images[0].source_path)  # any UserFacingError is a refusal
         if name == "c.png":
             raise RuntimeError("boom\nsecond line")
         return real_draft(self, study, settings, *args, **kwargs)
@@ -156,7 +146,7 @@ def test_typed_refusals_and_unexpected_failures_do_not_stop_the_run(tiny_bundle,
     assert _run([worklist], tiny_bundle, out) == EXIT_FAILED
     lines = _lines(out)
     assert seen_on_disk == [0, 1, 2]
-    assert lines[0] == {"path": str(worklist / "a.png"), "error": _NotAChestError.user_message}
+    assert lines[0] == {"path": str(worklist / "a.png"), "error": "a.png: this does not look like a chest radiograph."}
     assert lines[1]["path"] == str(worklist / "c.png") and lines[1]["error"] == (
         "unexpected error (RuntimeError): boom second line")
     assert lines[2]["images"][0]["path"] == str(worklist / "d.png")

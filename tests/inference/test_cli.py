@@ -1,8 +1,8 @@
 import json
-import shutil
 
 from rrg_desk.inference.cli import EXIT_BAD_BUNDLE, EXIT_BAD_INPUT, main
 from rrg_desk.paths import samples_dir
+from tests.inference.conftest import tampered_copy
 
 
 def test_cli_writes_the_documented_json(tiny_bundle, tmp_path, capsys):
@@ -43,12 +43,7 @@ def test_cli_refuses_a_missing_or_tampered_bundle(tiny_bundle, tmp_path, capsys)
     study = str(samples_dir() / "study1")
     assert main([study, "--bundle", str(tmp_path / "nothing")]) == EXIT_BAD_BUNDLE
     assert "no model bundle" in capsys.readouterr().err
-    tampered = tmp_path / "tampered"
-    shutil.copytree(tiny_bundle, tampered)
-    weights = tampered / "generator.safetensors"
-    data = bytearray(weights.read_bytes())
-    data[-1] ^= 0xFF
-    weights.write_bytes(bytes(data))
+    tampered = tampered_copy(tiny_bundle, tmp_path / "tampered", "generator.safetensors")
     assert main([study, "--bundle", str(tampered)]) == EXIT_BAD_BUNDLE
     err = capsys.readouterr().err.strip()
     assert err.startswith("rrg-desk draft:") and "\n" not in err
@@ -59,12 +54,13 @@ def test_the_workstation_drafts_the_text_the_cli_prints(tiny_bundle):
     `rrg-desk draft` without options resolve to the same generation settings and text."""
     from rrg_desk.app.settings import AppSettings
     from rrg_desk.imaging import load_studies
-    from rrg_desk.inference.pipeline import DraftPipeline, DraftSettings
+    from rrg_desk.inference.pipeline import DraftPipeline
+    from rrg_desk.inference.request import DraftSettings
     from rrg_desk.paths import samples_dir
 
     studies, _errors = load_studies([samples_dir() / "study1"])
     pipeline = DraftPipeline(tiny_bundle, device="cpu")
-    workstation = DraftSettings(**{"beam_size": AppSettings().beam_size})  # what the session sends
+    workstation = AppSettings().draft_settings()  # what the session sends
     cli = DraftSettings(beam_size=None, max_len=None, finding_heatmaps=True, draft_anyway=False)  # no options
     assert pipeline._generation(workstation) == pipeline._generation(cli)
     a, b = pipeline.draft(studies[0], workstation), pipeline.draft(studies[0], cli)

@@ -5,12 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from rrg_desk.imaging import load_studies
 from rrg_desk.inference.grounding import box_coverage, ground_in_region, share_in_region
 from rrg_desk.inference.outlines import mask_outline
 from rrg_desk.inference.pipeline import DraftPipeline, DraftSettings
 from rrg_desk.models.regions import SCR_ORGANS
-from rrg_desk.paths import samples_dir
 from rrg_desk.reports.draft import RegionResult
 
 
@@ -53,13 +51,6 @@ def test_grounding_moves_a_heatmap_that_peaks_outside_its_box_into_it():
     assert share_in_region(heat, whole) == pytest.approx(1.0)
     assert box_coverage((0.0, 0.0, 0.5, 1.0), 4).sum() == pytest.approx(8.0)
     assert share_in_region(np.zeros((8, 8)), right_lung) == 0.0
-
-
-@pytest.fixture(scope="module")
-def study():
-    studies, errors = load_studies([samples_dir() / "study1"])
-    assert not errors
-    return studies[0]
 
 
 def test_tiny_bundle_drafts_outlines_and_region_grounded_heatmaps(tiny_bundle, study):

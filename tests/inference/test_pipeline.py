@@ -1,19 +1,14 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
-from rrg_desk.imaging import load_studies
-from rrg_desk.inference.pipeline import STAGES, CancelToken, DraftCancelled, DraftPipeline, DraftSettings
+from rrg_desk.imaging.input_check import LearnedThresholds
+from rrg_desk.inference.pipeline import STAGES, DraftPipeline
+from rrg_desk.inference.request import CancelToken, DraftCancelled, DraftSettings
 from rrg_desk.models.findings import FINDING_NAMES
 from rrg_desk.models.regions import REGION_NAMES
-from rrg_desk.paths import samples_dir
-
-
-@pytest.fixture(scope="module")
-def study():
-    studies, errors = load_studies([samples_dir() / "study1"])
-    assert not errors
-    return studies[0]
 
 
 def _scripted_generator(pipeline, monkeypatch):
@@ -145,7 +140,8 @@ def test_selector_threshold_above_one_falls_back_to_whole_image(tiny_bundle, stu
 
 def test_the_input_check_and_the_classifier_share_one_backbone_pass(tiny_bundle, study, monkeypatch):
     pipeline = DraftPipeline(tiny_bundle, device="cpu")
-    monkeypatch.setitem(pipeline.bundle.card, "input_check", {"p_chest_threshold": 0.0, "p_lateral_threshold": 1.1})
+    card = dataclasses.replace(pipeline.bundle.card, input_check=LearnedThresholds(p_chest=0.0, p_lateral=1.1))
+    monkeypatch.setattr(pipeline.bundle, "card", card)
     classifier = pipeline.bundle.classifier
     passes = []
     original = classifier.image_features
@@ -161,7 +157,9 @@ def test_the_generator_gets_the_clues_in_the_form_its_card_names(tiny_bundle, st
     """TRRG clues: a generator trained on report labels ("thresholded") sees 1 exactly for the
     findings the classifier calls positive and 0 elsewhere; an older one sees probabilities."""
     pipeline = DraftPipeline(tiny_bundle, device="cpu")
-    monkeypatch.setitem(pipeline.bundle.card["generation"], "clues", form)
+    card = pipeline.bundle.card
+    monkeypatch.setattr(pipeline.bundle, "card",
+                        dataclasses.replace(card, generation=dataclasses.replace(card.generation, clues=form)))
     _scripted_generator(pipeline, monkeypatch)
     _classifier_says(pipeline, monkeypatch, Pleural_Effusion=0.9, Edema=0.3)
     monkeypatch.setitem(pipeline.bundle.thresholds, "Edema", 0.5)

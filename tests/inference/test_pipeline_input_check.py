@@ -2,14 +2,17 @@
 drawn on a frontal view; the learned score plugs in through the classifier and the card."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pydicom
 import pytest
 import torch
 
 from rrg_desk.imaging import ViewPosition, load_studies
-from rrg_desk.imaging.input_check import NotChestByModelError, WrongModalityError
-from rrg_desk.inference.pipeline import DraftError, DraftPipeline, DraftSettings
+from rrg_desk.imaging.input_check import LearnedThresholds, NotChestByModelError, WrongModalityError
+from rrg_desk.inference.pipeline import DraftPipeline
+from rrg_desk.inference.request import DraftError, DraftSettings
 from rrg_desk.paths import samples_dir
 from tests.fixtures_dicom import write_dicom, write_png
 
@@ -96,7 +99,8 @@ def _learned_head(monkeypatch, pipeline, p_chest: float, p_lateral: float) -> li
         return torch.full((count,), p_chest), torch.full((count,), p_lateral)
 
     monkeypatch.setattr(pipeline.bundle.classifier, "input_check_scores", input_check_scores, raising=False)
-    monkeypatch.setitem(pipeline.bundle.card, "input_check", {"p_chest_threshold": 0.5, "p_lateral_threshold": 0.5})
+    card = dataclasses.replace(pipeline.bundle.card, input_check=LearnedThresholds(p_chest=0.5, p_lateral=0.5))
+    monkeypatch.setattr(pipeline.bundle, "card", card)
     return calls
 
 

@@ -13,9 +13,10 @@ import torch
 from safetensors.torch import save_file
 
 from rrg_desk.models import bundle as bundle_module
-from rrg_desk.models.bundle import (
+from rrg_desk.models.bundle import build_random_bundle, load_bundle, save_bundle, sha256_file
+from rrg_desk.models.card import (
     BundleCorruptError, BundleError, BundleFileMissingError, BundleHashMismatchError, BundleIncompatibleError,
-    BundleNotFoundError, BundleVersionError, build_random_bundle, load_bundle, save_bundle, sha256_file,
+    BundleNotFoundError, BundleVersionError, card_digest,
 )
 from rrg_desk.models.clip_classifier import ClipClassifier, ClipClassifierConfig
 from rrg_desk.models.detector import DetectorConfig, RegionDetector
@@ -63,8 +64,6 @@ def _card(folder: Path) -> dict:
 
 def _write_card(folder: Path, card: dict) -> None:
     """Write an edited card with a matching checksum, so the check under test is the one that fires."""
-    from rrg_desk.models.bundle import card_digest
-
     card["integrity"] = {"sha256": card_digest(card)}
     (folder / "card.json").write_text(json.dumps(card))
 
@@ -259,7 +258,7 @@ def test_random_bundle_loads_and_leaves_the_global_rng_alone(tmp_path):
     folder = build_random_bundle(tmp_path / "random", size="tiny", seed=5)
     assert torch.equal(torch.random.get_rng_state(), state)
     bundle = load_bundle(folder)
-    assert bundle.preprocessing["image_size"] == bundle.detector.config.image_size
+    assert bundle.preprocessing.image_size == bundle.detector.config.image_size
     assert bundle.tokenizer.token_to_id("effusion") is not None
     again = load_bundle(build_random_bundle(tmp_path / "again", size="tiny", seed=5))
     for a, b in zip(bundle.detector.state_dict().values(), again.detector.state_dict().values()):

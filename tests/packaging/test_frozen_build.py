@@ -7,7 +7,6 @@ RRG_DESK_FROZEN_APP=dist/rrg-desk reuses a finished build instead of building.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -17,23 +16,16 @@ from pathlib import Path
 import pytest
 
 from rrg_desk.ui.app import SHOWN_MARKER
+from tests.packaging.helpers import ROOT, load_packaging_script
 
 pytestmark = pytest.mark.packaging
 
-ROOT = Path(__file__).resolve().parents[2]
 BUILD_TIMEOUT_S = 3 * 3600
-
-
-def load_build_script():
-    spec = importlib.util.spec_from_file_location("rrg_desk_build", ROOT / "packaging" / "build.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def build_script():
-    return load_build_script()
+    return load_packaging_script("build")
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 app does, with every module the spec excludes blocked, so a wrong exclusion fails here."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -15,8 +14,8 @@ import pytest
 from rrg_desk.cli import main as cli_main
 from rrg_desk.models.bundle import build_random_bundle
 from rrg_desk.selftest import EXIT_BAD_SETUP, SelftestFailure, check_exports
+from tests.packaging.helpers import ROOT, load_packaging_script
 
-ROOT = Path(__file__).resolve().parents[2]
 
 # Runs the CLI with the excluded modules unfindable, as they are in the frozen app. A file, not
 # `-c`: the inference child (multiprocessing, spawn) runs its top level again, so the excluded
@@ -52,13 +51,6 @@ if __name__ == "__main__":
 """
 
 
-def load_manifest():
-    spec = importlib.util.spec_from_file_location("rrg_desk_manifest", ROOT / "packaging" / "manifest.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def selftest_run(tmp_path_factory):
     """One un-frozen selftest with a tiny bundle, exports kept, excluded modules blocked."""
@@ -67,7 +59,7 @@ def selftest_run(tmp_path_factory):
     keep, user_data = root / "exports", root / "user-data"
     env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY")}
     env["RRG_DESK_DATA_DIR"] = str(user_data)  # the selftest must not write here
-    blocked = json.dumps(load_manifest().all_excludes())
+    blocked = json.dumps(load_packaging_script("manifest").all_excludes())
     runner = root / "blocking_runner.py"
     runner.write_text(BLOCKING_RUNNER)
     proc = subprocess.run([sys.executable, str(runner), blocked, "--selftest", "--bundle", str(bundle),
@@ -167,7 +159,7 @@ def test_selftest_without_a_model_bundle_fails_with_a_reason(tmp_path, capsys):
 
 
 def test_the_spec_keeps_the_transformers_families_the_generator_imports():
-    excluded = set(load_manifest().unused_transformers_models())
+    excluded = set(load_packaging_script("manifest").unused_transformers_models())
     assert "transformers.models.gpt2" not in excluded and "transformers.models.auto" not in excluded
     assert "transformers.models.bert" in excluded and len(excluded) > 100
 

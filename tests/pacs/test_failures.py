@@ -21,8 +21,13 @@ from tests.pacs.helpers import SIGNER, server_for, sign_report
 STUDY1 = sorted((samples_dir() / "study1").glob("*.dcm"))
 
 
-def _study1_uid() -> str:
-    return pydicom.dcmread(STUDY1[0], stop_before_pixels=True).StudyInstanceUID
+def _study1_on(pacs, tmp_path, timeout_s: float = 10.0) -> tuple[PacsClient, Database, str]:
+    """Study 1 uploaded to `pacs`: a client of that server, an empty store and the study's uid."""
+    for path in STUDY1:
+        pacs.upload(path)
+    client = PacsClient(server_for(pacs, timeout_s=timeout_s), ORTHANC_PASSWORD)
+    study_uid = pydicom.dcmread(STUDY1[0], stop_before_pixels=True).StudyInstanceUID
+    return client, Database.open(tmp_path / "desk.sqlite3"), study_uid
 
 
 def test_wrong_password_is_an_auth_error(orthanc):
@@ -53,11 +58,7 @@ def test_wrong_dicomweb_path_is_a_404(orthanc):
 
 def test_outage_queues_the_report_and_retry_sends_it(disposable_orthanc, tmp_path):
     pacs = disposable_orthanc
-    for path in STUDY1:
-        pacs.upload(path)
-    client = PacsClient(server_for(pacs, timeout_s=5), ORTHANC_PASSWORD)
-    db = Database.open(tmp_path / "desk.sqlite3")
-    study_uid = _study1_uid()
+    client, db, study_uid = _study1_on(pacs, tmp_path, timeout_s=5)
     retrieve_into_store(client, db, study_uid, user=SIGNER)
     report = sign_report(db, study_uid)
 
@@ -92,11 +93,7 @@ def test_outage_queues_the_report_and_retry_sends_it(disposable_orthanc, tmp_pat
 
 def test_retry_reports_a_missing_password_without_an_attempt(disposable_orthanc, tmp_path):
     pacs = disposable_orthanc
-    for path in STUDY1:
-        pacs.upload(path)
-    client = PacsClient(server_for(pacs), ORTHANC_PASSWORD)
-    db = Database.open(tmp_path / "desk.sqlite3")
-    study_uid = _study1_uid()
+    client, db, study_uid = _study1_on(pacs, tmp_path)
     retrieve_into_store(client, db, study_uid, user=SIGNER)
     sign_report(db, study_uid)
     pacs.stop(crash=True)
@@ -113,11 +110,7 @@ def test_retry_reports_a_missing_password_without_an_attempt(disposable_orthanc,
 
 def test_interrupted_retrieve_keeps_whole_files_and_resumes(disposable_orthanc, tmp_path):
     pacs = disposable_orthanc
-    for path in STUDY1:
-        pacs.upload(path)
-    client = PacsClient(server_for(pacs, timeout_s=5), ORTHANC_PASSWORD)
-    db = Database.open(tmp_path / "desk.sqlite3")
-    study_uid = _study1_uid()
+    client, db, study_uid = _study1_on(pacs, tmp_path, timeout_s=5)
 
     def stop_after_first(done, total):
         if done == 1:

@@ -90,7 +90,7 @@ def test_signing_and_an_addendum_store_srs_on_the_pacs(qtbot, tmp_path, pacs):
     assert sr_texts(report)["Finding"] == main.session.document.findings_text()
     assert str(report.VerifyingObserverSequence[0].VerifyingObserverName) == "Radiologist^Jane"
     assert report.VerifyingObserverSequence[0].VerifyingOrganization == "St Elsewhere Hospital"
-    signed_at = main.session.signed_reports()[0].signed_at  # ISO, UTC
+    signed_at = main.session.signed_history().original.signed_at  # ISO, UTC
     assert report.VerifyingObserverSequence[0].VerificationDateTime.startswith(
         signed_at[:19].replace("-", "").replace("T", "").replace(":", ""))
     assert _pacs_column(qtbot, main, uid) == "Sent"
@@ -119,7 +119,8 @@ def test_signing_and_an_addendum_store_srs_on_the_pacs(qtbot, tmp_path, pacs):
     assert again.args[0].sent and again.args[0].entry.sop_instance_uid == amended.SOPInstanceUID
     assert set(_srs_on(pacs, uid)) == set(on_pacs)
     sends = [e.detail for e in main.session.db.audit_log(uid, action="exported") if e.detail.get("destination") == "pacs"]
-    assert [(d["outcome"], d["report_id"]) for d in sends] == [("sent", r.id) for r in main.session.signed_reports()]
+    versions = main.session.signed_history().versions
+    assert [(d["outcome"], d["report_id"]) for d in sends] == [("sent", r.id) for r in versions]
     main.close()
 
 

@@ -89,24 +89,12 @@ def test_a_read_only_data_folder_is_a_clear_store_error(tmp_path):
 @pytest.mark.parametrize("code, words", [(errno.ENOSPC, "disk is full"), (errno.EROFS, "read-only")])
 def test_export_to_a_full_or_read_only_disk_is_an_export_error_and_keeps_the_report(session, tmp_path,
                                                                                    monkeypatch, code, words):
-    import rrg_desk.reports.export.common as common
+    import rrg_desk.fileio as fileio
 
-    real_fdopen = common.os.fdopen
+    def failing_replace(src, dst):  # the disk refuses the finished file
+        raise OSError(code, os.strerror(code))
 
-    class FailingFile:
-        def __init__(self, handle, mode):
-            self._file = real_fdopen(handle, mode)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self._file.close()
-
-        def write(self, data):
-            raise OSError(code, os.strerror(code))
-
-    monkeypatch.setattr(common.os, "fdopen", FailingFile)
+    monkeypatch.setattr(fileio.os, "replace", failing_replace)
     text = _type_a_report(session)
     out = tmp_path / "exports"
     out.mkdir()

@@ -75,13 +75,14 @@ def _readable(path) -> str:
 
 @pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext missing (apt-get install poppler-utils)")
 def test_every_anonymised_export_is_free_of_every_identifying_value(qtbot, source_study, tmp_path):
-    from rrg_desk.ui.pdf_export import pdf_renderer
+    from rrg_desk.ui.pdf_export import register_pdf_export
 
     studies, errors = load_studies([source_study])
     assert not errors and len(studies) == 1 and studies[0].study_uid == STUDY_UID
     db = Database.open(tmp_path / "desk.sqlite3")
     settings = AppSettings(user_name="Dr Ada Lovelace", institution_name="St Elsewhere Hospital")
     session = Session(db, settings)
+    register_pdf_export(session)
     db.add_studies(studies, session.user)
     session.open_study(STUDY_UID, studies[0])
     session.apply_draft(make_draft(STUDY_UID))
@@ -102,9 +103,8 @@ def test_every_anonymised_export_is_free_of_every_identifying_value(qtbot, sourc
     plain_dir.mkdir()
     anon_dir.mkdir()
     formats = ["sr", "fhir", "json", "txt", "png", "pdf"]
-    renderers = {"pdf": pdf_renderer(settings)}
-    anonymised = session.export(formats, anon_dir, anonymise=True, include_key_image=True, renderers=renderers)
-    plain = session.export(formats, plain_dir, anonymise=False, include_key_image=True, renderers=renderers)
+    anonymised = session.export(formats, anon_dir, anonymise=True, include_key_image=True)
+    plain = session.export(formats, plain_dir, anonymise=False, include_key_image=True)
     assert sorted(anonymised) == sorted(formats)
     leaks = {fmt: [v for v in values if v.lower() in _readable(path).lower()] for fmt, path in anonymised.items()}
     assert leaks == {fmt: [] for fmt in formats}

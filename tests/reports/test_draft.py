@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from rrg_desk.reports.draft import (
-    DRAFT_FORMAT_VERSION, Draft, DraftFormatError, FindingResult, RegionResult, Sentence,
+    DRAFT_FORMAT_VERSION, Draft, DraftFormatError, FindingResult, RegionResult, Sentence, SentenceOrigin,
 )
+from rrg_desk.reports.document import ReportSentence
 
 
 def _draft() -> Draft:
@@ -68,6 +69,15 @@ def test_malformed_drafts_are_refused():
         Draft.from_dict(good | {"sentences": [good["sentences"][1] | {"origin": "ai"}]})
     with pytest.raises(DraftFormatError, match="2-D"):
         Sentence("x", "heart", heatmap=np.zeros(4, np.float32))
+
+
+def test_sentence_origins_are_stored_as_the_same_words():
+    assert [o.value for o in SentenceOrigin] == ["model", "radiologist"]
+    read = Sentence.from_dict({"text": "x", "region": "heart", "origin": "radiologist"})
+    assert read.origin is SentenceOrigin.RADIOLOGIST
+    assert json.loads(json.dumps(read.to_dict()))["origin"] == "radiologist"
+    typed = ReportSentence.from_dict({"text": "x", "origin": "model"})
+    assert typed.origin is SentenceOrigin.MODEL and json.dumps(typed.to_dict()["origin"]) == '"model"'
 
 
 def test_minimal_draft_uses_defaults():

@@ -54,8 +54,7 @@ def _export_all(document, meta, study, folder, anonymise):
         "json": export_json(document, meta, folder / "r.json", anonymise),
         "fhir": export_fhir(document, meta, folder / "r.fhir.json", anonymise),
         "sr": export_dicom_sr(document, meta, study.images, folder / "r.sr.dcm", anonymise),
-        "png": export_annotated_png(frontal, document.draft.regions, document.draft.sentences[0].heatmap,
-                                    folder / "r.png", anonymise, meta),
+        "png": export_annotated_png(frontal, document.draft.regions, folder / "r.png", anonymise, meta),
     }
 
 
@@ -162,20 +161,13 @@ def test_dicom_sr_of_a_png_study_references_the_study(tmp_path, document):
         export_dicom_sr(document, meta, [], tmp_path / "none.dcm")
 
 
-def test_annotated_png_draws_boxes_and_heatmap(study, document, tmp_path):
+def test_annotated_png_draws_boxes(study, document, tmp_path):
     frontal = study.frontal
-    path = export_annotated_png(frontal, document.draft.regions, None, tmp_path / "plain.png")
+    path = export_annotated_png(frontal, document.draft.regions, tmp_path / "plain.png")
     picture = np.asarray(Image.open(path).convert("RGB"))
     assert picture.shape == (frontal.height, frontal.width, 3)
     x0, y0, x1, y1 = (int(v) for v in document.draft.regions[0].box)  # heart, selected
     assert tuple(picture[(y0 + y1) // 2, x0]) == SELECTED_COLOUR
-    hot = export_annotated_png(frontal, [], np.ones((4, 4), np.float32), tmp_path / "hot.png")
-    cold = export_annotated_png(frontal, [], np.zeros((4, 4), np.float32), tmp_path / "cold.png")
-    hot_pixels = np.asarray(Image.open(hot).convert("RGB")).astype(int)
-    cold_pixels = np.asarray(Image.open(cold).convert("RGB")).astype(int)
-    assert np.abs(hot_pixels - cold_pixels).mean() > 10  # the heatmap is visible
-    upper = cold_pixels[: frontal.height // 2]  # above the heatmap legend (bottom right)
-    assert (upper[..., 0] == upper[..., 1]).all()  # a zero heatmap leaves grey untouched
 
 
 def test_anonymise_removes_patient_identity_from_every_format(study, document, tmp_path):
@@ -206,12 +198,12 @@ def test_pseudonyms_are_stable_and_keyed():
 @pytest.mark.parametrize("code, words", [(errno.ENOSPC, "disk is full"), (errno.EROFS, "read-only"),
                                          (errno.EACCES, "read-only")])
 def test_write_failures_become_export_errors(study, document, tmp_path, monkeypatch, code, words):
-    import rrg_desk.reports.export.common as common
+    import rrg_desk.fileio as fileio
 
     def failing_replace(src, dst):
         raise OSError(code, "simulated")
 
-    monkeypatch.setattr(common.os, "replace", failing_replace)
+    monkeypatch.setattr(fileio.os, "replace", failing_replace)
     with pytest.raises(ExportError) as caught:
         export_txt(document, _meta(study), tmp_path / "r.txt")
     assert words in caught.value.user_message

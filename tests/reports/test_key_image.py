@@ -1,5 +1,5 @@
 """The exported key image reads like the workstation: names on dark plates inside the image and
-off their outline, no whole-image box, the heatmap legend, R on the viewer's left."""
+off their outline, no whole-image box, R on the viewer's left."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -41,9 +41,9 @@ def test_key_image_names_stay_inside_off_their_outline_and_apart(frontal, monkey
         return spots
 
     monkeypatch.setattr(key_image, "place_labels", recording)
-    render_annotated_image(frontal, crowded(frontal.width, frontal.height), np.ones((4, 4), np.float32))
+    render_annotated_image(frontal, crowded(frontal.width, frontal.height))
     assert placed["bounds"] == Rect(0, 0, frontal.width, frontal.height)
-    assert len(placed["obstacles"]) == 3  # R, L and the legend
+    assert len(placed["obstacles"]) == 2  # R and L
     spots = [spot for spot in placed["spots"] if spot is not None]
     assert len(spots) >= 5
     for box, spot in zip(placed["boxes"], placed["spots"]):

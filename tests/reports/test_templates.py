@@ -51,15 +51,3 @@ def test_damaged_file_falls_back_to_defaults(tmp_path):
     assert MacroStore(path).get("nfd") == DEFAULT_MACROS["nfd"]
     path.write_text("[1, 2]")
     assert MacroStore(path).items() == DEFAULT_MACROS
-
-
-def test_expand_word_before_cursor(tmp_path):
-    store = MacroStore(tmp_path / "m.json")
-    text = "The heart is normal. nfd"
-    expanded, cursor = store.expand_word_before(text, len(text))
-    assert expanded == "The heart is normal. No acute cardiopulmonary abnormality."
-    assert cursor == len(expanded)
-    middle = "nfd and more"
-    assert store.expand_word_before(middle, 3) == (DEFAULT_MACROS["nfd"] + " and more", len(DEFAULT_MACROS["nfd"]))
-    assert store.expand_word_before("The heart", 9) is None
-    assert store.expand_word_before("", 0) is None

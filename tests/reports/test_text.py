@@ -10,7 +10,6 @@ import pytest
 from rrg_desk.reports.text import (
     clean_clinical_note,
     clean_report_r2gen,
-    split_history_and_findings,
     split_sentence_spans,
     split_sentences,
 )
@@ -74,11 +73,3 @@ def test_clinical_note_repairs_scraper_artefacts():
             "Patchy opacities (arrow) in the RML.No pleural effusion http://x.org/a")
     assert clean_clinical_note(note) == ('He had not visited a "wet market" in Wuhan. Fever (38.2\u00b0C), '
                                          'WBC 3.13\u00d7109/L. Patchy opacities in the RML. No pleural effusion.')
-
-
-def test_history_and_findings_are_separated():
-    note = ("A 65-year-old man with hypertension presented with fever. He was admitted. "
-            "Chest radiograph shows an infiltrate in the left upper lobe. No pleural effusion.")
-    history, findings = split_history_and_findings(note)
-    assert history == "A 65-year-old man with hypertension presented with fever. He was admitted."
-    assert findings == "Chest radiograph shows an infiltrate in the left upper lobe. No pleural effusion."

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -177,3 +178,26 @@ def fill_store(path: str | Path, studies: int, audit_per_study: int = 40, seed: 
     conn.close()
     out.audit_rows = len(audit_rows)
     return out
+
+
+def synthetic_store_fixtures(studies: int, audit_per_study: int):
+    """Fixtures for a test module: `synthetic_path`, a store of `studies` filled once per
+    module, and an opened Database on a fresh copy of it for each test (tests may write).
+
+        synthetic_path, db = synthetic_store_fixtures(1_000, audit_per_study=4)
+    """
+    import pytest  # here, not at the top: bench/bench_worklist.py imports this module without pytest
+
+    @pytest.fixture(scope="module", name="synthetic_path")
+    def filled(tmp_path_factory) -> Path:
+        return fill_store(tmp_path_factory.mktemp("synthetic") / "store.sqlite3", studies,
+                          audit_per_study=audit_per_study).path
+
+    @pytest.fixture
+    def opened_copy(synthetic_path: Path, tmp_path: Path):
+        path = tmp_path / "store.sqlite3"
+        shutil.copy(synthetic_path, path)
+        with Database.open(path) as database:
+            yield database
+
+    return filled, opened_copy

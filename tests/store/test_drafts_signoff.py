@@ -5,6 +5,7 @@ import statistics
 import subprocess
 import sys
 import time
+from datetime import datetime
 
 import numpy as np
 import pytest
@@ -12,6 +13,8 @@ import pytest
 from rrg_desk.reports.document import ReportDocument, ReportSentence
 from rrg_desk.reports.truthfulness import Flag
 from rrg_desk.store import Database, ReportSignedError, StoreError, StudyNotFoundError
+from rrg_desk.store.records import SignedHistory
+from rrg_desk.store.signoff import signed_report_meta
 from tests.reports.synthetic import make_draft
 
 
@@ -106,6 +109,25 @@ def test_addenda_have_their_own_signoff(db, imported):
     assert db.audit_log(uid)[-1].action == "addendum"
     with pytest.raises(StoreError):
         db.add_addendum(uid, " ", "Dr B")
+
+
+def test_the_signed_history_is_the_report_then_its_addenda_and_makes_the_export_meta(db, imported):
+    uid = imported["SAMPLE^ONE"]
+    assert db.signed_history(uid) == SignedHistory() and db.signed_history(uid).versions == ()
+    unsigned = signed_report_meta(db.load_study(uid), db.signed_history(uid), "salt")
+    assert not unsigned.signed and (unsigned.signer, unsigned.report_id, unsigned.addenda) == ("", "", ())
+    original = db.sign(uid, _document(uid), "Dr A", [])
+    first, second = db.add_addendum(uid, "First.", "Dr B"), db.add_addendum(uid, "Second.", "Dr C")
+    history = db.signed_history(uid)
+    assert history.original == original and history.addenda == (first, second)
+    assert [r.id for r in history.versions] == [original.id, first.id, second.id]
+    meta = signed_report_meta(db.load_study(uid), history, "salt", organisation="St Elsewhere")
+    assert (meta.signer, meta.report_id, meta.organisation, meta.study_uid) == ("Dr A", str(original.id),
+                                                                                 "St Elsewhere", uid)
+    assert meta.signed_at == datetime.fromisoformat(original.signed_at) and meta.pseudonym_salt == "salt"
+    assert [(a.text, a.signer, a.signed_at) for a in meta.addenda] == [
+        ("First.", "Dr B", datetime.fromisoformat(first.signed_at)),
+        ("Second.", "Dr C", datetime.fromisoformat(second.signed_at))]
 
 
 def test_tampering_is_detected_by_the_checksum(db, imported):

@@ -6,16 +6,15 @@ import pytest
 
 from rrg_desk.store import SCHEMA_VERSION, Database, StoreError
 from rrg_desk.store.schema import MIGRATIONS, migrate, schema_version
+from tests.store.conftest import store_at_version
 
 
 def _v1_database(path):
-    conn = sqlite3.connect(path, isolation_level=None)
-    assert migrate(conn, target=1) == (0, 1)
-    conn.execute("INSERT INTO studies (study_uid, patient_name, status, imported_at, updated_at) "
-                 "VALUES ('1.2.3', 'OLD^PATIENT', 'in_progress', 't', 't')")
-    conn.execute("INSERT INTO drafts VALUES ('1.2.3', '{\"study_uid\": \"1.2.3\"}', 'dr', 't', 1)")
-    conn.execute("INSERT INTO audit_log (at, study_uid, user, action) VALUES ('t', '1.2.3', 'dr', 'opened')")
-    conn.close()
+    with store_at_version(path, 1) as conn:
+        conn.execute("INSERT INTO studies (study_uid, patient_name, status, imported_at, updated_at) "
+                     "VALUES ('1.2.3', 'OLD^PATIENT', 'in_progress', 't', 't')")
+        conn.execute("INSERT INTO drafts VALUES ('1.2.3', '{\"study_uid\": \"1.2.3\"}', 'dr', 't', 1)")
+        conn.execute("INSERT INTO audit_log (at, study_uid, user, action) VALUES ('t', '1.2.3', 'dr', 'opened')")
 
 
 def test_a_v1_database_migrates_and_keeps_its_data(tmp_path):

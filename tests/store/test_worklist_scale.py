@@ -5,7 +5,6 @@ plans (EXPLAIN QUERY PLAN) of the lookups that must stay index ranges. Speed is 
 bench/bench_worklist.py, never here."""
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import threading
 
@@ -14,23 +13,12 @@ import pytest
 
 from rrg_desk.imaging import PatientInfo, Study, ViewPosition, XrayImage
 from rrg_desk.store import SCHEMA_VERSION, Database, StoreError, WorklistQuery, WorklistReader
-from rrg_desk.store.schema import migrate, schema_version
-from tests.store.synthetic import fill_store
+from rrg_desk.store.schema import schema_version
+from tests.store.conftest import store_at_version
+from tests.store.synthetic import synthetic_store_fixtures
 
 STUDIES = 1_200  # 24 days at 50 a day: 150 unsigned at the top, stragglers and amended ones below
-
-
-@pytest.fixture(scope="module")
-def synthetic_path(tmp_path_factory):
-    return fill_store(tmp_path_factory.mktemp("scale") / "store.sqlite3", STUDIES, audit_per_study=16).path
-
-
-@pytest.fixture
-def store(synthetic_path, tmp_path):
-    path = tmp_path / "store.sqlite3"
-    shutil.copy(synthetic_path, path)
-    with Database.open(path) as db:
-        yield db
+synthetic_path, store = synthetic_store_fixtures(STUDIES, audit_per_study=16)
 
 
 def _reference_order(db: Database) -> list[str]:
@@ -44,23 +32,22 @@ def _reference_order(db: Database) -> list[str]:
 
 # --- migration ----------------------------------------------------------------------------
 def _v2_database(path):
-    conn = sqlite3.connect(path, isolation_level=None)
-    assert migrate(conn, target=2) == (0, 2)
-    for i, (name, status) in enumerate([("OLD^SIGNED", "signed"), ("MÜLLER^ANNA", "in_progress"),
-                                        ("NEW^PATIENT", "new")]):
-        uid = f"1.2.{i}"
-        conn.execute("INSERT INTO studies (study_uid, patient_name, patient_id, study_date, accession, description, "
-                     "status, imported_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 't', 't')",
-                     (uid, name, f"ID-{i}", f"2024010{i + 1}", f"ACC{i}", "XR CHEST PA", status))
-        for view in ("z_lateral.dcm", "a_frontal.dcm"):  # added in this order: paths come back in it
-            conn.execute("INSERT INTO study_files (study_uid, path) VALUES (?, ?)", (uid, f"/d/{uid}/{view}"))
-        conn.execute("INSERT INTO audit_log (at, study_uid, user, action) VALUES ('t', ?, 'dr', 'imported')", (uid,))
-    conn.execute("INSERT INTO signed_reports (study_uid, kind, parent_id, findings_text, signer, signed_at, sha256) "
-                 "VALUES ('1.2.0', 'report', NULL, 'Clear.', 'dr', 't', 'x')")
-    conn.execute("INSERT INTO signed_reports (study_uid, kind, parent_id, addendum_text, signer, signed_at, sha256) "
-                 "VALUES ('1.2.0', 'addendum', 1, 'Later.', 'dr', 't', 'y')")
-    conn.execute("INSERT INTO drafts VALUES ('1.2.1', '{\"study_uid\": \"1.2.1\"}', 'dr', 't', 1)")
-    conn.close()
+    with store_at_version(path, 2) as conn:
+        for i, (name, status) in enumerate([("OLD^SIGNED", "signed"), ("MÜLLER^ANNA", "in_progress"),
+                                            ("NEW^PATIENT", "new")]):
+            uid = f"1.2.{i}"
+            conn.execute("INSERT INTO studies (study_uid, patient_name, patient_id, study_date, accession, "
+                         "description, status, imported_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 't', 't')",
+                         (uid, name, f"ID-{i}", f"2024010{i + 1}", f"ACC{i}", "XR CHEST PA", status))
+            for view in ("z_lateral.dcm", "a_frontal.dcm"):  # added in this order: paths come back in it
+                conn.execute("INSERT INTO study_files (study_uid, path) VALUES (?, ?)", (uid, f"/d/{uid}/{view}"))
+            conn.execute("INSERT INTO audit_log (at, study_uid, user, action) VALUES ('t', ?, 'dr', 'imported')",
+                         (uid,))
+        conn.execute("INSERT INTO signed_reports (study_uid, kind, parent_id, findings_text, signer, signed_at, "
+                     "sha256) VALUES ('1.2.0', 'report', NULL, 'Clear.', 'dr', 't', 'x')")
+        conn.execute("INSERT INTO signed_reports (study_uid, kind, parent_id, addendum_text, signer, signed_at, "
+                     "sha256) VALUES ('1.2.0', 'addendum', 1, 'Later.', 'dr', 't', 'y')")
+        conn.execute("INSERT INTO drafts VALUES ('1.2.1', '{\"study_uid\": \"1.2.1\"}', 'dr', 't', 1)")
 
 
 def test_a_v2_database_migrates_to_the_scale_schema_and_keeps_its_data(tmp_path):

@@ -160,9 +160,9 @@ def test_label_text_uses_the_prompts():
 
 
 def test_augment_keeps_shape_range_and_changes_the_image():
-    from train.data.preprocess import PreprocessSpec
+    from rrg_desk.models.card import Preprocessing
 
-    spec = PreprocessSpec(64, (0.5,), (0.25,))
+    spec = Preprocessing(64, 0.5, 0.25)
     images = (torch.rand(4, 1, 64, 64) - 0.5) / 0.25
     out = augment(images, 48, spec, torch.Generator().manual_seed(0))
     assert out.shape == (4, 1, 48, 48)

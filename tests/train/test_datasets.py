@@ -10,13 +10,14 @@ import pytest
 import torch
 from PIL import Image
 
+from rrg_desk.models.card import Preprocessing
 from rrg_desk.models.regions import REGION_NAMES, WHOLE_IMAGE
 from train.data import (
-    CovidCxrDataset, CsvReportDataset, JsrtRegionDataset, MissingImagesError, PreprocessSpec, R2GenDataset,
+    CovidCxrDataset, CsvReportDataset, JsrtRegionDataset, MissingImagesError, R2GenDataset,
     covid_view, pairing_statistics, region_label, region_sentence_pairs, report_corpus, study_region_pairs,
 )
 
-SPEC = PreprocessSpec(image_size=32, mean=(0.5,), std=(0.25,))
+SPEC = Preprocessing(image_size=32, mean=0.5, std=0.25)
 SHARED = Path("/work/shared/data")
 
 
@@ -71,12 +72,13 @@ def test_r2gen_refuses_unknown_split(tmp_path):
         R2GenDataset(_r2gen_layout(tmp_path), "dev", SPEC)
 
 
-def test_spec_channels_and_size_come_from_the_spec(tmp_path):
-    spec = PreprocessSpec.from_mapping({"image_size": 16, "mean": [0.4, 0.4, 0.4], "std": [0.2, 0.2, 0.2]})
+def test_size_and_normalisation_come_from_the_spec(tmp_path):
+    spec = Preprocessing.from_card({"image_size": 16, "mean": 0.4, "std": 0.2})
     item = R2GenDataset(_r2gen_layout(tmp_path), "val", spec)[0]
-    assert item["images"].shape == (1, 3, 16, 16)
+    assert item["images"].shape == (1, 1, 16, 16)
+    assert -2.0 - 1e-5 <= float(item["images"].min()) and float(item["images"].max()) <= 3.0 + 1e-5  # (x - 0.4) / 0.2
     with pytest.raises(ValueError):
-        PreprocessSpec(16, (0.5,), (0.0,))
+        Preprocessing(16, 0.5, 0.0)
 
 
 @pytest.mark.parametrize(("field", "view"), [("PA", "frontal"), ("AP Supine", "frontal"), ("AP", "frontal"),
@@ -191,14 +193,12 @@ def test_training_and_the_app_feed_the_models_identical_inputs(tmp_path):
     from rrg_desk.inference.pipeline import DraftPipeline
     from rrg_desk.models.bundle import build_random_bundle
     from rrg_desk.paths import samples_dir
-    from train.data.preprocess import PreprocessSpec, load_image_tensor
+    from train.data.preprocess import load_image_tensor
 
     bundle = build_random_bundle(tmp_path / "b", size="tiny")
     pipeline = DraftPipeline(bundle, device="cpu")
-    card = pipeline.bundle.preprocessing
     path = sorted((samples_dir() / "study3").glob("*.dcm"))[0]
-    spec = PreprocessSpec(int(card["image_size"]), (float(card["mean"]),), (float(card["std"]),))
-    trained_on, _size = load_image_tensor(path, spec)
+    trained_on, _size = load_image_tensor(path, pipeline.bundle.preprocessing)
     torch.testing.assert_close(trained_on[None], pipeline._prepare(read_image(path)).tensor)
 
 

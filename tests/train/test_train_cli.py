@@ -57,27 +57,28 @@ def test_all_exports_a_bundle_the_app_loads_with_metrics_beside_baselines(tiny_r
     bundle = tiny_run / "bundle"
     loaded = load_bundle(bundle)
     card = loaded.card
+    metrics, training = card.records.metrics, card.records.training
     for system in ("model", "baseline_most_frequent", "baseline_nearest_neighbour"):
-        assert set(card["metrics"][system]["nlg"]) >= {"BLEU-1", "BLEU-4", "ROUGE-L", "CIDEr", "METEOR"}
-        assert "micro_f1" in card["metrics"][system]["ce"]
-    assert 0.0 <= card["metrics"]["detector"]["mean_iou"] <= 1.0
-    assert card["training"]["config"]["tiny"] is True
+        assert set(metrics[system]["nlg"]) >= {"BLEU-1", "BLEU-4", "ROUGE-L", "CIDEr", "METEOR"}
+        assert "micro_f1" in metrics[system]["ce"]
+    assert 0.0 <= metrics["detector"]["mean_iou"] <= 1.0
+    assert training["config"]["tiny"] is True
     for run in ("detector", "clip", "generator_pretrain", "region_heads", "generator"):
         assert (tiny_run / run / "curves.png").exists() and (tiny_run / run / "metrics.csv").exists()
     # the classifier: mode, calibration and thresholds chosen on validation; the input gate
-    assert card["classification"]["mode"] in ("head", "zero_shot", "ensemble")
-    assert set(card["thresholds"]) == set(card["finding_names"])
-    assert 0.0 < card["input_check"]["p_chest_threshold"] <= 0.5
-    gate = card["training"]["input_gate"]
+    assert card.classification.mode in ("head", "zero_shot", "ensemble")
+    assert set(card.thresholds) == set(card.finding_names)
+    assert 0.0 < card.input_check.p_chest <= 0.5
+    gate = training["input_gate"]
     assert gate["held_out_negatives"] > 100 and 0.0 <= gate["held_out_negatives_refused"] <= 1.0
     # evaluation on every labelled test split, and the drafts' truthfulness beside baselines
-    assert {"nih", "covid_cxr"} <= set(card["metrics"]["classifier"]["groups"])
-    drafts = card["metrics"]["drafts"]["groups"]["all"]
+    assert {"nih", "covid_cxr"} <= set(metrics["classifier"]["groups"])
+    drafts = metrics["drafts"]["groups"]["all"]
     assert {"drafts", "generator_alone", "classifier_alone", "template"} <= set(drafts)
     assert drafts["drafts"]["contradictions_per_draft"] == 0.0  # held to the classifier by construction
     studies, _ = load_studies([samples_dir() / "study2"])
     draft = DraftPipeline(bundle, device="cpu").draft(studies[0])
-    assert draft.bundle_id == card["bundle_id"] and len(draft.findings) == 14
+    assert draft.bundle_id == card.bundle_id and len(draft.findings) == 14
 
 
 def test_evaluate_and_export_subcommands_on_their_own(tiny_run, tmp_path, capsys):

@@ -10,6 +10,7 @@ from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
 from rrg_desk.imaging import ViewPosition, Window, XrayImage
+from rrg_desk.ui.image_view import ImageView
 from rrg_desk.ui.main_window import MainWindow
 from rrg_desk.ui.settings import open_settings
 from tests.ui.dicom_factory import ramp_pixels, write_test_study
@@ -29,16 +30,29 @@ def ramp_image() -> XrayImage:
                      default_window=Window(center=2048.0, width=4096.0))
 
 
+def show_widget(qtbot, widget, size: tuple[int, int] | None = None):
+    """`widget` handed to qtbot (closed after the test), resized to `size` if given, shown and exposed."""
+    qtbot.addWidget(widget)
+    if size is not None:
+        widget.resize(*size)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+def shown_image_view(qtbot, image: XrayImage, size: tuple[int, int] = (400, 500)) -> ImageView:
+    view = show_widget(qtbot, ImageView(), size)
+    view.set_image(image)
+    return view
+
+
 @pytest.fixture
 def window(qtbot):
     from rrg_desk.app.settings import AppSettings
 
     # settings.ini and the database under the tmp RRG_DESK_DATA_DIR; no drafting behind the viewer tests
-    main = MainWindow(settings=open_settings(), app_settings=AppSettings(auto_draft=False, bundle_dir=""))
-    qtbot.addWidget(main)
-    main.resize(1200, 800)
-    main.show()
-    qtbot.waitExposed(main)
+    main = show_widget(qtbot, MainWindow(settings=open_settings(),
+                                         app_settings=AppSettings(auto_draft=False, bundle_dir="")), (1200, 800))
     yield main
     main.loader.wait_for_done(5_000)
 

@@ -1,4 +1,4 @@
-"""The admin view of model bundles: cards and lineage, make active (the worker is
+"""The admin view of model bundles: cards and parents, make active (the worker is
 reconfigured), compare two bundles on the open study, export signed reports for training."""
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import shutil
 import pytest
 from PySide6.QtCore import Qt
 
-from rrg_desk.app.bundles import (LOCAL, list_bundles, lineage, read_bundle_info, user_bundles_dir,
-                                  with_active_bundle)
+from rrg_desk.app.bundles import LOCAL, list_bundles, read_bundle_info, user_bundles_dir, with_active_bundle
 from rrg_desk.app.settings import AppSettings
 from rrg_desk.imaging import load_studies
 from rrg_desk.paths import samples_dir
 from rrg_desk.ui.bundles_dialog import BundlesDialog
-from tests.train.test_finetune import exported, finetuned, store  # noqa: F401  (fixtures)
+from tests.store.test_export import exported, store  # noqa: F401  (fixtures)
+from tests.train.test_finetune import finetuned  # noqa: F401  (fixture)
 
 
 @pytest.fixture
@@ -35,11 +35,10 @@ def test_listing_reads_cards_parent_and_metrics(installed):
     assert {b.folder for b in bundles} >= {parent, child}
     child_info = read_bundle_info(child, LOCAL)
     parent_id = json.loads((parent / "card.json").read_text())["bundle_id"]
-    assert child_info.parent["bundle_id"] == parent_id and not child_info.problem
+    assert child_info.parent.bundle_id == parent_id and not child_info.problem
     assert "fine-tuned (generator)" in child_info.trained_on
     assert child_info.metrics_scope == "local val"
     assert isinstance(child_info.metrics()["BLEU-4"], float)
-    assert [b.folder for b in lineage(child_info, bundles)] == [child, parent]
     (child / "generator.safetensors").unlink()
     broken = read_bundle_info(child, LOCAL)
     assert "generator.safetensors" in broken.problem
@@ -86,7 +85,7 @@ def test_compare_drafts_the_open_study_with_both_bundles(qtbot, installed):
     assert [d.bundle_id for d in drafts] == ids and set(dialog.compare_pair()) == {parent, child}
     assert ids[0] in dialog.left_draft.toPlainText() and ids[1] in dialog.right_draft.toPlainText()
     assert "FINDINGS:" in dialog.right_draft.toPlainText()
-    qtbot.waitUntil(lambda: dialog._thread is None)
+    qtbot.waitUntil(lambda: not dialog.comparing)
 
 
 def test_compare_without_a_study_says_so(qtbot, installed):
@@ -102,8 +101,20 @@ def test_export_signed_reports_runs_export_store(qtbot, store, tmp_path):  # noq
     qtbot.addWidget(dialog)
     with qtbot.waitSignal(dialog.exportFinished, timeout=90_000) as blocker:
         assert dialog.start_export(tmp_path / "out", deidentify=True)
-    code, output = blocker.args
-    assert code == 0, output
+        assert not dialog.export_button.isEnabled()
+    summary = blocker.args[0]
+    assert summary.studies == 7 and summary.deidentified
     annotation = json.loads((tmp_path / "out" / "annotation.json").read_text())
     assert sum(len(v) for v in annotation.values()) == 7
-    assert "Exported." in dialog.status.text()
+    assert "Exported. " in dialog.status.text() and "region boxes" in dialog.status.text()
+    qtbot.waitUntil(dialog.export_button.isEnabled)
+
+
+def test_export_failure_is_shown_in_the_dialog(qtbot, tmp_path):
+    dialog = BundlesDialog(AppSettings(), db_path=tmp_path / "missing.sqlite3")
+    qtbot.addWidget(dialog)
+    with qtbot.waitSignal(dialog.exportFailed, timeout=30_000) as blocker:
+        assert dialog.start_export(tmp_path / "out")
+    assert "No workstation database" in blocker.args[0]
+    assert dialog.status.text().startswith("Export failed. No workstation database")
+    qtbot.waitUntil(dialog.export_button.isEnabled)

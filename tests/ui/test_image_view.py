@@ -10,18 +10,12 @@ from PySide6.QtWidgets import QApplication, QGraphicsRectItem
 from rrg_desk.imaging import PRESETS, Window, apply_window, preset_window
 from rrg_desk.ui.image_view import ImageView
 from rrg_desk.ui.qt_image import gray_to_qimage, qimage_to_gray
-from tests.ui.conftest import drag
+from tests.ui.conftest import drag, shown_image_view
 
 
 @pytest.fixture
 def view(qtbot, ramp_image):
-    widget = ImageView()
-    qtbot.addWidget(widget)
-    widget.resize(500, 400)
-    widget.show()
-    qtbot.waitExposed(widget)
-    widget.set_image(ramp_image)
-    return widget
+    return shown_image_view(qtbot, ramp_image, (500, 400))
 
 
 def shown(view: ImageView) -> np.ndarray:

@@ -11,9 +11,9 @@ from PySide6.QtCore import QRectF
 from rrg_desk.imaging import ViewPosition
 from rrg_desk.reports.draft import RegionResult
 from rrg_desk.reports.label_layout import Rect, crosses_outline
-from rrg_desk.ui.image_view import ImageView
 from rrg_desk.ui.overlay_panel import OverlayPanel
 from rrg_desk.ui.overlays import RegionOverlay
+from tests.ui.conftest import shown_image_view
 from tests.ui.workstation_fixtures import make_draft, peaked_heatmap
 
 # 400 x 300 image; overlapping boxes crowded against its edges, as a detector draws a chest.
@@ -24,16 +24,6 @@ CROWDED = [
     ("left_costophrenic_angle", (370, 270, 399, 299), False), ("mediastinum", (150, 20, 250, 280), False),
     ("right_lower_zone", (5, 200, 190, 295), False),
 ]
-
-
-def shown_view(qtbot, image, size=(400, 500)) -> ImageView:
-    view = ImageView()
-    qtbot.addWidget(view)
-    view.resize(*size)
-    view.show()
-    qtbot.waitExposed(view)
-    view.set_image(image)
-    return view
 
 
 def regions(layout=CROWDED) -> list[RegionResult]:
@@ -71,7 +61,7 @@ def assert_names_readable(view, overlay) -> list[Rect]:
 
 
 def test_names_on_a_crowded_layout_are_never_clipped_cut_or_stacked(qtbot, ramp_image):
-    view = shown_view(qtbot, ramp_image)
+    view = shown_image_view(qtbot, ramp_image)
     overlay = RegionOverlay(view)
     overlay.set_regions(regions())
     overlay.set_unselected_visible(True)
@@ -91,7 +81,7 @@ def test_names_on_a_crowded_layout_are_never_clipped_cut_or_stacked(qtbot, ramp_
 
 
 def test_a_name_sits_on_a_dark_plate_over_bright_bone(qtbot, ramp_image):
-    view = shown_view(qtbot, ramp_image)
+    view = shown_image_view(qtbot, ramp_image)
     overlay = RegionOverlay(view)
     overlay.set_regions(regions([("left_lung", (250, 40, 395, 290), True)]))  # the bright end of the ramp
     label = on_screen(view, overlay.item("left_lung").label)
@@ -102,7 +92,7 @@ def test_a_name_sits_on_a_dark_plate_over_bright_bone(qtbot, ramp_image):
 
 
 def test_regions_without_a_sentence_are_hidden_until_all_are_asked_for(qtbot, ramp_image):
-    view = shown_view(qtbot, ramp_image)
+    view = shown_image_view(qtbot, ramp_image)
     overlay = RegionOverlay(view)
     overlay.set_regions(make_draft("1", ramp_image.width, ramp_image.height).regions)
     assert overlay.is_region_shown("heart") and overlay.is_region_shown("right_lung")
@@ -114,7 +104,7 @@ def test_regions_without_a_sentence_are_hidden_until_all_are_asked_for(qtbot, ra
 
 
 def test_the_whole_image_region_is_never_drawn(qtbot, ramp_image):
-    view = shown_view(qtbot, ramp_image)
+    view = shown_image_view(qtbot, ramp_image)
     overlay = RegionOverlay(view)
     whole = RegionResult("whole_image", (0, 0, ramp_image.width, ramp_image.height), 1.0, True, 1.0)
     overlay.set_regions(make_draft("1", ramp_image.width, ramp_image.height).regions + [whole])
@@ -139,7 +129,7 @@ def test_the_panel_lists_described_regions_until_all_are_asked_for(qtbot):
 
 
 def test_the_legend_shows_with_a_heatmap_only(qtbot, ramp_image):
-    view = shown_view(qtbot, ramp_image)
+    view = shown_image_view(qtbot, ramp_image)
     overlay = RegionOverlay(view)
     assert not overlay.legend.isVisible()
     overlay.set_heatmap(peaked_heatmap(0, 0))
@@ -160,7 +150,7 @@ def test_the_legend_shows_with_a_heatmap_only(qtbot, ramp_image):
 
 
 def test_a_frontal_view_is_marked_r_on_the_viewers_left(qtbot, ramp_image):
-    view = shown_view(qtbot, ramp_image)
+    view = shown_image_view(qtbot, ramp_image)
     overlay = RegionOverlay(view)
     right, left = overlay.markers
     assert (right.text(), left.text()) == ("R", "L") and right.isVisible() and left.isVisible()
@@ -176,13 +166,13 @@ def test_a_frontal_view_is_marked_r_on_the_viewers_left(qtbot, ramp_image):
 
 @pytest.mark.parametrize("position", [ViewPosition.LATERAL])
 def test_a_lateral_view_has_no_r_l_marker(qtbot, ramp_image, position):
-    view = shown_view(qtbot, replace(ramp_image, view=position))
+    view = shown_image_view(qtbot, replace(ramp_image, view=position))
     overlay = RegionOverlay(view)
     assert not any(marker.isVisible() for marker in overlay.markers)
 
 
 def test_an_organ_with_an_outline_is_drawn_as_its_contour_inside_its_box(qtbot, ramp_image):
-    view = shown_view(qtbot, ramp_image)
+    view = shown_image_view(qtbot, ramp_image)
     overlay = RegionOverlay(view)
     diamond = ((100.0, 40.0), (160.0, 150.0), (100.0, 260.0), (40.0, 150.0), (100.0, 40.0))
     heart = RegionResult("heart", (40, 40, 160, 260), 0.9, True, 0.5, outline=diamond)

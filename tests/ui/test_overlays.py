@@ -9,20 +9,9 @@ from PySide6.QtWidgets import QApplication
 from rrg_desk.ui.box_tool import BoxTool
 from rrg_desk.ui.colormap import colormap_lut, heatmap_to_qimage, normalised
 from rrg_desk.ui.findings_panel import FindingsPanel
-from rrg_desk.ui.image_view import ImageView
 from rrg_desk.ui.overlays import HIGHLIGHT_COLOR, SELECTED_COLOR, RegionOverlay
-from tests.ui.conftest import drag
+from tests.ui.conftest import drag, shown_image_view
 from tests.ui.workstation_fixtures import make_draft, peaked_heatmap
-
-
-def shown_view(qtbot, image) -> ImageView:
-    view = ImageView()
-    qtbot.addWidget(view)
-    view.resize(400, 500)
-    view.show()
-    qtbot.waitExposed(view)
-    view.set_image(image)
-    return view
 
 
 def viewport_point(view, x: float, y: float) -> QPoint:
@@ -53,7 +42,7 @@ def test_normalised_survives_nan_and_flat_maps():
 
 
 def test_region_boxes_are_styled_by_selection_and_follow_highlight(qtbot, ramp_image):
-    view = shown_view(qtbot, ramp_image)
+    view = shown_image_view(qtbot, ramp_image)
     overlay = RegionOverlay(view)
     draft = make_draft("1.2.3", ramp_image.width, ramp_image.height)
     overlay.set_regions(draft.regions)
@@ -69,7 +58,7 @@ def test_region_boxes_are_styled_by_selection_and_follow_highlight(qtbot, ramp_i
 
 
 def test_regions_toggle_all_and_one_by_one(qtbot, ramp_image):
-    view = shown_view(qtbot, ramp_image)
+    view = shown_image_view(qtbot, ramp_image)
     overlay = RegionOverlay(view)
     overlay.set_regions(make_draft("1", ramp_image.width, ramp_image.height).regions)
     overlay.set_region_visible("heart", False)
@@ -84,7 +73,7 @@ def test_regions_toggle_all_and_one_by_one(qtbot, ramp_image):
 
 
 def test_clicking_a_box_reports_the_smallest_region_under_the_mouse(qtbot, ramp_image):
-    view = shown_view(qtbot, ramp_image)
+    view = shown_image_view(qtbot, ramp_image)
     overlay = RegionOverlay(view)
     draft = make_draft("1", ramp_image.width, ramp_image.height)
     overlay.set_regions(draft.regions)
@@ -96,7 +85,7 @@ def test_clicking_a_box_reports_the_smallest_region_under_the_mouse(qtbot, ramp_
 
 
 def test_hovering_a_box_highlights_it(qtbot, ramp_image):
-    view = shown_view(qtbot, ramp_image)
+    view = shown_image_view(qtbot, ramp_image)
     overlay = RegionOverlay(view)
     draft = make_draft("1", ramp_image.width, ramp_image.height)
     overlay.set_regions(draft.regions)
@@ -109,7 +98,7 @@ def test_hovering_a_box_highlights_it(qtbot, ramp_image):
 
 
 def test_heatmap_overlay_covers_the_image_and_takes_opacity(qtbot, ramp_image):
-    view = shown_view(qtbot, ramp_image)
+    view = shown_image_view(qtbot, ramp_image)
     overlay = RegionOverlay(view)
     overlay.set_heatmap(peaked_heatmap(0, 0))
     assert overlay.heatmap_shown()
@@ -126,7 +115,7 @@ def test_heatmap_overlay_covers_the_image_and_takes_opacity(qtbot, ramp_image):
 
 
 def test_shift_drag_draws_a_box_in_image_pixels(qtbot, ramp_image):
-    view = shown_view(qtbot, ramp_image)
+    view = shown_image_view(qtbot, ramp_image)
     tool = BoxTool(view)
     start, end = viewport_point(view, 20, 30), viewport_point(view, 120, 150)
     press = QMouseEvent(QEvent.Type.MouseButtonPress, QPointF(start), QPointF(view.viewport().mapToGlobal(start)),
@@ -140,7 +129,7 @@ def test_shift_drag_draws_a_box_in_image_pixels(qtbot, ramp_image):
 
 
 def test_armed_tool_draws_with_a_plain_drag_once(qtbot, ramp_image):
-    view = shown_view(qtbot, ramp_image)
+    view = shown_image_view(qtbot, ramp_image)
     tool = BoxTool(view)
     tool.set_armed(True)
     with qtbot.waitSignal(tool.boxDrawn):

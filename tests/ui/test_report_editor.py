@@ -10,16 +10,13 @@ from rrg_desk.reports.document import ReportDocument
 from rrg_desk.reports.templates import NORMAL_CHEST_TEMPLATE
 from rrg_desk.ui.report_editor import ReportEditor
 from rrg_desk.ui.section_edit import UNREVIEWED_BACKGROUND
+from tests.ui.conftest import show_widget
 from tests.ui.workstation_fixtures import make_draft
 
 
 @pytest.fixture
 def editor(qtbot):
-    widget = ReportEditor()
-    qtbot.addWidget(widget)
-    widget.resize(500, 400)
-    widget.show()
-    qtbot.waitExposed(widget)
+    widget = show_widget(qtbot, ReportEditor(), (500, 400))
     widget.set_document(ReportDocument.from_draft(make_draft("1.2.3")))
     return widget
 
@@ -123,3 +120,35 @@ def test_read_only_editor_refuses_typing(editor):
     QTest.keyClicks(findings, "more text")
     assert findings.toPlainText() == before
     assert not editor.accept_all_button.isEnabled() and editor.banner.text() == "Signed by Dr A"
+
+
+class SigningSession:
+    """The editor's session: keeps edits in its document until the report is signed."""
+
+    def __init__(self) -> None:
+        self.record = object()
+        self.document = None
+        self.signed = False
+
+    def edit(self, section: str, text: str) -> None:
+        from rrg_desk.store.errors import ReportSignedError
+
+        if self.signed:
+            raise ReportSignedError("1.2.3")
+        if self.document is None:  # the first word creates it, as the Session does
+            self.document = ReportDocument(study_uid="1.2.3")
+        self.document.replace_section_text(section, text)
+
+
+def test_edits_go_through_the_session_until_it_refuses(qtbot):
+    session = SigningSession()
+    editor = ReportEditor(session)
+    qtbot.addWidget(editor)
+    QTest.keyClicks(editor.edits["findings"], "Clear lungs.")
+    assert editor.document is session.document and session.document.findings_text() == "Clear lungs."
+    session.signed = True
+    with qtbot.waitSignal(editor.editRefused, timeout=1_000) as refused:
+        QTest.keyClicks(editor.edits["findings"], " More")
+    assert "signed" in refused.args[0]
+    assert editor.section_text("findings") == "Clear lungs. More"  # the text stays on screen
+    assert session.document.findings_text() == "Clear lungs."

@@ -5,7 +5,6 @@ sort are answered by the store, stale answers are dropped, PACS statuses come wi
 How long anything takes is measured by bench/bench_worklist.py, not here."""
 from __future__ import annotations
 
-import shutil
 import threading
 
 import pytest
@@ -14,22 +13,11 @@ from PySide6.QtCore import Qt
 from rrg_desk.pacs.outbox import DeliveryStatus
 from rrg_desk.store import Database, WorklistQuery
 from rrg_desk.ui.worklist_panel import PAGE_SIZE, STATUS_COLUMN, WorklistPanel
-from tests.store.synthetic import fill_store
+from tests.store.synthetic import synthetic_store_fixtures
+from tests.ui.conftest import show_widget
 
 STUDIES = 1_000
-
-
-@pytest.fixture(scope="module")
-def synthetic_path(tmp_path_factory):
-    return fill_store(tmp_path_factory.mktemp("worklist") / "store.sqlite3", STUDIES, audit_per_study=4).path
-
-
-@pytest.fixture
-def db(synthetic_path, tmp_path):
-    path = tmp_path / "store.sqlite3"
-    shutil.copy(synthetic_path, path)
-    with Database.open(path) as database:
-        yield database
+synthetic_path, db = synthetic_store_fixtures(STUDIES, audit_per_study=4)
 
 
 class RecordingSource:
@@ -60,16 +48,24 @@ def source(db):
 
 
 @pytest.fixture
-def panel(qtbot, source):
-    widget = WorklistPanel()
-    widget.source_factory = lambda: source
-    qtbot.addWidget(widget)
-    widget.resize(900, 600)
-    widget.show()
-    qtbot.waitExposed(widget)
-    yield widget
+def make_panel(qtbot, source):
+    """Panels on `source` (PACS statuses from `pacs_status`, if given), shown; shut down at the end."""
+    made = []
+
+    def make(pacs_status=None) -> WorklistPanel:
+        widget = show_widget(qtbot, WorklistPanel(lambda: source, pacs_status), (900, 600))
+        made.append(widget)
+        return widget
+
+    yield make
     source.gate.set()
-    widget.shutdown()
+    for widget in made:
+        widget.shutdown()
+
+
+@pytest.fixture
+def panel(make_panel):
+    return make_panel()
 
 
 def refreshed(qtbot, panel: WorklistPanel) -> None:
@@ -183,14 +179,14 @@ def test_an_answer_to_an_older_question_is_not_shown(qtbot, panel, source, db):
     assert panel.visible_uids() == worklist_order(db, "portable")[:PAGE_SIZE]
 
 
-def test_pacs_statuses_come_with_each_page(qtbot, panel, db):
+def test_pacs_statuses_come_with_each_page(qtbot, make_panel, db):
     asked = []
 
     def statuses(uids):
         asked.append((threading.current_thread(), list(uids)))
         return {uid: DeliveryStatus("failed", "pacs", "connection refused") for uid in uids[:2]}
 
-    panel.pacs_status = statuses
+    panel = make_panel(statuses)
     refreshed(qtbot, panel)
     assert asked[-1][0] is not threading.main_thread()
     assert asked[-1][1] == panel.visible_uids()

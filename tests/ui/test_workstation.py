@@ -11,13 +11,14 @@ from PIL import Image
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QTextCursor
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QLabel
 
 from rrg_desk.app.settings import AppSettings
 from rrg_desk.paths import samples_dir
 from rrg_desk.store import Database, ReportSignedError
 from rrg_desk.ui.main_window import MainWindow
 from rrg_desk.ui.settings import open_settings
-from tests.ui.conftest import open_and_wait
+from tests.ui.conftest import open_and_wait, show_widget
 from tests.ui.workstation_fixtures import make_draft
 
 ASSERTING = {"Pneumothorax": "There is a pneumothorax.", "Pleural Effusion": "There is a pleural effusion.",
@@ -32,11 +33,8 @@ def workstation(qtbot, tmp_path, tiny_bundle):
     settings = AppSettings(bundle_dir=str(tiny_bundle), device="cpu", auto_draft=False, user_name="Dr Test",
                            beam_size=1)
     database = Database.open(tmp_path / "worklist.sqlite3")
-    main = MainWindow(settings=open_settings(), app_settings=settings, database=database)
-    qtbot.addWidget(main)
-    main.resize(1400, 900)
-    main.show()
-    qtbot.waitExposed(main)
+    main = show_widget(qtbot, MainWindow(settings=open_settings(), app_settings=settings, database=database),
+                       (1400, 900))
     yield main
     main.close()
 
@@ -83,6 +81,8 @@ def test_open_draft_edit_review_sign_export_addendum(workstation, qtbot, tmp_pat
 
     # signed: read-only on screen and in the core
     assert main.editor.is_read_only() and "Signed by Dr Test" in main.editor.banner.text()
+    signed_at = session.signed_history().original.signed_at  # ISO, UTC, as stored
+    assert f"Signed by Dr Test on {signed_at[:19].replace('T', ' ')} UTC — read-only." in main.editor.banner.text()
     before = main.editor.section_text("findings")
     QTest.keyClicks(main.editor.edits["findings"], "changed")
     assert main.editor.section_text("findings") == before
@@ -119,10 +119,11 @@ def test_open_draft_edit_review_sign_export_addendum(workstation, qtbot, tmp_pat
 
     # an addendum has its own sign-off
     addendum = main.signoff.start_addendum()
+    assert f"Report signed by Dr Test on {signed_at[:10]}." in addendum.findChild(QLabel).text()
     addendum.text.setPlainText("Comparison with outside films: unchanged.")
     with qtbot.waitSignal(main.signoff.addendumSigned, timeout=10_000):
         qtbot.mouseClick(addendum.sign_button, Qt.MouseButton.LeftButton)
-    kinds = [r.kind for r in session.signed_reports()]
+    kinds = [r.kind for r in session.signed_history().versions]
     assert kinds.count("addendum") == 1 and "Addendum 1" in main.editor.banner.text()
 
 

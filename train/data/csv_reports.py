@@ -10,7 +10,8 @@ from typing import Callable
 
 from torch.utils.data import Dataset
 
-from train.data.preprocess import PreprocessSpec, load_image_tensor
+from rrg_desk.models.card import Preprocessing
+from train.data.preprocess import load_image_tensor
 
 REQUIRED_COLUMNS = ("image_path", "report")
 
@@ -18,7 +19,7 @@ REQUIRED_COLUMNS = ("image_path", "report")
 class CsvReportDataset(Dataset):
     """Items: {"id", "image": (C, S, S), "report", "image_path"}; one row per image."""
 
-    def __init__(self, csv_path: str | Path, spec: PreprocessSpec, *, split: str | None = None,
+    def __init__(self, csv_path: str | Path, spec: Preprocessing, *, split: str | None = None,
                  image_root: str | Path | None = None,
                  report_transform: Callable[[str], str] | None = None) -> None:
         self.csv_path = Path(csv_path)

@@ -30,6 +30,7 @@ NIH_TO_APP: dict[str, str | None] = {
     "Pleural_Thickening": "Pleural Other", "Emphysema": None, "Fibrosis": None, "Hernia": None,
 }
 NIH_LABELLED = {NO_FINDING} | {v for v in NIH_TO_APP.values() if v}
+NIH_NORMAL = "No Finding"  # NIH's own label for a normal image (NIH's word, mapped to NO_FINDING)
 
 # covid_cxr `finding` values that are pneumonias (infections, lipoid, aspiration)
 _COVID_PNEUMONIA = ("covid", "sars", "pneumocystis", "streptococcus", "pneumonia", "klebsiella", "mycoplasma",
@@ -57,12 +58,12 @@ def label_vector(known: dict[str, int]) -> tuple[tuple[float, ...], tuple[float,
 def nih_labels(finding_labels: str) -> dict[str, int]:
     """NIH "Finding Labels" (pipe-separated or "No Finding") -> {app finding: 0/1} for what NIH labels."""
     names = [n.strip() for n in finding_labels.split("|") if n.strip()]
-    unknown = [n for n in names if n != "No Finding" and n not in NIH_TO_APP]
+    unknown = [n for n in names if n != NIH_NORMAL and n not in NIH_TO_APP]
     if unknown:
         raise ValueError(f"unknown NIH label(s) {unknown}")
-    positives = {NIH_TO_APP[n] for n in names if n != "No Finding" and NIH_TO_APP[n]}
+    positives = {NIH_TO_APP[n] for n in names if n != NIH_NORMAL and NIH_TO_APP[n]}
     known = {name: int(name in positives) for name in NIH_LABELLED}
-    known[NO_FINDING] = int(names == ["No Finding"])
+    known[NO_FINDING] = int(names == [NIH_NORMAL])
     return known
 
 

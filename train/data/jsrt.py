@@ -15,7 +15,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from rrg_desk.models.regions import REGION_NAMES, SCR_ORGANS, derive_region_boxes
-from train.data.preprocess import PreprocessSpec, load_image_tensor, scale_boxes
+from rrg_desk.models.card import Preprocessing
+from train.data.preprocess import load_image_tensor, scale_boxes
 
 
 def region_label(name: str) -> int:
@@ -28,7 +29,7 @@ class JsrtRegionDataset(Dataset):
     "region_names": [...], "masks": (5, S, S) uint8 of SCR_ORGANS (with from_masks),
     "has_nodule": bool} with regions in REGION_NAMES order."""
 
-    def __init__(self, root: str | Path, split: str, spec: PreprocessSpec, *, from_masks: bool = True,
+    def __init__(self, root: str | Path, split: str, spec: Preprocessing, *, from_masks: bool = True,
                  regions: tuple[str, ...] = REGION_NAMES) -> None:
         self.root = Path(root)
         self.spec = spec

@@ -11,7 +11,8 @@ from typing import Callable
 import torch
 from torch.utils.data import Dataset
 
-from train.data.preprocess import PreprocessSpec, load_image_tensor
+from rrg_desk.models.card import Preprocessing
+from train.data.preprocess import load_image_tensor
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class R2GenDataset(Dataset):
     `report_transform` (e.g. clean_report_r2gen) is applied to the report text.
     """
 
-    def __init__(self, root: str | Path, split: str, spec: PreprocessSpec, *, missing: str = "error",
+    def __init__(self, root: str | Path, split: str, spec: Preprocessing, *, missing: str = "error",
                  report_transform: Callable[[str], str] | None = None, max_images: int | None = None) -> None:
         if missing not in ("error", "skip", "ignore"):
             raise ValueError("missing must be 'error', 'skip' or 'ignore'")
@@ -61,7 +62,6 @@ class R2GenDataset(Dataset):
         total = sum(len(e["image_path"]) for e in entries)
         absent = [(e["id"], self.root / "images" / p) for e in entries for p in e["image_path"]
                   if not (self.root / "images" / p).is_file()]
-        self.missing_images = absent
         if absent and missing == "error":
             raise MissingImagesError(self.root, absent, total)
         absent_paths = {path for _, path in absent}
@@ -120,7 +120,7 @@ class CovidCxrDataset(R2GenDataset):
     the report is the clinical note cleaned with `clean_clinical_note`.
     """
 
-    def __init__(self, root: str | Path, split: str, spec: PreprocessSpec, *, missing: str = "error",
+    def __init__(self, root: str | Path, split: str, spec: Preprocessing, *, missing: str = "error",
                  report_transform: Callable[[str], str] | None = None, views: tuple[str, ...] | None = None) -> None:
         if report_transform is None:
             from rrg_desk.reports.text import clean_clinical_note

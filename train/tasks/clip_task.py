@@ -156,7 +156,7 @@ def augment(images: torch.Tensor, out_size: int, spec, generator: torch.Generato
                          torch.stack([scale * torch.sin(angle), scale * torch.cos(angle), shift_y], 1)], 1)
     grid = F.affine_grid(theta, (batch, 1, out_size, out_size), align_corners=False)
     out = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    mean, std = float(spec.mean[0]), float(spec.std[0])
+    mean, std = spec.mean, spec.std
     unit = (out * std + mean).clamp(0, 1)
     gamma = uniform(0.7, 1.4).view(-1, 1, 1, 1)
     contrast = uniform(0.8, 1.2).view(-1, 1, 1, 1)

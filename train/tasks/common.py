@@ -5,13 +5,14 @@ import logging
 import re
 from pathlib import Path
 
-import torch
 from torch.utils.data import Dataset
 
+from rrg_desk.fileio import write_text_atomic
+from rrg_desk.models.card import Preprocessing
 from rrg_desk.models.tokenizer import ReportTokenizer
-from rrg_desk.models.findings import DEFAULT_PROMPTS
+from rrg_desk.models.findings import DEFAULT_PROMPTS, NO_FINDING
+from rrg_desk.models.regions import WHOLE_IMAGE
 from rrg_desk.reports.text import clean_clinical_note, clean_report_r2gen
-from train.data.preprocess import PreprocessSpec
 from train.data.r2gen import read_annotation
 from train.engine import LoopConfig
 
@@ -22,9 +23,8 @@ def run_dir(config: dict, component: str) -> Path:
     return Path(config["out_dir"]) / component
 
 
-def spec_of(config: dict) -> PreprocessSpec:
-    p = config["preprocessing"]
-    return PreprocessSpec(int(p["image_size"]), (float(p["mean"]),), (float(p["std"]),))
+def spec_of(config: dict) -> Preprocessing:
+    return Preprocessing.from_card(config["preprocessing"])
 
 
 def loop_config(config: dict, section: dict, key: str = "loop") -> LoopConfig:
@@ -57,8 +57,8 @@ def radiological_sentences(report: str) -> list[str]:
 
     kept = []
     for sentence in split_sentences(report):
-        mentions = any(v is not None for k, v in label_report(sentence).items() if k != "No Finding")
-        if not (mentions or regions_for_sentence(sentence) != ["whole_image"]):
+        mentions = any(v is not None for k, v in label_report(sentence).items() if k != NO_FINDING)
+        if not (mentions or regions_for_sentence(sentence) != [WHOLE_IMAGE]):
             continue
         if _HISTORY.search(sentence) and not _IMAGING.search(sentence):
             continue  # "a 65-year-old man with a history of lung cancer was admitted ..."
@@ -106,9 +106,7 @@ def tokenizer_for(config: dict) -> ReportTokenizer:
     tok = ReportTokenizer.train_from_texts(texts, vocab_size=int(config["tokenizer"]["vocab_size"]),
                                            min_frequency=int(config["tokenizer"]["min_frequency"]))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(tok.to_json(), encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, tok.to_json(), shared=True)
     log.info("tokenizer: %d tokens from %d texts", tok.vocab_size, len(texts))
     return tok
 
@@ -128,7 +126,3 @@ class CachedDataset(Dataset):
         if index not in self._cache:
             self._cache[index] = self.base[index]
         return self._cache[index]
-
-
-def device_of(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device

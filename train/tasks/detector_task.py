@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rrg_desk.models.detector import DetectorConfig, RegionDetector, paste_masks
-from rrg_desk.models.regions import REGION_NAMES, SCR_ORGANS
+from rrg_desk.models.regions import REGION_NAMES, SCR_ORGANS, WHOLE_IMAGE
 from train.data.jsrt import JsrtRegionDataset
 from train.metrics import detector_metrics
 from train.tasks.common import CachedDataset, limit, spec_of
@@ -57,7 +57,7 @@ class DetectorTask:
         self.config = config
         self.spec = spec_of(config)
         root = config["data"]["jsrt"]
-        anatomical = tuple(r for r in REGION_NAMES if r != "whole_image")  # whole_image is the frame, not a class
+        anatomical = tuple(r for r in REGION_NAMES if r != WHOLE_IMAGE)  # whole_image is the frame, not a class
         self.train_set = CachedDataset(JsrtRegionDataset(root, "train", self.spec, regions=anatomical), limit(config))
         self.val_set = CachedDataset(JsrtRegionDataset(root, "val", self.spec, regions=anatomical), limit(config))
         self.augment = bool(config["detector"].get("augment", True))
@@ -86,7 +86,7 @@ class DetectorTask:
                 sums[label - 1] += box / size
                 counts[label - 1] += 1
         priors = torch.where(counts > 0, sums / counts.clamp(min=1), torch.tensor([0.0, 0.0, 1.0, 1.0]))
-        priors[REGION_NAMES.index("whole_image")] = torch.tensor([0.0, 0.0, 1.0, 1.0])
+        priors[REGION_NAMES.index(WHOLE_IMAGE)] = torch.tensor([0.0, 0.0, 1.0, 1.0])
         return priors
 
     def datasets(self):
@@ -146,7 +146,7 @@ def evaluate_detector(model: RegionDetector, dataset, device) -> dict:
         detections = model.detect(item["image"][None].to(device))
         boxes, scores = detections.boxes[0].cpu(), detections.scores[0].cpu()
         predictions.append({name: (tuple(boxes[r].tolist()), float(scores[r]))
-                            for r, name in enumerate(names) if name != "whole_image"})
+                            for r, name in enumerate(names) if name != WHOLE_IMAGE})
         truths.append({item["region_names"][k]: tuple(item["boxes"][k].tolist())
                        for k in range(len(item["region_names"]))})
         if mask_names and "masks" in item:
@@ -188,8 +188,8 @@ def score_regions_jsonl(config: dict, path, split: str = "test") -> dict:
         if image_id is None:
             continue
         predictions.append({r["name"]: (tuple(r["box"]), 1.0) for r in record["regions"]
-                            if r["name"] != "whole_image" and r.get("image", 0) == 0})
-        truths.append({name: box for name, box in dataset.region_boxes(image_id).items() if name != "whole_image"})
+                            if r["name"] != WHOLE_IMAGE and r.get("image", 0) == 0})
+        truths.append({name: box for name, box in dataset.region_boxes(image_id).items() if name != WHOLE_IMAGE})
     if not truths:
         return {"split": split, "images": 0}
     result = detector_metrics(predictions, truths)

@@ -22,6 +22,7 @@ from rrg_desk.models.findings import FINDING_NAMES, NO_FINDING
 from rrg_desk.models.regions import REGION_NAMES
 from rrg_desk.reports.labeler import POSITIVE, label_report
 from rrg_desk.reports.text import clean_report_r2gen, split_sentences
+from rrg_desk.thresholds import DEFAULT_THRESHOLD
 from train.data.r2gen import read_annotation
 from train.data.text_corpus import region_sentence_pairs
 from train.tasks.common import (generator_texts, image_report_datasets, limit, radiological_sentences, spec_of,
@@ -101,7 +102,7 @@ def report_clues(report: str) -> torch.Tensor:
 def study_pairs(report: str, tokenizer, max_len: int) -> list[list]:
     """The report's (region index, sentence ids, abnormal) triples."""
     return [[REGION_NAMES.index(region), tokenizer.encode(sentence, max_len=max_len),
-             int(any(v == POSITIVE for k, v in label_report(sentence).items() if k != "No Finding"))]
+             int(any(v == POSITIVE for k, v in label_report(sentence).items() if k != NO_FINDING))]
             for region, sentence in region_sentence_pairs(report, "all")]
 
 
@@ -400,6 +401,6 @@ def calibrate_selector_threshold(config: dict, heads: nn.Module, tokenizer, dete
     probs = torch.sigmoid(selector_logits).cpu().numpy()  # [N, R]
     candidates = np.unique(np.round(probs, 4))
     counts = {float(t): float((probs >= t).sum(axis=1).mean()) for t in candidates}
-    threshold = min(counts, key=lambda t: (abs(counts[t] - target), -t)) if counts else 0.5
+    threshold = min(counts, key=lambda t: (abs(counts[t] - target), -t)) if counts else DEFAULT_THRESHOLD
     return {"threshold": threshold, "target_regions_per_report": target,
             "mean_selected_on_val": counts.get(threshold)}

@@ -4,11 +4,12 @@
     export_json(document, meta, out, anonymise=False) -> Path
     export_fhir(document, meta, out, anonymise=False, key_image_png=None) -> Path
     export_dicom_sr(document, meta, images, out, anonymise=False) -> Path
-    export_annotated_png(image, regions, heatmap, out, anonymise=False, meta=None) -> Path
+    export_annotated_png(image, regions, out, anonymise=False, meta=None) -> Path
 
 `ReportMeta` carries patient, study and signature; `anonymise` replaces the patient's name,
 ID and birth date (pseudo-id = keyed hash) in every format. Failures raise ExportError with a
-`user_message`. PDF is rendered by the UI (Qt's QTextDocument), from `report_text`.
+`user_message`. The formats by name are in `registry` (ExporterRegistry); PDF is rendered by
+the UI (Qt's QTextDocument, rrg_desk/ui/pdf_export.py), which registers it there.
 """
 from rrg_desk.reports.export.common import (
     ANONYMOUS_NAME, DRAFT_BANNER, Addendum, ExportError, ReportMeta, base_name, pseudo_id,
@@ -18,12 +19,9 @@ from rrg_desk.reports.export.fhir import diagnostic_report, export_fhir
 from rrg_desk.reports.export.image import annotated_png_bytes, export_annotated_png, render_annotated_image
 from rrg_desk.reports.export.text import export_json, export_txt, report_json, report_text
 
-# format name -> file suffix, for the formats the core writes ("pdf" is the UI's)
-EXPORT_SUFFIXES = {"txt": ".txt", "json": ".json", "fhir": ".fhir.json", "sr": ".sr.dcm", "png": ".png"}
-
 __all__ = [
     "ANONYMOUS_NAME", "DRAFT_BANNER", "Addendum", "ExportError", "ReportMeta", "base_name", "pseudo_id",
     "dicom_sr", "export_dicom_sr", "diagnostic_report", "export_fhir", "annotated_png_bytes",
     "export_annotated_png", "render_annotated_image", "export_json", "export_txt", "report_json",
-    "report_text", "EXPORT_SUFFIXES",
+    "report_text",
 ]

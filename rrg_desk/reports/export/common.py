@@ -4,12 +4,12 @@ from __future__ import annotations
 import errno
 import hashlib
 import hmac
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from rrg_desk.fileio import write_bytes_atomic
+from rrg_desk.errors import UserFacingError
 from rrg_desk.imaging.types import PatientInfo, Study
 
 ANONYMOUS_NAME = "ANONYMOUS"
@@ -17,12 +17,8 @@ DRAFT_BANNER = "DRAFT \u2014 not signed"
 SOFTWARE_NAME = "RRG Desk"
 
 
-class ExportError(Exception):
+class ExportError(UserFacingError):
     """An export failed; `user_message` says why in words a radiologist can act on."""
-
-    def __init__(self, user_message: str) -> None:
-        super().__init__(user_message)
-        self.user_message = user_message
 
 
 @dataclass(frozen=True)
@@ -81,19 +77,6 @@ def pseudo_id(identifier: str, salt: str = "") -> str:
     return "ANON-" + digest[:12].upper()
 
 
-def display_date(dicom_date: str) -> str:
-    """'20240105' -> '2024-01-05' (anything else is returned unchanged)."""
-    if len(dicom_date) == 8 and dicom_date.isdigit():
-        return f"{dicom_date[:4]}-{dicom_date[4:6]}-{dicom_date[6:]}"
-    return dicom_date
-
-
-def display_name(dicom_name: str) -> str:
-    """'DOE^JANE' -> 'DOE, JANE'."""
-    parts = [p for p in dicom_name.split("^") if p]
-    return ", ".join(parts[:2]) + (" " + " ".join(parts[2:]) if len(parts) > 2 else "")
-
-
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -116,18 +99,9 @@ def _describe_os_error(exc: OSError, path: Path) -> str:
 
 
 def write_atomic(path: Path, data: bytes) -> Path:
-    """Write via a temporary file and rename, so a failed export leaves no half file."""
+    """Write the export whole or not at all; a failure is an ExportError worded for the reader."""
     path = Path(path)
-    tmp: str | None = None
     try:
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".part")
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-        tmp = None
+        return write_bytes_atomic(path, data)
     except OSError as exc:
         raise ExportError(_describe_os_error(exc, path)) from exc
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-    return path

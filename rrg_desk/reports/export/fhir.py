@@ -6,11 +6,10 @@ import base64
 import json
 from pathlib import Path
 
+from rrg_desk.imaging.dicom_values import display_name, parse_date
 from rrg_desk.reports.deid import prepare
 from rrg_desk.reports.document import ReportDocument
-from rrg_desk.reports.export.common import (
-    SOFTWARE_NAME, ExportError, ReportMeta, display_date, display_name, utc_now, write_atomic,
-)
+from rrg_desk.reports.export.common import SOFTWARE_NAME, ExportError, ReportMeta, utc_now, write_atomic
 from rrg_desk.reports.export.text import report_text
 
 LOINC = "http://loinc.org"
@@ -21,8 +20,8 @@ _GENDERS = {"M": "male", "F": "female", "O": "other"}
 
 
 def _fhir_date(dicom_date: str) -> str | None:
-    shown = display_date(dicom_date)
-    return shown if len(shown) == 10 and shown[4] == "-" else None
+    day = parse_date(dicom_date)
+    return day.isoformat() if day is not None else None
 
 
 def diagnostic_report(document: ReportDocument, meta: ReportMeta, key_image_png: bytes | None = None) -> dict:

@@ -1,5 +1,5 @@
-"""The annotated key image: the radiograph with region boxes, names, an optional heatmap with
-its legend, and the R/L marker of a frontal view.
+"""The annotated key image: the radiograph with region boxes, their names, and the R/L marker
+of a frontal view.
 
 Names sit on dark plates placed by the same label layout as the workstation's overlay, so
 none is cut by its box, by the image edge or by another name; the whole-image region is not
@@ -10,33 +10,20 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 
 from rrg_desk.imaging.types import XrayImage
 from rrg_desk.imaging.windowing import apply_window
-from rrg_desk.models.regions import WHOLE_IMAGE
+from rrg_desk.models.regions import WHOLE_IMAGE, region_label
 from rrg_desk.reports.draft import RegionResult
 from rrg_desk.reports.export.common import SOFTWARE_NAME, ReportMeta, write_atomic
-from rrg_desk.reports.label_layout import Rect, bottom_right_spot, place_labels, side_marker_spots
+from rrg_desk.reports.label_layout import Rect, place_labels, side_marker_spots
 
 SELECTED_COLOUR = (255, 200, 0)
 UNSELECTED_COLOUR = (120, 170, 255)
 OUTLINE_FILL_ALPHA = 40  # organ tint on the key image
 MARKER_COLOUR = (255, 255, 255)
 PLATE_COLOUR = (0, 0, 0, 185)
-HEATMAP_ALPHA = 0.45
-_colormap_lut: np.ndarray | None = None
-
-
-def _heat_lut() -> np.ndarray:
-    """256 x 3 uint8 colours of matplotlib's 'inferno' (imported only when a heatmap is drawn)."""
-    global _colormap_lut
-    if _colormap_lut is None:
-        from matplotlib import colormaps
-
-        _colormap_lut = (colormaps["inferno"](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(np.uint8)
-    return _colormap_lut
 
 
 class _Pen:
@@ -50,7 +37,7 @@ class _Pen:
         self.marker_font = ImageFont.load_default(size=round(self.text_px * 1.5))
         self.padding = max(2, round(self.text_px / 5))
         self.clearance = 2 * self.line + 2  # clear of the thickest outline, drawn half outside
-        self.margin = self.padding * 2  # markers and legend from the image edge
+        self.margin = self.padding * 2  # markers from the image edge
 
 
 def _tag_size(draw: ImageDraw.ImageDraw, text: str, font, padding: int) -> tuple[float, float]:
@@ -65,17 +52,9 @@ def _draw_tag(draw: ImageDraw.ImageDraw, spot: Rect, text: str, font, padding: i
     draw.text((spot.left + padding - left, spot.top + padding - top), text, fill=colour, font=font)
 
 
-def _windowed_with_heatmap(image: XrayImage, heatmap: np.ndarray | None) -> Image.Image:
+def _windowed(image: XrayImage) -> Image.Image:
     grey = apply_window(image.pixels, image.display_window())
-    rgb = np.repeat(grey[:, :, None], 3, axis=2).astype(np.float32)
-    if heatmap is not None:
-        heat = np.clip(np.nan_to_num(np.asarray(heatmap, dtype=np.float32)), 0.0, 1.0)
-        resized = Image.fromarray((heat * 255).astype(np.uint8)).resize((image.width, image.height),
-                                                                       Image.Resampling.BILINEAR)
-        levels = np.asarray(resized)
-        alpha = (HEATMAP_ALPHA * levels / 255.0)[:, :, None]  # cold areas stay see-through
-        rgb = rgb * (1.0 - alpha) + _heat_lut()[levels].astype(np.float32) * alpha
-    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), mode="RGB").convert("RGBA")
+    return Image.fromarray(grey).convert("RGBA")  # uint8 grey: mode L
 
 
 def _draw_markers(draw: ImageDraw.ImageDraw, image: XrayImage, pen: _Pen, bounds: Rect) -> list[Rect]:
@@ -87,26 +66,6 @@ def _draw_markers(draw: ImageDraw.ImageDraw, image: XrayImage, pen: _Pen, bounds
     for letter, spot in zip("RL", spots):
         _draw_tag(draw, spot, letter, pen.marker_font, pen.padding, MARKER_COLOUR)
     return list(spots)
-
-
-def _draw_legend(draw: ImageDraw.ImageDraw, pen: _Pen, bounds: Rect) -> list[Rect]:
-    """The heatmap colours, low to high attention, in the bottom-right corner."""
-    low_w, text_h = _tag_size(draw, "low", pen.font, 0)
-    high_w, _ = _tag_size(draw, "high attention", pen.font, 0)
-    bar_h = max(4, round(pen.text_px * 0.6))
-    width = max(low_w + high_w + 3 * pen.padding, pen.text_px * 10) + 2 * pen.padding
-    spot = bottom_right_spot(bounds, (width, bar_h + text_h + 3 * pen.padding), pen.margin)
-    draw.rectangle((spot.left, spot.top, spot.right - 1, spot.bottom - 1), fill=PLATE_COLOUR)
-    bar_left, bar_top, bar_width = spot.left + pen.padding, spot.top + pen.padding, width - 2 * pen.padding
-    lut = _heat_lut()
-    for column in range(round(bar_width)):
-        colour = tuple(int(c) for c in lut[round(column * 255 / max(bar_width - 1, 1))])
-        draw.line((bar_left + column, bar_top, bar_left + column, bar_top + bar_h - 1), fill=colour)
-    text_top = bar_top + bar_h + pen.padding
-    for text, left in (("low", bar_left), ("high attention", bar_left + bar_width - high_w)):
-        box_left, box_top, _r, _b = draw.textbbox((0, 0), text, font=pen.font)
-        draw.text((left - box_left, text_top - box_top), text, fill=MARKER_COLOUR, font=pen.font)
-    return [spot]
 
 
 def _draw_outlines(draw: ImageDraw.ImageDraw, regions: list[RegionResult], pen: _Pen) -> None:
@@ -125,7 +84,7 @@ def _draw_outlines(draw: ImageDraw.ImageDraw, regions: list[RegionResult], pen: 
 def _draw_names(draw: ImageDraw.ImageDraw, regions: list[RegionResult], pen: _Pen, bounds: Rect,
                 obstacles: list[Rect]) -> None:
     named = sorted(regions, key=lambda r: not r.selected)  # selected regions choose their spot first
-    texts = [region.name.replace("_", " ") for region in named]
+    texts = [region_label(region.name) for region in named]
     sizes = [_tag_size(draw, text, pen.font, pen.padding) for text in texts]
     spots = place_labels([Rect(*region.box) for region in named], sizes, bounds, obstacles,
                          clearance=pen.clearance, spacing=pen.padding)
@@ -135,11 +94,9 @@ def _draw_names(draw: ImageDraw.ImageDraw, regions: list[RegionResult], pen: _Pe
             _draw_tag(draw, spot, text, pen.font, pen.padding, colour)
 
 
-def render_annotated_image(image: XrayImage, regions: list[RegionResult], heatmap: np.ndarray | None = None,
-                           image_index: int = 0) -> Image.Image:
-    """RGB PIL image: windowed radiograph, heatmap blended where it is warm (with its legend),
-    boxes with their names, and R/L on a frontal view."""
-    picture = _windowed_with_heatmap(image, heatmap)
+def render_annotated_image(image: XrayImage, regions: list[RegionResult], image_index: int = 0) -> Image.Image:
+    """RGB PIL image: windowed radiograph, boxes with their names, and R/L on a frontal view."""
+    picture = _windowed(image)
     layer = Image.new("RGBA", picture.size, (0, 0, 0, 0))  # plates blend over the image
     draw = ImageDraw.Draw(layer)
     pen = _Pen(image)
@@ -147,15 +104,13 @@ def render_annotated_image(image: XrayImage, regions: list[RegionResult], heatma
     shown = [r for r in regions if r.image_index == image_index and r.name != WHOLE_IMAGE]
     _draw_outlines(draw, shown, pen)
     obstacles = _draw_markers(draw, image, pen, bounds)  # plates drawn after outlines cover them
-    if heatmap is not None:
-        obstacles += _draw_legend(draw, pen, bounds)
     _draw_names(draw, shown, pen, bounds, obstacles)
     return Image.alpha_composite(picture, layer).convert("RGB")
 
 
-def annotated_png_bytes(image: XrayImage, regions: list[RegionResult], heatmap: np.ndarray | None = None,
-                        meta: ReportMeta | None = None, anonymise: bool = False) -> bytes:
-    picture = render_annotated_image(image, regions, heatmap)
+def annotated_png_bytes(image: XrayImage, regions: list[RegionResult], meta: ReportMeta | None = None,
+                        anonymise: bool = False) -> bytes:
+    picture = render_annotated_image(image, regions)
     info = PngImagePlugin.PngInfo()
     info.add_text("Software", SOFTWARE_NAME)
     if meta is not None:
@@ -170,8 +125,8 @@ def annotated_png_bytes(image: XrayImage, regions: list[RegionResult], heatmap: 
     return buffer.getvalue()
 
 
-def export_annotated_png(image: XrayImage, regions: list[RegionResult], heatmap: np.ndarray | None,
-                         out: str | Path, anonymise: bool = False, meta: ReportMeta | None = None) -> Path:
+def export_annotated_png(image: XrayImage, regions: list[RegionResult], out: str | Path, anonymise: bool = False,
+                         meta: ReportMeta | None = None) -> Path:
     """Write the key image. Patient identity goes only into PNG text chunks (never burnt into
     the pixels), so `anonymise` replaces it there."""
-    return write_atomic(Path(out), annotated_png_bytes(image, regions, heatmap, meta, anonymise))
+    return write_atomic(Path(out), annotated_png_bytes(image, regions, meta, anonymise))

@@ -9,8 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from rrg_desk.imaging.dicom_values import display_name, parse_date
 from rrg_desk.reports.document import CLINICAL_SECTIONS, ReportDocument
-from rrg_desk.reports.export.common import DRAFT_BANNER, SOFTWARE_NAME, ReportMeta, display_name
+from rrg_desk.reports.export.common import DRAFT_BANNER, SOFTWARE_NAME, ReportMeta
 
 REPORT_TITLE = "Chest radiograph report"
 NOT_STATED = "Not stated."
@@ -21,10 +22,7 @@ SECTION_TITLES = {"indication": "Indication", "technique": "Technique", "compari
 def human_date(dicom_date: str) -> str:
     """'20240105' -> '5 Jan 2024'; '' -> ''; anything unparseable is returned unchanged."""
     text = (dicom_date or "").strip()
-    try:
-        day = datetime.strptime(text[:8], "%Y%m%d") if len(text) >= 8 and text[:8].isdigit() else None
-    except ValueError:
-        day = None
+    day = parse_date(text)
     return f"{day.day} {day:%b %Y}" if day is not None else text
 
 

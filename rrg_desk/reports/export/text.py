@@ -4,11 +4,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rrg_desk.imaging.dicom_values import display_date, display_name
 from rrg_desk.reports.deid import prepare
 from rrg_desk.reports.document import ReportDocument
-from rrg_desk.reports.export.common import (
-    DRAFT_BANNER, SOFTWARE_NAME, ReportMeta, display_date, display_name, utc_now, write_atomic,
-)
+from rrg_desk.reports.export.common import DRAFT_BANNER, SOFTWARE_NAME, ReportMeta, utc_now, write_atomic
 
 JSON_FORMAT = "rrg-desk-report"
 JSON_FORMAT_VERSION = 1
