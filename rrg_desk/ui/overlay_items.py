@@ -75,7 +75,7 @@ class LegendItem(QGraphicsItem):
     def __init__(self, colormap: str = DEFAULT_COLORMAP, parent: QGraphicsItem | None = None) -> None:
         super().__init__(parent)
         self._colormap = colormap
-        self._stops = None  # sampled on first paint: the LUT needs matplotlib
+        self._stops = None  # sampled on first paint
         _screen_sized(self)
         self.setToolTip("Heatmap colours: where the model looked, from little (transparent) to most")
 

@@ -40,7 +40,7 @@ class OverlayPanel(QWidget):
         self.heatmap_label = QLabel(NO_HEATMAP, self)
         self.heatmap_label.setWordWrap(True)
         self.legend = ColorLegend(parent=self)
-        self.legend.setVisible(False)  # appears with the first heatmap (its LUT needs matplotlib)
+        self.legend.setVisible(False)  # appears with the first heatmap
         self.describe_button = QPushButton("Describe a region…", self)
         self.describe_button.setToolTip("Draw a box on the frontal image (or Shift+drag any time): "
                                         "the model writes a sentence about it")

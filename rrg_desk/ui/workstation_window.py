@@ -13,7 +13,6 @@ from rrg_desk.app.settings import AppSettings
 from rrg_desk.errors import UserFacingError
 from rrg_desk.reports.templates import NORMAL_CHEST_TEMPLATE, MacroStore
 from rrg_desk.ui.clinical_fields import ClinicalFields
-from rrg_desk.ui.colormap import prefetch_colormap
 from rrg_desk.ui.findings_panel import FindingsPanel
 from rrg_desk.ui.identity_dialog import IdentityDialog
 from rrg_desk.ui.overlay_panel import OverlayPanel
@@ -63,7 +62,6 @@ class WorkstationWindowMixin:
         self.statusBar().addPermanentWidget(self.models_status)
         self.progress.hide()
         self.cancel_button.hide()
-        self._colormap_prefetched = False
         self.worker.modelsStateChanged.connect(self._on_models_state)
         self._on_models_state(self.worker.models_state, self.worker.models_text)
         # Model bundles and the audit log (admin), who am I: listed under Edit beside Settings.
@@ -164,9 +162,6 @@ class WorkstationWindowMixin:
     def _on_models_state(self, state: str, text: str) -> None:
         self.models_status.setText(text)
         self.models_status.setToolTip(self.worker.models_tooltip)
-        if state == "ready" and not self._colormap_prefetched:  # a draft, and its heatmaps, come next:
-            self._colormap_prefetched = True  # matplotlib now, off the GUI thread (not while the window opens)
-            prefetch_colormap()
 
     def cancel_draft(self) -> None:
         if self.worker.is_busy():

@@ -1,6 +1,10 @@
 """Region boxes, heatmaps, the colour LUT, the findings bars and the describe-region box tool."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QColor, QMouseEvent
@@ -23,6 +27,22 @@ def test_lut_is_opaque_at_the_top_and_transparent_at_the_bottom():
     assert lut.shape == (256, 4) and lut.dtype == np.uint8
     assert lut[0, 3] == 0 and lut[255, 3] == 255
     assert np.all(np.diff(lut[:, 3].astype(int)) >= 0)  # alpha never decreases
+
+
+def test_lut_is_matplotlibs_turbo_without_importing_matplotlib():
+    code = ("import sys, numpy as np\n"
+            "from rrg_desk.ui.colormap import colormap_lut, heatmap_to_qimage\n"
+            "heatmap_to_qimage(np.eye(8), size=(64, 64))\n"
+            "print('matplotlib' in sys.modules, colormap_lut()[:, :3].tobytes().hex())\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "QT_QPA_PLATFORM": "offscreen"})
+    assert proc.returncode == 0, proc.stderr
+    imported, table = proc.stdout.split()
+    assert imported == "False"  # the first heatmap costs no matplotlib import on the GUI thread
+    from matplotlib import colormaps
+
+    turbo = (colormaps["turbo"](np.linspace(0.0, 1.0, 256))[:, :3] * 255.0).round().astype(np.uint8)
+    assert table == turbo.tobytes().hex()
 
 
 def test_heatmap_renders_its_peak_where_it_is():
