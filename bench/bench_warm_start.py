@@ -166,8 +166,9 @@ def run() -> list[dict]:
     starts = [m["end"] - a for m, a in zip(moments, app)]  # the process start of each app run
     shown = statistics.median(m["shown"] - s for m, s in zip(moments, starts))
     ready = statistics.median(m.get("models_ready", m["end"]) - s for m, s in zip(moments, starts))
-    conditions = ("whole processes, medians of 3 interleaved runs, OMP_NUM_THREADS=1, CPU; model training "
-                  "shared the machine's 2 cores, so seconds are inflated and the ratios are the figures")
+    conditions = ("whole processes, medians of 3 interleaved runs, OMP_NUM_THREADS=1, CPU; seconds depend on "
+                  f"what else the machine's {os.cpu_count()} cores run (load average {os.getloadavg()[0]:.1f} at "
+                  "the end), the ratios to the bare import of the same run are the figures")
     runs = lambda values: ", ".join(f"{v:.2f}" for v in values)  # noqa: E731
     rows = [
         result("warm_start_app_to_first_draft_ratio", app_s / bare_s, "x", APP_RATIO_TARGET,
@@ -191,5 +192,5 @@ def run() -> list[dict]:
                            note=("" if kept else f"not kept: over the {STALL_TARGET_MS:.0f} ms target; ") +
                                 f"{which}; longest GUI stall while torch and the bundle load {labels[mode]}; "
                                 f"ready after {data['ready_s']:.1f} s; {data['over_50ms']} stalls over 50 ms in "
-                                f"{data['ticks']} ticks; one run; training shared the 2 cores"))
+                                f"{data['ticks']} ticks; one run"))
     return rows

@@ -91,8 +91,8 @@ def warm_start_section(rows: list[dict]) -> list[str]:
              "`make bench`, or `.venv/bin/python -m bench bench_warm_start bench_workstation bench_batch_draft`. "
              "The models load in an inference child process as soon as the window shows (the GUI process never "
              "imports torch); a study opened before they are ready is drafted when they are. Measured with "
-             "OMP_NUM_THREADS=1 while model training (and other engineers' tests) shared the machine's 2 CPU "
-             "cores: seconds are inflated and noisy, the ratios to the bare `python -c \"import torch, "
+             "OMP_NUM_THREADS=1 on the machine's 2 CPU cores, which other work may share (each row says "
+             "how it was measured): seconds are noisy, the ratios to the bare `python -c \"import torch, "
              "torchvision\"` of the same run are the figures to compare.", "",
              "| measure | value | target | status |", "|---|---|---|---|"]
     for row, label in present:
