@@ -28,6 +28,7 @@ import torch
 
 from rrg_desk.models.card import DEFAULT_CLASSIFICATION_MODE
 from rrg_desk.thresholds import DEFAULT_THRESHOLD
+from train.classifier_evaluation import DARKCOVIDNET
 from train.metrics import binary_auc, within_source_mean_auc
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,13 @@ MIN_AUC = 0.6
 MIN_THRESHOLD_POSITIVES = 10
 UNASSESSED = 1.0  # the threshold of a finding without validated skill: the app never asserts it
 THRESHOLD_RULES = ("f1", "youden")
+# Findings the detector's boxes can measure (rrg_desk.models.measurements), chosen on train+val
+# NIH patients outside DarkCovidNet with nothing fitted (tools/measurement_auc.py: the
+# cardiothoracic ratio separates Cardiomegaly at AUC 0.85 where image features give 0.56). The
+# logistic map is fitted on NIH training images outside DarkCovidNet (picked by label, so its
+# cardiomegaly prevalence is not the clinic's). Validation can overrule the choice only with at
+# least MIN_THRESHOLD_POSITIVES positives: on fewer, one image decides (the shipped run has 4).
+MEASURED_FINDINGS = {"Cardiomegaly": "cardiothoracic_ratio"}
 
 
 def fit_platt(probabilities: np.ndarray, labels: np.ndarray, penalty: float = 1.0, steps: int = 300
@@ -141,6 +149,86 @@ def select_classification(scores: dict[str, np.ndarray], labels: np.ndarray, mas
             "validation": {"mean_auc_by_mode": by_mode, "threshold_rule": rule, "per_finding": record}}
 
 
+def fit_measurement(values: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(scale, bias) of the logistic regression of 0/1 `labels` on a measurement's `values`:
+    P(finding) = sigmoid(scale * value + bias). Fitted on standardised values (Platt's fit with
+    a negligible pull), then mapped back."""
+    mean, std = float(values.mean()), float(values.std()) or 1.0
+    standard = 1.0 / (1.0 + np.exp(-(values - mean) / std))  # logit() of these = the standardised values
+    a, b = fit_platt(standard, labels, penalty=0.01)
+    return a / std, b - a * mean / std
+
+
+def _trained_detector(config: dict, device):
+    from train.export import _weights
+    from train.tasks.common import run_dir
+    from train.tasks.detector_task import build_detector
+
+    detector = build_detector(config)
+    detector.load_state_dict(_weights(run_dir(config, "detector")))
+    return detector.to(device).eval()
+
+
+def _measure_items(detector, items, spec, device) -> list[dict[str, float]]:
+    """The app's measurements of each image (rrg_desk.models.measurements) by `detector`."""
+    from rrg_desk.models.measurements import measure
+    from train.data.preprocess import load_image_tensor
+
+    out = []
+    with torch.inference_mode():
+        for item in items:
+            image = load_image_tensor(item.path, spec)[0][None].to(device)
+            out.append(measure(detector.detect(image).found_boxes(detector.config.region_names)))
+    return out
+
+
+def fit_measured_findings(config: dict, train_items, val_items, scores: dict[str, np.ndarray], names: list[str],
+                          device) -> tuple[dict, dict]:
+    """For each finding in MEASURED_FINDINGS: fit its measurement's logistic map on the labelled NIH
+    training images outside DarkCovidNet, score the validation images by it, and keep it (its
+    column replacing the image classifier's in every mode of `scores`, in place) unless validation
+    has MIN_THRESHOLD_POSITIVES positives and a mode beats it there. Returns (card entries, record)."""
+    from train.tasks.common import spec_of
+
+    detector = _trained_detector(config, device)
+    spec = spec_of(config)
+    fits, record = {}, {}
+    for finding, measure_name in MEASURED_FINDINGS.items():
+        k = names.index(finding)
+        fit_rows = [i for i in train_items if i.mask[k] > 0 and i.source.startswith("nih:") and i.source != DARKCOVIDNET]
+        val_rows = [n for n, i in enumerate(val_items) if i.mask[k] > 0]
+        fit_values = _measure_items(detector, fit_rows, spec, device)
+        known = [(v[measure_name], i.labels[k]) for v, i in zip(fit_values, fit_rows) if measure_name in v]
+        values, labels = np.array([v for v, _ in known]), np.array([y for _, y in known])
+        if min(labels.sum(), len(labels) - labels.sum()) < MIN_CASES:
+            record[finding] = {"measure": measure_name, "kept": False, "why": "too few training cases"}
+            continue
+        scale, bias = fit_measurement(values, labels)
+        val_values = _measure_items(detector, [val_items[n] for n in val_rows], spec, device)
+        measured = np.array([np.nan if measure_name not in v else 1.0 / (1.0 + np.exp(-(scale * v[measure_name] + bias)))
+                             for v in val_values])
+        truth = np.array([val_items[n].labels[k] for n in val_rows])
+        image_aucs = {m: binary_auc(truth, p[val_rows, k]) for m, p in scores.items()} if 0 < truth.sum() < len(truth) else {}
+        usable = ~np.isnan(measured)
+        measured_auc = binary_auc(truth[usable], measured[usable]) if 0 < truth[usable].sum() < usable.sum() else None
+        decisive = int(truth.sum()) >= MIN_THRESHOLD_POSITIVES
+        kept = not decisive or (measured_auc is not None and measured_auc >= max(image_aucs.values(), default=0.0))
+        record[finding] = {"measure": measure_name, "scale": scale, "bias": bias, "kept": kept,
+                           "fit_images": len(known), "fit_positives": int(labels.sum()),
+                           "val_auc_measured": measured_auc, "val_auc_image_by_mode": image_aucs,
+                           "val_images_measured": int(usable.sum()), "val_images": len(val_rows),
+                           "val_positives": int(truth.sum()), "validation_decides": decisive}
+        log.info("%s from the %s: validation AUC %s vs the image classifier %s on %d positives -> %s", finding,
+                 measure_name, measured_auc, image_aucs, int(truth.sum()),
+                 ("kept" if kept else "not used") + ("" if decisive else " (too few positives for validation to decide)"))
+        if kept:
+            fits[finding] = {"measure": measure_name, "scale": round(scale, 6), "bias": round(bias, 6)}
+            rows = np.array(val_rows)[usable]
+            for probs in scores.values():
+                probs[rows, k] = measured[usable]
+    return fits, record
+
+
 def classification_path(config: dict) -> Path:
     return Path(config["out_dir"]) / "clip" / "classification.json"
 
@@ -176,6 +264,9 @@ def calibrate_trained_classifier(config: dict, device) -> dict:
     mask = np.stack([np.asarray(i.mask) for i in task.val_set.items])
     from train.data.finding_labels import source_family
 
+    names = list(classifier.config.finding_names)
+    measurements, measurement_record = fit_measured_findings(config, task.train_set.items, task.val_set.items,
+                                                             scores, names, device)
     result = select_classification(scores, labels, mask, list(classifier.config.finding_names),
                                    config["clip"].get("classification_mode", "auto"),
                                    config["clip"].get("threshold_rule", "f1"),
@@ -184,6 +275,8 @@ def calibrate_trained_classifier(config: dict, device) -> dict:
 
     from train.input_gate import fit_input_gate
 
+    result["measurements"] = measurements
+    result["validation"]["measurements"] = measurement_record
     result["input_gate"] = fit_input_gate(config, classifier, device)
     save_file({k: v.detach().cpu().contiguous() for k, v in classifier.input_gate.state_dict().items()},
               str(gate_weights_path(config)))

@@ -60,14 +60,11 @@ def auc_table(labels: np.ndarray, mask: np.ndarray, scores: np.ndarray, resample
 
 
 def model_scores(pipeline, items: list[LabelledImage]) -> np.ndarray:
-    """[N, F] calibrated probabilities of the bundle's classifier, one study per image."""
+    """[N, F] calibrated probabilities of the bundle's classifier (and its measurements), one
+    study per image, as a draft shows them."""
     from rrg_desk.imaging import read_image
 
-    out = []
-    with torch.inference_mode():
-        for item in items:
-            out.append(pipeline._classify([pipeline._prepare(read_image(item.path))]).cpu().numpy())
-    return np.stack(out)
+    return np.stack([pipeline.image_probabilities(read_image(item.path)).cpu().numpy() for item in items])
 
 
 def frozen_features(items: list[LabelledImage], spec, backbone_name: str, image_size: int, device,

@@ -94,7 +94,9 @@ def export_bundle(config: dict, out: str | Path | None = None, metrics: dict | N
         "generation": {"max_len": int(config["generator"]["max_len"]),
                        "beam_size": int(config["export"].get("beam_size", 1)), "image_tokens_from": "detector",
                        "clues": "thresholded"},
-        "classification": {"mode": classification["mode"], "calibration": classification.get("calibration", {})},
+        "classification": {"mode": classification["mode"], "calibration": classification.get("calibration", {}),
+                           **({"measurements": classification["measurements"]}
+                              if classification.get("measurements") else {})},
         "region_selection": {"threshold": float(selector), **selection},
         "training": {"data": config["data"], "config": config, "commit": git_commit(),
                      "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -59,8 +59,7 @@ def draft_to_json(draft, study, bundle_folder: Path) -> dict:
                      "selected": r.selected, "image": r.image_index, "abnormal_score": r.abnormal_score,
                      "outline": [list(point) for point in r.outline]}
                     for r in draft.regions],
-        "findings": [{"name": f.name, "probability": f.probability, "threshold": f.threshold}
-                     for f in draft.findings],
+        "findings": [f.to_dict() for f in draft.findings],
         "sentences": [{"text": s.text, "region": s.region} for s in draft.sentences],
         "report": {"findings": draft.findings_text, "impression": draft.impression_text},
         "timings_ms": {k: round(v, 2) for k, v in draft.timings_ms.items()},

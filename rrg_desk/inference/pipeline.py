@@ -31,6 +31,7 @@ from rrg_desk.inference.request import CancelToken, DraftCancelled, DraftError, 
 from rrg_desk.models.bundle import ModelBundle, load_bundle
 from rrg_desk.models.card import CARD_FILE, Classification, Preprocessing
 from rrg_desk.models.classify import prompt_token_ids, study_probabilities
+from rrg_desk.models.measurements import measure
 from rrg_desk.models.preprocess import prepare_image, window_to_unit
 from rrg_desk.models.regions import WHOLE_IMAGE
 from rrg_desk.reports.draft import Draft, FindingResult, RegionResult, Sentence, called_present
@@ -117,12 +118,26 @@ class DraftPipeline:
             prepared.features = self.bundle.classifier.image_features(prepared.tensor)
         return prepared.features
 
-    def _classify(self, prepared: list[_Prepared]) -> torch.Tensor:
-        """[F] probabilities, the mean over the study's views."""
+    def _classify(self, prepared: list[_Prepared], measured: dict[str, float]) -> torch.Tensor:
+        """[F] probabilities, the mean over the study's views (or from the frontal view's
+        measurements, for the findings the card scores that way)."""
         images = torch.cat([p.tensor for p in prepared])  # [V, 1, S, S]
         features = torch.cat([self._features(p) for p in prepared])
         return study_probabilities(self.bundle.classifier, images, self._classification, self._prompt_embeddings(),
-                                   features=features)
+                                   features=features, measured=measured)
+
+    def image_probabilities(self, image: XrayImage) -> torch.Tensor:
+        """[F] the probabilities a draft of `image` alone, as a frontal view, shows (no
+        generation): how labelled sets are scored."""
+        with torch.inference_mode():
+            prepared = self._prepare(image)
+            detections = self.bundle.detector.detect(prepared.tensor) if self._classification.measurements else None
+            return self._classify([prepared], self._measurements(detections))
+
+    def _measurements(self, detections) -> dict[str, float]:
+        """Measurements off the regions the detector found on the frontal view (no fall-back
+        boxes; none without a frontal view)."""
+        return {} if detections is None else measure(detections.found_boxes(self.bundle.region_names))
 
     @property
     def _classification(self) -> Classification:
@@ -134,10 +149,15 @@ class DraftPipeline:
             return self._prompt_embeddings()
         return None, None
 
-    def _findings(self, probs: torch.Tensor) -> list[FindingResult]:
+    def _findings(self, probs: torch.Tensor, measured: dict[str, float]) -> list[FindingResult]:
         bundle = self.bundle
-        return [FindingResult(name, float(p), bundle.card.threshold(name))
-                for name, p in zip(bundle.finding_names, probs.tolist())]
+        fits = self._classification.measurements
+        out = []
+        for name, p in zip(bundle.finding_names, probs.tolist()):
+            measure_name = fits.get(name, {}).get("measure")
+            measurement = (measure_name, measured[measure_name]) if measure_name in measured else None
+            out.append(FindingResult(name, float(p), bundle.card.threshold(name), measurement=measurement))
+        return out
 
     def _clues(self, probs: torch.Tensor, findings: list[FindingResult]) -> torch.Tensor:
         """[F] disease clues for the generator (TRRG), in the form its card says it was trained on:
@@ -196,8 +216,9 @@ class DraftPipeline:
                 with stage("detect"):
                     detections = bundle.detector.detect(prepared[0].tensor)
             with stage("classify"):
-                probs = self._classify(prepared)
-                findings = self._findings(probs)
+                measured = self._measurements(detections)
+                probs = self._classify(prepared, measured)
+                findings = self._findings(probs, measured)
             regions, sentences, finding_maps = [], [], {}
             if detections is not None:
                 regions, sentences, finding_maps = self._region_sentences(
@@ -427,8 +448,10 @@ class DraftPipeline:
         with torch.inference_mode():
             prepared = self._prepare(frontal)
             detections = bundle.detector.detect(prepared.tensor)
-            probs = self._classify([prepared] + [self._prepare(im) for im in study.images if im is not frontal])
-            clues = self._clues(probs, self._findings(probs))
+            measured = self._measurements(detections)
+            probs = self._classify([prepared] + [self._prepare(im) for im in study.images if im is not frontal],
+                                   measured)
+            clues = self._clues(probs, self._findings(probs, measured))
             sx, sy = prepared.scale
             model_box = torch.tensor([box], dtype=torch.float32, device=self.device) * torch.tensor(
                 [sx, sy, sx, sy], device=self.device)

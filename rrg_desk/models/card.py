@@ -26,6 +26,7 @@ from typing import Any, Mapping
 from rrg_desk.errors import UserFacingError
 from rrg_desk.fileio import write_text_atomic
 from rrg_desk.imaging.input_check import LearnedThresholds
+from rrg_desk.models.measurements import MEASURES
 from rrg_desk.thresholds import DEFAULT_THRESHOLD
 
 logger = logging.getLogger(__name__)
@@ -186,22 +187,39 @@ class Generation(_Section):
 
 @dataclass(frozen=True)
 class Classification(_Section):
-    """How the classifier's finding probabilities are made: `mode` (CLASSIFICATION_MODES) and
-    Platt calibration per finding {name: {"scale": s, "bias": b}} fitted on validation data."""
+    """How the classifier's finding probabilities are made: `mode` (CLASSIFICATION_MODES),
+    findings scored from a measurement of the frontal view's boxes instead of the image
+    classifier {name: {"measure": m, "scale": a, "bias": b}} (rrg_desk.models.measurements,
+    fitted on training data), and Platt calibration per finding {name: {"scale": s, "bias": b}}
+    fitted on validation data, applied to either."""
 
     mode: str = DEFAULT_CLASSIFICATION_MODE
     calibration: dict[str, dict[str, float]] = field(default_factory=dict)
+    measurements: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        if not self.measurements:  # cards from before measurements existed keep their checksum
+            out.pop("measurements")
+        return out
 
     @classmethod
     def from_card(cls, section: Any) -> "Classification":
-        section = _entries(section, "classification", optional=("mode", "calibration"))
+        section = _entries(section, "classification", optional=("mode", "calibration", "measurements"))
         calibration = {}
         for name, fit in _object(section.get("calibration", {}), "classification.calibration").items():
             fit = _entries(fit, f"classification.calibration[{name}]", optional=("scale", "bias"))
             calibration[name] = {key: _number(value, f"classification.calibration[{name}].{key}")
                                  for key, value in fit.items()}
+        measurements = {}
+        for name, fit in _object(section.get("measurements", {}), "classification.measurements").items():
+            what = f"classification.measurements[{name}]"
+            fit = _entries(fit, what, required=("measure", "scale", "bias"))
+            measurements[name] = {"measure": _choice(fit["measure"], MEASURES, f"{what}.measure"),
+                                  "scale": _number(fit["scale"], f"{what}.scale"),
+                                  "bias": _number(fit["bias"], f"{what}.bias")}
         return cls(_choice(section.get("mode", DEFAULT_CLASSIFICATION_MODE), CLASSIFICATION_MODES,
-                           "classification.mode"), calibration)
+                           "classification.mode"), calibration, measurements)
 
 
 @dataclass(frozen=True)
@@ -374,6 +392,9 @@ class BundleCard:
         unknown = sorted(set(self.thresholds) - set(self.finding_names))
         if unknown:
             problems.append(f"thresholds for unknown findings {unknown}")
+        unmeasurable = sorted(set(self.classification.measurements) - set(self.finding_names))
+        if unmeasurable:
+            problems.append(f"measurements for unknown findings {unmeasurable}")
         detector_size = self.components["detector"].config.get("image_size")
         if detector_size is not None and detector_size != self.preprocessing.image_size:
             problems.append(f"the detector takes {detector_size} px images, the preprocessing makes "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from rrg_desk.models.card import CLASSIFICATION_MODES, Classification
+from rrg_desk.models.measurements import measured_probability
 
 
 def prompt_token_ids(classifier, tokenizer, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -50,11 +51,27 @@ def calibrate(probabilities: torch.Tensor, names: list[str], calibration: dict |
     return torch.sigmoid(scale * logits + bias)
 
 
+def with_measurements(probabilities: torch.Tensor, names: list[str], fits: dict[str, dict],
+                      measured: dict[str, float]) -> torch.Tensor:
+    """[F] probabilities with each finding the card scores from a measurement replaced by
+    sigmoid(scale * value + bias), where the study has that measurement (else unchanged)."""
+    out = probabilities.clone()
+    for name, fit in fits.items():
+        value = measured.get(fit["measure"])
+        if value is not None and name in names:
+            out[names.index(name)] = measured_probability(value, fit["scale"], fit["bias"])
+    return out
+
+
 def study_probabilities(classifier, images: torch.Tensor, classification: Classification,
                         prompts: tuple[torch.Tensor, torch.Tensor] | None,
-                        features: torch.Tensor | None = None) -> torch.Tensor:
-    """images [V, 1, S, S] of one study -> [F] calibrated probabilities (mean over views), made
-    the way the card's classification section says."""
+                        features: torch.Tensor | None = None,
+                        measured: dict[str, float] | None = None) -> torch.Tensor:
+    """images [V, 1, S, S] of one study -> [F] calibrated probabilities (mean over views, or the
+    frontal view's `measured` values for the findings the card measures), made the way the
+    card's classification section says."""
+    names = list(classifier.config.finding_names)
     views = view_probabilities(classifier, images, classification.mode, prompts, features)
-    return calibrate(classifier.combine_views(views), list(classifier.config.finding_names),
-                     classification.calibration)
+    combined = with_measurements(classifier.combine_views(views), names, classification.measurements,
+                                 measured or {})
+    return calibrate(combined, names, classification.calibration)

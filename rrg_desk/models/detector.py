@@ -138,6 +138,11 @@ class RegionDetections:
     # [B, M, S, S] outline probabilities inside the boxes of config.mask_regions (M may be 0)
     masks: torch.Tensor | None = None
 
+    def found_boxes(self, region_names, index: int = 0) -> dict[str, list[float]]:
+        """{region name: box} of image `index`, only the regions detected (no fall-back boxes)."""
+        found, boxes = self.detected[index].tolist(), self.boxes[index].tolist()
+        return {name: box for name, box, ok in zip(region_names, boxes, found) if ok}
+
 
 def paste_masks(masks: torch.Tensor, boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """Box-relative masks [M, S, S] + their boxes [M, 4] in a height x width frame -> [M, H, W]

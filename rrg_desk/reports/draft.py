@@ -82,17 +82,26 @@ class FindingResult:
     name: str
     probability: float
     threshold: float
+    # (measure name, value) when the probability comes from a measurement, e.g. the
+    # cardiothoracic ratio for Cardiomegaly (rrg_desk.models.measurements)
+    measurement: tuple[str, float] | None = None
 
     @property
     def positive(self) -> bool:
         return self.probability >= self.threshold
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "probability": self.probability, "threshold": self.threshold}
+        out = {"name": self.name, "probability": self.probability, "threshold": self.threshold}
+        if self.measurement is not None:
+            out["measurement"] = {"name": self.measurement[0], "value": self.measurement[1]}
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "FindingResult":
-        return cls(name=str(d["name"]), probability=float(d["probability"]), threshold=float(d["threshold"]))
+        measured = d.get("measurement")
+        measurement = (str(measured["name"]), float(measured["value"])) if measured else None
+        return cls(name=str(d["name"]), probability=float(d["probability"]), threshold=float(d["threshold"]),
+                   measurement=measurement)
 
 
 @dataclass

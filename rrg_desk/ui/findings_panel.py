@@ -10,6 +10,7 @@ from PySide6.QtGui import QColor, QFontMetrics, QKeyEvent, QMouseEvent, QPainter
 from PySide6.QtWidgets import QLabel, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 
 from rrg_desk.models.findings import NO_FINDING
+from rrg_desk.models.measurements import MEASURE_LABELS
 from rrg_desk.reports.draft import called_present
 
 ROW_HEIGHT = 22
@@ -115,6 +116,9 @@ class FindingBars(QWidget):
                 return
             verdict = "above" if f.positive else "below"
             text = f"{f.name}: {f.probability:.1%} ({verdict} the threshold {f.threshold:.0%})"
+            if f.measurement is not None:
+                measure_name, value = f.measurement
+                text += f", from the {MEASURE_LABELS.get(measure_name, measure_name)} {value:.2f} on the frontal view"
             if f.positive and f.name not in self._present:
                 text += "; not called: a finding is above its threshold"
             self.setToolTip(text)

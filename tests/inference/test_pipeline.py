@@ -29,7 +29,7 @@ def _classifier_says(pipeline, monkeypatch, **positive):
     probs = torch.full((len(FINDING_NAMES),), 0.05)
     for name, p in positive.items():
         probs[FINDING_NAMES.index(name.replace("_", " "))] = p
-    monkeypatch.setattr(pipeline, "_classify", lambda prepared: probs.clone())
+    monkeypatch.setattr(pipeline, "_classify", lambda prepared, measured: probs.clone())
 
 
 def test_draft_ties_every_sentence_to_a_region_and_heatmap(tiny_bundle, study, monkeypatch):
@@ -181,3 +181,46 @@ def test_the_generator_gets_the_clues_in_the_form_its_card_names(tiny_bundle, st
         assert torch.equal(clues, expected)
     else:
         assert clues[effusion] == pytest.approx(0.9) and clues[edema] == pytest.approx(0.3)
+
+
+def test_a_measured_finding_takes_its_probability_from_the_frontal_boxes(tiny_bundle, study, monkeypatch):
+    """A card that scores Cardiomegaly from the cardiothoracic ratio: the draft's probability is
+    calibrate(sigmoid(scale * ratio + bias)) of the regions it shows, and says so; the other
+    findings stay the image classifier's."""
+    from rrg_desk.models.classify import calibrate
+    from rrg_desk.models.measurements import CARDIOTHORACIC_RATIO, cardiothoracic_ratio
+
+    pipeline = DraftPipeline(tiny_bundle, device="cpu")
+    monkeypatch.setattr(pipeline.bundle.detector.config, "min_detection_score", 0.0)  # every region found
+    before = {f.name: f.probability for f in pipeline.draft(study, DraftSettings(finding_heatmaps=False)).findings}
+    fit = {"measure": CARDIOTHORACIC_RATIO, "scale": 12.0, "bias": -6.0}
+    card = pipeline.bundle.card
+    classification = dataclasses.replace(card.classification, measurements={"Cardiomegaly": fit})
+    monkeypatch.setattr(pipeline.bundle, "card", dataclasses.replace(card, classification=classification))
+    draft = pipeline.draft(study, DraftSettings(finding_heatmaps=False))
+    ratio = cardiothoracic_ratio({r.name: r.box for r in draft.regions})
+    expected = calibrate(torch.tensor([1 / (1 + np.exp(-(12.0 * ratio - 6.0)))]), ["Cardiomegaly"],
+                         classification.calibration)
+    finding = {f.name: f for f in draft.findings}
+    assert finding["Cardiomegaly"].probability == pytest.approx(float(expected[0]), abs=1e-5)
+    assert finding["Cardiomegaly"].measurement == (CARDIOTHORACIC_RATIO, pytest.approx(ratio, abs=1e-4))
+    assert finding["Cardiomegaly"].to_dict()["measurement"]["name"] == CARDIOTHORACIC_RATIO
+    others = {n: f.probability for n, f in finding.items() if n != "Cardiomegaly"}
+    assert others == pytest.approx({n: p for n, p in before.items() if n != "Cardiomegaly"})
+    assert all(f.measurement is None for n, f in finding.items() if n != "Cardiomegaly")
+
+
+def test_no_measurement_without_the_regions_it_needs(tiny_bundle, study, monkeypatch):
+    """Nothing found (only fall-back boxes): the measured finding keeps the image classifier's score."""
+    from rrg_desk.models.measurements import CARDIOTHORACIC_RATIO
+
+    pipeline = DraftPipeline(tiny_bundle, device="cpu")
+    monkeypatch.setattr(pipeline.bundle.detector.config, "min_detection_score", 1.1)  # nothing found
+    before = pipeline.draft(study, DraftSettings(finding_heatmaps=False)).findings
+    card = pipeline.bundle.card
+    classification = dataclasses.replace(card.classification, measurements={
+        "Cardiomegaly": {"measure": CARDIOTHORACIC_RATIO, "scale": 12.0, "bias": -6.0}})
+    monkeypatch.setattr(pipeline.bundle, "card", dataclasses.replace(card, classification=classification))
+    after = pipeline.draft(study, DraftSettings(finding_heatmaps=False)).findings
+    assert [f.probability for f in after] == pytest.approx([f.probability for f in before])
+    assert all(f.measurement is None for f in after)

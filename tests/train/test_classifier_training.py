@@ -268,3 +268,78 @@ def test_source_weights_scale_the_loss_weight_of_one_source_only():
     weighted = ClipClassifier.head_loss(logits, targets, torch.tensor([[0.1], [1.0]]))
     per_image = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none")
     assert weighted.item() == pytest.approx(float((0.1 * per_image[0] + per_image[1]) / 1.1))
+
+
+def test_a_measurement_fit_recovers_a_known_logistic_map():
+    rng = np.random.default_rng(0)
+    values = rng.uniform(0.35, 0.7, 4000)
+    truth = (rng.random(4000) < 1 / (1 + np.exp(-(20.0 * values - 11.0)))).astype(float)
+    from train.calibration import fit_measurement
+
+    scale, bias = fit_measurement(values, truth)
+    assert scale == pytest.approx(20.0, rel=0.15) and bias / scale == pytest.approx(-11.0 / 20.0, rel=0.03)
+
+
+def _labelled(index: int, positive: bool, source: str, split: str) -> LabelledImage:
+    labels, mask = label_vector({"Cardiomegaly": int(positive)})
+    return LabelledImage(Path(f"/img/{split}{index}.png"), labels, mask, source, split, f"p{split}{index}", "PA")
+
+
+def _measured_setup(monkeypatch, ratios: dict[str, float]):
+    """Stand the detector in by a table of cardiothoracic ratios per image path."""
+    import train.calibration as calibration
+
+    monkeypatch.setattr(calibration, "_trained_detector", lambda config, device: None)
+    monkeypatch.setattr(calibration, "_measure_items", lambda detector, items, spec, device: [
+        {"cardiothoracic_ratio": ratios[str(i.path)]} if str(i.path) in ratios else {} for i in items])
+    return {"preprocessing": {"image_size": 64, "mean": 0.5, "std": 0.25}}
+
+
+@pytest.mark.parametrize("image_auc_better", [False, True])
+def test_a_measured_finding_is_kept_only_where_validation_says_it_beats_the_image(monkeypatch, image_auc_better):
+    from train.calibration import fit_measured_findings
+
+    rng = np.random.default_rng(1)
+    train = [_labelled(i, i % 4 == 0, "nih:other", "train") for i in range(40)]
+    train += [_labelled(100 + i, False, "nih:muhammedtalo/COVID-19", "train") for i in range(20)]  # not fitted on
+    val = [_labelled(i, i % 3 == 0, "nih:other", "val") for i in range(30)] + [_labelled(99, True, "nih:other", "val")]
+    k = FINDING_NAMES.index("Cardiomegaly")
+    ratios = {str(i.path): (0.6 if i.labels[k] else 0.45) + rng.normal(0, 0.08) for i in train + val}
+    ratios.pop(str(val[-1].path))  # one validation image the detector cannot measure
+    config = _measured_setup(monkeypatch, ratios)
+    head = np.full((len(val), len(FINDING_NAMES)), 0.3)
+    truth = np.array([i.labels[k] for i in val])
+    head[:, k] = truth if image_auc_better else rng.random(len(val))
+    scores = {"head": head.copy()}
+    fits, record = fit_measured_findings(config, train, val, scores, list(FINDING_NAMES), "cpu")
+    entry = record["Cardiomegaly"]
+    assert entry["fit_images"] == 40 and entry["fit_positives"] == 10  # DarkCovidNet left out
+    assert entry["val_images_measured"] == len(val) - 1
+    if image_auc_better:  # a perfect head: the ratio (AUC < 1 with noise) is not used
+        assert fits == {} and not entry["kept"]
+        assert np.array_equal(scores["head"], head)
+    else:
+        assert fits["Cardiomegaly"]["measure"] == "cardiothoracic_ratio" and fits["Cardiomegaly"]["scale"] > 0
+        assert entry["val_auc_measured"] > entry["val_auc_image_by_mode"]["head"]
+        assert not np.array_equal(scores["head"][:-1, k], head[:-1, k])  # replaced where measured
+        assert scores["head"][-1, k] == head[-1, k]  # kept where not
+        assert np.array_equal(np.delete(scores["head"], k, axis=1), np.delete(head, k, axis=1))
+
+
+def test_validation_with_few_positives_does_not_overrule_a_measured_finding(monkeypatch):
+    """Three validation positives: one image decides an AUC, so the measurement stays."""
+    from train.calibration import fit_measured_findings
+
+    k = FINDING_NAMES.index("Cardiomegaly")
+    train = [_labelled(i, i % 4 == 0, "nih:other", "train") for i in range(40)]
+    val = [_labelled(i, i % 10 == 0, "nih:other", "val") for i in range(30)]
+    ratios = {str(i.path): (0.6 if i.labels[k] else 0.45) + 0.01 * (n % 7) for n, i in enumerate(train + val)}
+    ratios[str(val[0].path)] = 0.3  # a positive the ratio misses
+    config = _measured_setup(monkeypatch, ratios)
+    head = np.full((len(val), len(FINDING_NAMES)), 0.3)
+    head[:, k] = [i.labels[k] for i in val]  # a perfect head
+    fits, record = fit_measured_findings(config, train, val, {"head": head}, list(FINDING_NAMES), "cpu")
+    entry = record["Cardiomegaly"]
+    assert entry["val_positives"] == 3 and not entry["validation_decides"]
+    assert entry["val_auc_measured"] < entry["val_auc_image_by_mode"]["head"] == 1.0
+    assert entry["kept"] and fits["Cardiomegaly"]["measure"] == "cardiothoracic_ratio"

@@ -215,3 +215,21 @@ def test_findings_panel_draws_no_bar_for_a_finding_the_model_does_not_assess(qtb
                                            FindingResult("Edema", 0.96, 0.5)])
     assert painted[0] not in (QColor(NEGATIVE_COLOR).name(), QColor(POSITIVE_COLOR).name())
     assert painted[1] == QColor(POSITIVE_COLOR).name()
+
+
+def test_findings_panel_says_which_measurement_a_finding_comes_from(qtbot):
+    from rrg_desk.reports.draft import FindingResult
+
+    panel, _colours = _bar_colours(qtbot, [FindingResult("Edema", 0.2, 0.5),
+                                           FindingResult("Cardiomegaly", 0.81, 0.5,
+                                                         measurement=("cardiothoracic_ratio", 0.583))])
+    tips = []
+    for row in range(2):
+        position = QPointF(20, row * 22 + 11)
+        panel.bars.mouseMoveEvent(QMouseEvent(QEvent.Type.MouseMove, position, panel.bars.mapToGlobal(position),
+                                              Qt.MouseButton.NoButton, Qt.MouseButton.NoButton,
+                                              Qt.KeyboardModifier.NoModifier))
+        tips.append(panel.bars.toolTip())
+    assert "ratio" not in tips[0]
+    assert tips[1] == ("Cardiomegaly: 81.0% (above the threshold 50%), "
+                       "from the cardiothoracic ratio 0.58 on the frontal view")

@@ -72,8 +72,7 @@ def report_json(document: ReportDocument, meta: ReportMeta) -> dict:
         "addenda": [{"text": a.text, "signer": a.signer, "signed_at": a.signed_at.isoformat()}
                     for a in meta.addenda],
         "model": ({"bundle_id": draft.bundle_id,
-                   "findings": [{"name": f.name, "probability": f.probability, "threshold": f.threshold}
-                                for f in draft.findings]} if draft is not None else None),
+                   "findings": [f.to_dict() for f in draft.findings]} if draft is not None else None),
         "exported_at": utc_now().isoformat(),
     }
 
