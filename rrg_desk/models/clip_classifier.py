@@ -3,7 +3,8 @@ CLIP-style with a report text encoder (CRRG-CLIP, TRRG) for zero-shot prompts.
 
 Image inputs are single-channel float tensors [B,1,H,W] ALREADY normalised by the caller
 with the bundle card's (mean, std); they are resized here to `config.image_size` square.
-The image encoder is timm's `config.backbone` (default `tf_efficientnet_lite0`) built with
+The image encoder is `config.backbone` (default `tf_efficientnet_lite0`, built in plain torch by
+rrg_desk.models.efficientnet_lite with timm's names; other names are timm models) built with
 `pretrained=False` and one input channel: ImageNet weights, when used, are converted and
 loaded by `train/` only; the app loads the bundle's safetensors. Text inputs are token ids
 from `ReportTokenizer.encode` (bos ... eos); the text tower (rrg_desk.models.text_transformer,
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rrg_desk.models.config import ConfigDict
+from rrg_desk.models.efficientnet_lite import EfficientNetLite, is_efficientnet_lite
 from rrg_desk.models.findings import FINDING_NAMES, default_prompt_pairs
 from rrg_desk.models.text_transformer import TextTransformer, TextTransformerConfig
 
@@ -79,7 +81,11 @@ class ClipOutput:
 
 
 def build_backbone(name: str) -> nn.Module:
-    """timm CNN with one input channel and no classifier (forward -> pooled [B, C])."""
+    """CNN with one input channel and no classifier (forward -> pooled [B, C]). EfficientNet-Lite
+    0/1/2 are built in plain torch (timm's names and numerics) so a draft never imports timm;
+    any other name is a timm model, imported only then."""
+    if is_efficientnet_lite(name):
+        return EfficientNetLite.named(name)
     import timm
 
     return timm.create_model(name, pretrained=False, in_chans=1, num_classes=0)
