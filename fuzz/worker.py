@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from rrg_desk.models.bundle import COMPONENTS, component_classes
 
     for component in COMPONENTS:
-        component_classes(component)  # import open_clip / transformers now
+        component_classes(component)  # import the model modules now, before the memory limit
     corpus = Corpus.build(args.workdir)
     case_dir = args.workdir / f"worker-{os.getpid()}"
     case_dir.mkdir(parents=True, exist_ok=True)

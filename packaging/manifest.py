@@ -5,13 +5,11 @@ so an exclusion that the app does need fails `make test`, not a 10-minute build.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 # dist-info metadata the frozen app needs: pylibjpeg finds its decoders through entry points;
-# the others are read by version checks (transformers, highdicom, keyring backends).
+# the others are read by version checks (highdicom, keyring backends).
 METADATA_DISTS = (
     "pylibjpeg", "pylibjpeg-libjpeg", "pylibjpeg-openjpeg", "pylibjpeg-rle", "pyjpegls", "pydicom",
-    "highdicom", "fhir.resources", "fhir-core", "open_clip_torch", "tokenizers", "safetensors", "keyring",
+    "highdicom", "fhir.resources", "fhir-core", "tokenizers", "safetensors", "keyring",
 )
 
 # Imported by name at run time (importlib, entry points, _LazyModule, imports inside functions).
@@ -19,10 +17,7 @@ LAZY_IMPORTS = (
     "libjpeg", "openjpeg", "rle", "jpeg_ls",  # pylibjpeg plugins and pyjpegls
     "pydicom.pixels.decoders.pylibjpeg", "pydicom.pixels.decoders.pyjpegls", "pydicom.pixels.decoders.rle",
     "pydicom.pixels.decoders.pillow", "pydicom.pixels.encoders.pylibjpeg", "pydicom.pixels.encoders.native",
-    "transformers.models.gpt2.configuration_gpt2", "transformers.models.gpt2.modeling_gpt2",
-    "transformers.models.auto.modeling_auto", "transformers.models.auto.configuration_auto",
-    "transformers.models.encoder_decoder",
-    "tokenizers.models", "tokenizers.normalizers", "tokenizers.pre_tokenizers", "tokenizers.trainers",
+        "tokenizers.models", "tokenizers.normalizers", "tokenizers.pre_tokenizers", "tokenizers.trainers",
     "tokenizers.decoders", "tokenizers.processors",
     "PySide6.QtPrintSupport",  # PDF export, imported only when exporting
 )
@@ -37,25 +32,12 @@ EXCLUDES = (
     "tkinter", "_tkinter", "IPython", "jupyter", "notebook", "ipykernel",
     "pytest", "_pytest", "pytestqt", "hypothesis", "importlinter", "grimp",
     "pycocoevalcap", "pycocotools",  # NLG metrics (Java): training and evaluation only
-    "train", "tests", "bench", "open_clip_train",
+    "train", "tests", "bench",
+    # the models are plain torch; tests compare them against these two (issue 17)
+    "transformers", "open_clip", "open_clip_train",
     "torch.utils.tensorboard", "torch.utils.benchmark",
     "matplotlib.backends.backend_qt", "matplotlib.backends.backend_qtagg", "matplotlib.backends.backend_qtcairo",
     "matplotlib.backends.backend_tkagg", "matplotlib.backends.backend_webagg", "matplotlib.backends.backend_gtk3agg",
     "matplotlib.backends.backend_gtk4agg", "matplotlib.backends.backend_wxagg", "matplotlib.backends.backend_macosx",
     "PyInstaller", "pip",
 )
-
-# transformers model families the generator uses; every other family is excluded
-TRANSFORMERS_MODELS_KEPT = frozenset({"gpt2", "auto", "encoder_decoder"})
-
-
-def unused_transformers_models() -> list[str]:
-    import transformers
-
-    models = Path(transformers.__file__).parent / "models"
-    return sorted(f"transformers.models.{p.name}" for p in models.iterdir()
-                  if p.is_dir() and not p.name.startswith("_") and p.name not in TRANSFORMERS_MODELS_KEPT)
-
-
-def all_excludes() -> list[str]:
-    return list(EXCLUDES) + unused_transformers_models()

@@ -58,9 +58,7 @@ _.VerifyingObserverSequence
 _.SpecificCharacterSet
 _.SeriesDate
 _.SeriesTime
-# transformers' GPT-2 config and torch's state-dict hook signature (models/generator.py)
-_._attn_implementation
-_.loss_type
+# torch's state-dict hook signature (models/gpt2.py)
 _.local_metadata
 # the tokenizers library's pipeline (models/tokenizer.py)
 _.normalizer

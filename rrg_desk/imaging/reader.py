@@ -6,7 +6,6 @@ from pathlib import Path
 
 from PIL import Image
 
-from rrg_desk.imaging.dicom import read_dicom
 from rrg_desk.imaging.errors import (
     CorruptPixelDataError,
     ImageReadError,
@@ -40,6 +39,8 @@ def read_image(path: str | Path) -> XrayImage:
         raise NotAnImageError(path)
     try:
         if file_format is FileFormat.DICOM:
+            from rrg_desk.imaging.dicom import read_dicom  # pydicom only when a DICOM is read (~0.4 s)
+
             return read_dicom(path)
         return read_raster(path, file_format)
     except ImageReadError:

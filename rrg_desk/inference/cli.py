@@ -85,17 +85,20 @@ def _fail(code: int, message: str) -> int:
     return code
 
 
+def _not_pydicom_chatter(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.CRITICAL or not record.name.startswith("pydicom")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     if not args.verbose:
         # pydicom logs a traceback for every decoder that fails and a line for every
-        # non-conformance; the reader already turns those into one typed refusal. (Importing
-        # pydicom sets its logger's level, so that comes first.)
-        import pydicom  # noqa: F401
-
-        logging.getLogger("pydicom").setLevel(logging.CRITICAL)
+        # non-conformance; the reader already turns those into one typed refusal. Filtered at
+        # the handler: importing pydicom resets its logger's level, and a PNG draft never imports it.
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_not_pydicom_chatter)
     if args.each or args.jsonl is not None:
         from rrg_desk.inference.batch import run_batch
 

@@ -39,8 +39,8 @@ from rrg_desk.thresholds import DEFAULT_THRESHOLD
 
 logger = logging.getLogger(__name__)
 
-# component -> (module, config class, model class); imported lazily so that building one model
-# never pulls in the others' libraries (open_clip / transformers).
+# component -> (module, config class, model class); imported lazily so that reading a card or
+# building one model imports only that model's module.
 _REGISTRY: dict[str, tuple[str, str, str]] = {
     "detector": ("rrg_desk.models.detector", "DetectorConfig", "RegionDetector"),
     "classifier": ("rrg_desk.models.clip_classifier", "ClipClassifierConfig", "ClipClassifier"),

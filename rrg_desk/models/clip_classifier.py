@@ -3,10 +3,12 @@ CLIP-style with a report text encoder (CRRG-CLIP, TRRG) for zero-shot prompts.
 
 Image inputs are single-channel float tensors [B,1,H,W] ALREADY normalised by the caller
 with the bundle card's (mean, std); they are resized here to `config.image_size` square.
-The image encoder is timm's `config.backbone` (default `tf_efficientnet_lite0`) built with
+The image encoder is `config.backbone` (default `tf_efficientnet_lite0`, built in plain torch by
+rrg_desk.models.efficientnet_lite with timm's names; other names are timm models) built with
 `pretrained=False` and one input channel: ImageNet weights, when used, are converted and
 loaded by `train/` only; the app loads the bundle's safetensors. Text inputs are token ids
-from `ReportTokenizer.encode` (bos ... eos); open_clip's built-in text tower pools at eos.
+from `ReportTokenizer.encode` (bos ... eos); the text tower (rrg_desk.models.text_transformer,
+open_clip's layout in plain torch) pools at eos. The contrastive loss is the trainer's.
 
 Outputs: the finding head's probabilities, zero-shot probabilities from (positive, negative)
 prompt pairs, Grad-CAM heatmaps on the last feature map, and the input gate (is this a
@@ -20,12 +22,12 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from open_clip.loss import ClipLoss
-from open_clip.model import CLIPTextCfg, _build_text_tower
 from torch import nn
 
 from rrg_desk.models.config import ConfigDict
+from rrg_desk.models.efficientnet_lite import EfficientNetLite, is_efficientnet_lite
 from rrg_desk.models.findings import FINDING_NAMES, default_prompt_pairs
+from rrg_desk.models.text_transformer import TextTransformer, TextTransformerConfig
 
 MAX_LOGIT_SCALE = 100.0
 GATE_OUTPUTS = ("chest_radiograph", "lateral_view")  # input_gate logits, in this order
@@ -79,7 +81,11 @@ class ClipOutput:
 
 
 def build_backbone(name: str) -> nn.Module:
-    """timm CNN with one input channel and no classifier (forward -> pooled [B, C])."""
+    """CNN with one input channel and no classifier (forward -> pooled [B, C]). EfficientNet-Lite
+    0/1/2 are built in plain torch (timm's names and numerics) so a draft never imports timm;
+    any other name is a timm model, imported only then."""
+    if is_efficientnet_lite(name):
+        return EfficientNetLite.named(name)
     import timm
 
     return timm.create_model(name, pretrained=False, in_chans=1, num_classes=0)
@@ -96,17 +102,15 @@ class ClipClassifier(nn.Module):
             raise ValueError(f"{config.backbone} has {self.backbone.num_features} features, "
                              f"config.feature_dim says {config.feature_dim}")
         self.image_projection = nn.Linear(config.feature_dim, config.embed_dim)
-        text_cfg = CLIPTextCfg(context_length=config.context_length, vocab_size=config.vocab_size,
-                               width=config.text_width, heads=config.text_heads, layers=config.text_layers,
-                               mlp_ratio=config.mlp_ratio, pad_id=config.pad_id, eos_id=config.eos_id,
-                               pool_type="eos")
-        self.text = _build_text_tower(config.embed_dim, text_cfg)
+        self.text = TextTransformer(TextTransformerConfig(
+            vocab_size=config.vocab_size, context_length=config.context_length, width=config.text_width,
+            heads=config.text_heads, layers=config.text_layers, mlp_ratio=config.mlp_ratio,
+            output_dim=config.embed_dim, eos_id=config.eos_id))
         self.logit_scale_log = nn.Parameter(torch.tensor(float(config.init_logit_scale)))
         self.head_dropout = nn.Dropout(config.head_dropout)
         num_findings = len(config.finding_names)
         self.finding_head = nn.Linear(config.feature_dim, num_findings) if config.use_finding_head else None
         self.input_gate = nn.Linear(config.feature_dim, len(GATE_OUTPUTS))
-        self._clip_loss = ClipLoss()
 
     # -- image encoder -----------------------------------------------------------------
     def _resize(self, images: torch.Tensor) -> torch.Tensor:
@@ -171,10 +175,6 @@ class ClipClassifier(nn.Module):
         return ClipOutput(self.encode_image(images), self.encode_text(token_ids), self.logit_scale)
 
     # -- losses ------------------------------------------------------------------------
-    def contrastive_loss(self, image_embeds: torch.Tensor, text_embeds: torch.Tensor) -> torch.Tensor:
-        """Symmetric InfoNCE over the batch; both inputs [B,D] normalised, pairs on the diagonal."""
-        return self._clip_loss(image_embeds, text_embeds, self.logit_scale)
-
     def head_logits(self, features: torch.Tensor) -> torch.Tensor:
         """Pooled features [B,C] -> [B,F] finding logits (dropout only in training)."""
         if self.finding_head is None:

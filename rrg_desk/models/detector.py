@@ -1,8 +1,9 @@
 """Anatomical region detector: torchvision Faster R-CNN with an FPN, plus organ outlines.
 
 Backbones: MobileNetV3-small from scratch (``backbone="mobilenet_v3_small"``, the first
-bundles) or a timm EfficientNet-Lite (``tf_efficientnet_lite0``...) that the trainer starts
-from ImageNet weights; its batch-norm statistics stay frozen (detection batches are tiny).
+bundles) or an EfficientNet-Lite (``tf_efficientnet_lite0``..., plain torch with timm's names;
+other timm names also work) that the trainer starts from ImageNet weights; its batch-norm
+statistics stay frozen (detection batches are tiny).
 
 Outlines (Mask R-CNN style): for the regions in ``mask_regions`` (the five SCR organs) a small
 mask head predicts a ``mask_size``^2 probability map inside the region's box. It is trained on
@@ -43,6 +44,7 @@ from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign, boxes as 
 from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
 
 from rrg_desk.models.config import ConfigDict
+from rrg_desk.models.efficientnet_lite import EfficientNetLiteFeatures, is_efficientnet_lite
 from rrg_desk.models.region_heads import RegionHeads, RegionHeadsConfig
 from rrg_desk.models.regions import REGION_NAMES, SCR_ORGANS, TYPICAL_RELATIVE_BOXES, WHOLE_IMAGE
 
@@ -153,16 +155,13 @@ def paste_masks(masks: torch.Tensor, boxes: torch.Tensor, height: int, width: in
 
 
 class TimmBackboneWithFPN(nn.Module):
-    """A timm CNN's stride-8/16/32 features (one input channel) + FPN; batch norm frozen at
-    the statistics it starts from (ImageNet's, loaded by the trainer into ``body``)."""
+    """A CNN's stride-8/16/32 features (one input channel; timm's layout) + FPN; batch norm
+    frozen at the statistics it starts from (ImageNet's, loaded by the trainer into ``body``)."""
 
     def __init__(self, name: str, out_channels: int):
         super().__init__()
-        import timm
-
-        self.body = timm.create_model(name, pretrained=False, in_chans=1, features_only=True, out_indices=(2, 3, 4))
-        self.fpn = FeaturePyramidNetwork(self.body.feature_info.channels(), out_channels,
-                                         extra_blocks=LastLevelMaxPool())
+        self.body, channels = _feature_body(name)
+        self.fpn = FeaturePyramidNetwork(channels, out_channels, extra_blocks=LastLevelMaxPool())
         self.out_channels = out_channels
         for module in self._norms():
             for param in module.parameters():
@@ -179,6 +178,18 @@ class TimmBackboneWithFPN(nn.Module):
 
     def forward(self, images: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
         return self.fpn(OrderedDict((str(i), f) for i, f in enumerate(self.body(images))))
+
+
+def _feature_body(name: str) -> tuple[nn.Module, list[int]]:
+    """The stride-8/16/32 feature extractor and its widths. EfficientNet-Lite 0/1/2 are plain
+    torch with timm's key names (a draft never imports timm); other names are timm's."""
+    if is_efficientnet_lite(name):
+        body = EfficientNetLiteFeatures.named(name)
+        return body, body.feature_channels
+    import timm
+
+    body = timm.create_model(name, pretrained=False, in_chans=1, features_only=True, out_indices=(2, 3, 4))
+    return body, body.feature_info.channels()
 
 
 def _build_backbone(config: DetectorConfig) -> nn.Module:

@@ -24,13 +24,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import GPT2Config, GPT2LMHeadModel
 
 from rrg_desk.models.config import ConfigDict
 from rrg_desk.models.findings import FINDING_NAMES
+from rrg_desk.models.gpt2 import IGNORE_INDEX, GPT2Config, GPT2Decoder, KVCache, causal_lm_loss
 from rrg_desk.models.regions import REGION_NAMES
-
-IGNORE_INDEX = -100
 
 
 @dataclass
@@ -78,40 +76,13 @@ def make_labels(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.
     return input_ids.masked_fill(attention_mask == 0, IGNORE_INDEX)
 
 
-_TIED_HEAD, _TOKEN_EMBEDDING = "gpt.lm_head.weight", "gpt.transformer.wte.weight"
-
-
-def _drop_tied_head(module, state_dict, prefix, local_metadata) -> None:
-    state_dict.pop(prefix + _TIED_HEAD, None)
-
-
-def _restore_tied_head(module, state_dict, prefix, *args) -> None:
-    head, embedding = prefix + _TIED_HEAD, prefix + _TOKEN_EMBEDDING
-    if head not in state_dict and embedding in state_dict:
-        state_dict[head] = state_dict[embedding]
-    elif embedding not in state_dict and head in state_dict:
-        state_dict[embedding] = state_dict[head]
-
-
 class RegionSentenceGenerator(nn.Module):
     def __init__(self, config: GeneratorConfig):
         super().__init__()
         self.config = config
-        gpt_config = GPT2Config(
+        self.gpt = GPT2Decoder(GPT2Config(
             vocab_size=config.vocab_size, n_positions=config.n_positions, n_embd=config.n_embd,
-            n_layer=config.n_layer, n_head=config.n_head, n_inner=config.n_inner,
-            resid_pdrop=config.dropout, embd_pdrop=config.dropout, attn_pdrop=config.dropout,
-            add_cross_attention=True, bos_token_id=config.bos_id, eos_token_id=config.eos_id,
-            pad_token_id=config.pad_id,
-        )
-        # sdpa returns no attention weights; the heatmaps need the cross-attentions.
-        gpt_config._attn_implementation = "eager"
-        self.gpt = GPT2LMHeadModel(gpt_config)
-        self.gpt.loss_type = "ForCausalLM"  # shifted cross-entropy, ignore_index -100
-        # lm_head shares wte's weight; safetensors refuses shared tensors, so only wte is
-        # serialised and lm_head is restored from it on load.
-        self.register_state_dict_post_hook(_drop_tied_head)
-        self.register_load_state_dict_pre_hook(_restore_tied_head)
+            n_layer=config.n_layer, n_head=config.n_head, n_inner=config.n_inner, dropout=config.dropout))
         width = config.n_embd
         self.region_proj = nn.Linear(config.region_feature_dim, width)
         self.region_type = nn.Embedding(config.num_region_types, width)
@@ -193,10 +164,9 @@ class RegionSentenceGenerator(nn.Module):
         states, image_slice = self.encoder_states(region_features, region_ids, image_tokens, finding_probs)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        out = self.gpt(input_ids=input_ids, attention_mask=attention_mask, encoder_hidden_states=states,
-                       labels=labels, use_cache=False, output_attentions=output_attentions)
-        cross = out.cross_attentions if output_attentions and states is not None else None
-        return GeneratorOutput(logits=out.logits, loss=out.loss, cross_attentions=cross,
+        out = self.gpt(input_ids, attention_mask, encoder_states=states, output_cross_attentions=output_attentions)
+        loss = causal_lm_loss(out.logits, labels) if labels is not None else None
+        return GeneratorOutput(logits=out.logits, loss=loss, cross_attentions=out.cross_attentions,
                                image_token_slice=image_slice)
 
     # -- decoding --------------------------------------------------------------------
@@ -229,21 +199,17 @@ class RegionSentenceGenerator(nn.Module):
     def _device(self) -> torch.device:
         return self.memory.device
 
-    def _step(self, step_input, states, past, step):
-        # an explicit all-ones mask (no padding inside a decoding batch) over past + current token
-        mask = torch.ones(step_input.shape[0], step + 1, dtype=torch.long, device=step_input.device)
-        return self.gpt(input_ids=step_input, attention_mask=mask, encoder_hidden_states=states,
-                        past_key_values=past, use_cache=True)
+    def _next_logits(self, step_input, states, cache: KVCache) -> torch.Tensor:
+        # step_input [N,1] -> logits of the next token [N,V]; no padding inside a decoding batch
+        return self.gpt(step_input, encoder_states=states, cache=cache).logits[:, -1]
 
     def _greedy(self, states, count, max_len, bos, eos) -> list[list[int]]:
         step_input = torch.full((count, 1), bos, dtype=torch.long, device=self._device())
         finished = torch.zeros(count, dtype=torch.bool, device=step_input.device)
         outputs: list[list[int]] = [[] for _ in range(count)]
-        past = None
-        for step in range(max_len):
-            out = self._step(step_input, states, past, step)
-            past = out.past_key_values
-            next_token = out.logits[:, -1].argmax(dim=-1)                     # [N]
+        cache = KVCache()
+        for _ in range(max_len):
+            next_token = self._next_logits(step_input, states, cache).argmax(dim=-1)   # [N]
             next_token = next_token.masked_fill(finished, self.config.pad_id)
             for row, (token, done) in enumerate(zip(next_token.tolist(), finished.tolist())):
                 if not done:
@@ -266,11 +232,9 @@ class RegionSentenceGenerator(nn.Module):
         lengths = torch.zeros(flat, device=device)
         step_input = torch.full((flat, 1), bos, dtype=torch.long, device=device)
         row_offset = (torch.arange(count, device=device) * beam_size)[:, None]  # [N,1]
-        past = None
-        for step in range(max_len):
-            out = self._step(step_input, states, past, step)
-            past = out.past_key_values
-            log_probs = F.log_softmax(out.logits[:, -1].float(), dim=-1)     # [N*K,V]
+        cache = KVCache()
+        for _ in range(max_len):
+            log_probs = F.log_softmax(self._next_logits(step_input, states, cache).float(), dim=-1)  # [N*K,V]
             vocab = log_probs.shape[-1]
             # a finished beam continues only with pad, at no cost, so its score is frozen
             log_probs[finished] = float("-inf")
@@ -283,7 +247,7 @@ class RegionSentenceGenerator(nn.Module):
             sequences = torch.cat([sequences[source], tokens[:, None]], dim=1)
             lengths = lengths[source] + (~was_finished).float()
             finished = was_finished | (tokens == eos)
-            past.reorder_cache(source)
+            cache.reorder(source)
             if bool(finished.all()):
                 break
             step_input = tokens[:, None]

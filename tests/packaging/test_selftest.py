@@ -59,7 +59,7 @@ def selftest_run(tmp_path_factory):
     keep, user_data = root / "exports", root / "user-data"
     env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY")}
     env["RRG_DESK_DATA_DIR"] = str(user_data)  # the selftest must not write here
-    blocked = json.dumps(load_packaging_script("manifest").all_excludes())
+    blocked = json.dumps(load_packaging_script("manifest").EXCLUDES)
     runner = root / "blocking_runner.py"
     runner.write_text(BLOCKING_RUNNER)
     proc = subprocess.run([sys.executable, str(runner), blocked, "--selftest", "--bundle", str(bundle),
@@ -158,10 +158,11 @@ def test_selftest_without_a_model_bundle_fails_with_a_reason(tmp_path, capsys):
     assert captured.out == ""
 
 
-def test_the_spec_keeps_the_transformers_families_the_generator_imports():
-    excluded = set(load_packaging_script("manifest").unused_transformers_models())
-    assert "transformers.models.gpt2" not in excluded and "transformers.models.auto" not in excluded
-    assert "transformers.models.bert" in excluded and len(excluded) > 100
+def test_the_spec_leaves_out_transformers_and_open_clip():
+    """The models are plain torch (issue 17); the selftest above runs with both blocked."""
+    manifest = load_packaging_script("manifest")
+    assert {"transformers", "open_clip"} <= set(manifest.EXCLUDES)
+    assert not [m for m in manifest.LAZY_IMPORTS if m.split(".")[0] in ("transformers", "open_clip")]
 
 
 @pytest.mark.parametrize("make_bad", ["file", "read_only"])

@@ -29,7 +29,7 @@ def test_report_table_lists_every_row_and_the_missed_ones(tmp_path):
 
 def test_issue_17_figures_have_their_own_section_beside_their_targets(tmp_path):
     rows = [result("cli_cold_draft_ratio", 2.1, "x", 1.2), result("workstation_peak_rss_full_flow", 1361.0, "MB", 1536.0),
-            result("a_open_p50", 17.2, "ms", 150.0)]
+            result("cli_import_floor_ratio", 1.0, "x", None), result("a_open_p50", 17.2, "ms", 150.0)]
     results = tmp_path / "results.json"
     results.write_text(json.dumps({"updated": "2026-01-01T00:00:00", "results": rows}))
     text = write_report(results, tmp_path / "docs" / "benchmarks.md").read_text()
@@ -38,3 +38,5 @@ def test_issue_17_figures_have_their_own_section_beside_their_targets(tmp_path):
     assert "(`cli_cold_draft_ratio`) | 2.1 x | 1.2 x | **MISSED** by 0.9 x (75%) |" in section
     assert "(`workstation_peak_rss_full_flow`) | 1,361 MB | 1,536 MB | met" in section
     assert "a_open_p50" not in section
+    # the floor is what the models are built from: plain torch + torchvision since timm left the draft path
+    assert "importing torch, torchvision (what the models are built from)" in section and "timm" not in section

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import timm
 import torch
+import torch.nn.functional as F
 
-from rrg_desk.models.clip_classifier import build_backbone
+from rrg_desk.models.clip_classifier import ClipClassifier, ClipClassifierConfig, build_backbone
 from rrg_desk.models.classify import calibrate
 from rrg_desk.models.findings import FINDING_NAMES
 from train.calibration import apply_platt, choose_threshold, fit_platt, select_classification
@@ -19,7 +20,7 @@ from train.data.finding_labels import (LabelledImage, covid_labels, label_vector
                                        read_jsrt, read_nih)
 from train.metrics import bootstrap_auc_interval, masked_auc_per_finding
 from train.pretrained import PretrainedWeightsError, convert_state_dict, load_imagenet_backbone, weights_file
-from train.tasks.clip_task import augment, label_text, positive_weights
+from train.tasks.clip_task import augment, contrastive_loss, label_text, positive_weights
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -343,3 +344,42 @@ def test_validation_with_few_positives_does_not_overrule_a_measured_finding(monk
     assert entry["val_positives"] == 3 and not entry["validation_decides"]
     assert entry["val_auc_measured"] < entry["val_auc_image_by_mode"]["head"] == 1.0
     assert entry["kept"] and fits["Cardiomegaly"]["measure"] == "cardiothoracic_ratio"
+
+
+def test_contrastive_loss_is_open_clips_clip_loss_in_one_process():
+    """Equal to open_clip's ClipLoss() (world_size 1), value and gradients; open_clip stays
+    installed for this test only."""
+    clip_loss = pytest.importorskip("open_clip.loss").ClipLoss()
+    generator = torch.Generator().manual_seed(0)
+    image, text = (F.normalize(torch.randn(6, 32, generator=generator), dim=-1).requires_grad_() for _ in range(2))
+    scale = torch.tensor(14.3, requires_grad=True)
+    ours = contrastive_loss(image, text, scale)
+    ours_grads = torch.autograd.grad(ours, (image, text, scale))
+    expected = clip_loss(image, text, scale)
+    expected_grads = torch.autograd.grad(expected, (image, text, scale))
+    torch.testing.assert_close(ours, expected, rtol=0, atol=1e-6)
+    for a, b in zip(ours_grads, expected_grads):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_contrastive_loss_trains_the_classifier_on_a_tiny_batch():
+    torch.manual_seed(0)
+    model = ClipClassifier(ClipClassifierConfig.tiny(60))
+    images = torch.randn(8, 1, 64, 64)
+    texts = torch.randint(4, 60, (8, 9), generator=torch.Generator().manual_seed(0))
+    texts[:, 0], texts[:, -1] = 1, 2
+    optimiser = torch.optim.Adam(model.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(25):
+        out = model(images, texts)
+        loss = contrastive_loss(out.image_embeds, out.text_embeds, out.logit_scale)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert losses[-1] < 0.5 * losses[0]
+    with torch.inference_mode():
+        out = model(images, texts)
+        retrieved = (out.image_embeds @ out.text_embeds.T).argmax(dim=1)
+    assert (retrieved == torch.arange(8)).float().mean() >= 0.75

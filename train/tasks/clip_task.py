@@ -44,6 +44,16 @@ def labelled_sources(config: dict) -> dict[str, str]:
     return dict(config["data"].get("labelled") or {"covid": config["data"]["covid"]})
 
 
+def contrastive_loss(image_embeds: torch.Tensor, text_embeds: torch.Tensor,
+                     logit_scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE over the batch: embeddings [B,D] normalised, pairs on the diagonal. It is
+    open_clip's ClipLoss() as it was used (world_size 1: under DDP each rank scores its own batch)."""
+    logits_per_image = logit_scale * image_embeds @ text_embeds.T
+    logits_per_text = logit_scale * text_embeds @ image_embeds.T
+    labels = torch.arange(logits_per_image.shape[0], device=image_embeds.device, dtype=torch.long)
+    return (F.cross_entropy(logits_per_image, labels) + F.cross_entropy(logits_per_text, labels)) / 2
+
+
 class ClipTrainModule(nn.Module):
     """forward() computes the whole loss, so DDP sees every parameter used in one call."""
 
@@ -62,7 +72,7 @@ class ClipTrainModule(nn.Module):
         if self.contrastive_weight:
             image_embeds = self.classifier.embed_features(features)
             text_embeds = self.classifier.encode_text(token_ids)
-            parts["contrastive"] = self.classifier.contrastive_loss(image_embeds, text_embeds)
+            parts["contrastive"] = contrastive_loss(image_embeds, text_embeds, self.classifier.logit_scale)
             total = total + self.contrastive_weight * parts["contrastive"]
         if self.classifier.finding_head is not None and self.head_weight:
             logits = self.classifier.head_logits(features)

@@ -119,14 +119,13 @@ class DetectorTask:
 
 
 def load_imagenet_body(model: RegionDetector, path=None) -> dict:
-    """The pinned ImageNet EfficientNet-Lite weights into the detector's timm body (converted on
-    the full timm model, whose keys the feature extractor shares); returns the provenance."""
-    import timm
-
+    """The pinned ImageNet EfficientNet-Lite weights into the detector's body (converted on
+    the full classifier-form model, whose keys the feature extractor shares); returns the provenance."""
+    from rrg_desk.models.clip_classifier import build_backbone
     from train.pretrained import load_imagenet_backbone
 
     name = model.config.backbone
-    full = timm.create_model(name, pretrained=False, in_chans=1, num_classes=0)
+    full = build_backbone(name)
     provenance = load_imagenet_backbone(full, name, path)
     body = model.rcnn.backbone.body
     weights = full.state_dict()
