@@ -40,7 +40,7 @@ UNASSESSED = 1.0  # the threshold of a finding without validated skill: the app 
 THRESHOLD_RULES = ("f1", "youden")
 # Findings the detector's boxes can measure (rrg_desk.models.measurements), chosen on train+val
 # NIH patients outside DarkCovidNet with nothing fitted (tools/measurement_auc.py: the
-# cardiothoracic ratio separates Cardiomegaly at AUC 0.85 where image features give 0.56). The
+# cardiothoracic ratio separates Cardiomegaly at AUC 0.91 where image features give 0.56). The
 # logistic map is fitted on NIH training images outside DarkCovidNet (picked by label, so its
 # cardiomegaly prevalence is not the clinic's). Validation can overrule the choice only with at
 # least MIN_THRESHOLD_POSITIVES positives: on fewer, one image decides (the shipped run has 4).
@@ -160,12 +160,18 @@ def fit_measurement(values: np.ndarray, labels: np.ndarray) -> tuple[float, floa
 
 
 def _trained_detector(config: dict, device):
+    """The detector run's best weights, or None before the detector is trained (the classifier
+    can be trained first; its measured findings are then left to the image classifier)."""
     from train.export import _weights
     from train.tasks.common import run_dir
     from train.tasks.detector_task import build_detector
 
+    try:
+        weights = _weights(run_dir(config, "detector"))
+    except FileNotFoundError:
+        return None
     detector = build_detector(config)
-    detector.load_state_dict(_weights(run_dir(config, "detector")))
+    detector.load_state_dict(weights)
     return detector.to(device).eval()
 
 
@@ -191,6 +197,10 @@ def fit_measured_findings(config: dict, train_items, val_items, scores: dict[str
     from train.tasks.common import spec_of
 
     detector = _trained_detector(config, device)
+    if detector is None:
+        log.warning("no trained detector yet: %s left to the image classifier", sorted(MEASURED_FINDINGS))
+        return {}, {finding: {"measure": name, "kept": False, "why": "no trained detector"}
+                    for finding, name in MEASURED_FINDINGS.items()}
     spec = spec_of(config)
     fits, record = {}, {}
     for finding, measure_name in MEASURED_FINDINGS.items():

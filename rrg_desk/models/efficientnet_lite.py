@@ -177,6 +177,22 @@ def _config(name: str) -> EfficientNetLiteConfig:
     return LITE_VARIANTS[name]
 
 
+def init_like_tensorflow(module: nn.Module) -> None:
+    """timm's (and TensorFlow's) EfficientNet initialisation: convolutions normal with std
+    sqrt(2 / fan_out) (fan_out per group), batch norm 1 and 0. Training from scratch
+    (pretrained: false) starts where it did with timm; PyTorch's default init gives features
+    two orders of magnitude smaller, on which the input gate's logistic fit ran away."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
+            nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 class EfficientNetLite(nn.Module):
     """Classifier form without a classifier: forward -> pooled features [B, head_channels]."""
 
@@ -188,6 +204,7 @@ class EfficientNetLite(nn.Module):
         self.conv_head = conv(widths[-1], config.head_channels, 1)
         self.bn2 = BatchNormAct2d(config.head_channels)
         self.num_features = config.head_channels
+        init_like_tensorflow(self)
 
     @classmethod
     def named(cls, name: str) -> EfficientNetLite:
@@ -214,6 +231,7 @@ class EfficientNetLiteFeatures(nn.Module):
         self.blocks, widths = build_blocks(config)
         self.feature_stages = config.feature_stages
         self.feature_channels = [widths[i] for i in config.feature_stages]
+        init_like_tensorflow(self)
 
     @classmethod
     def named(cls, name: str) -> EfficientNetLiteFeatures:

@@ -85,3 +85,18 @@ def test_the_shipped_bundle_loads_strictly_into_the_plain_torch_backbones():
     assert isinstance(bundle.classifier.backbone, EfficientNetLite)
     if bundle.detector.config.backbone != "mobilenet_v3_small":
         assert isinstance(bundle.detector.rcnn.backbone.body, EfficientNetLiteFeatures)
+
+
+def test_a_fresh_model_starts_with_timms_weight_scale():
+    """Trained from scratch (pretrained: false) it must start as timm's did: same init law."""
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    ours = EfficientNetLite.named("tf_efficientnet_lite0")
+    theirs = timm.create_model("tf_efficientnet_lite0", pretrained=False, in_chans=1, num_classes=0)
+    for (name, mine), (_, reference) in zip(ours.state_dict().items(), theirs.state_dict().items()):
+        if mine.is_floating_point() and mine.dim() == 4 and mine.numel() >= 5000:  # sample std is steady there
+            assert mine.std().item() == pytest.approx(reference.std().item(), rel=0.15), name
+    images = torch.randn(2, 1, 128, 128)
+    ours.eval(), theirs.eval()
+    with torch.no_grad():
+        assert ours(images).abs().mean().item() == pytest.approx(theirs(images).abs().mean().item(), rel=0.5)
