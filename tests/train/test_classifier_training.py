@@ -290,7 +290,7 @@ def _measured_setup(monkeypatch, ratios: dict[str, float]):
     """Stand the detector in by a table of cardiothoracic ratios per image path."""
     import train.calibration as calibration
 
-    monkeypatch.setattr(calibration, "_trained_detector", lambda config, device: None)
+    monkeypatch.setattr(calibration, "_trained_detector", lambda config, device: "a trained detector")
     monkeypatch.setattr(calibration, "_measure_items", lambda detector, items, spec, device: [
         {"cardiothoracic_ratio": ratios[str(i.path)]} if str(i.path) in ratios else {} for i in items])
     return {"preprocessing": {"image_size": 64, "mean": 0.5, "std": 0.25}}
@@ -383,3 +383,13 @@ def test_contrastive_loss_trains_the_classifier_on_a_tiny_batch():
         out = model(images, texts)
         retrieved = (out.image_embeds @ out.text_embeds.T).argmax(dim=1)
     assert (retrieved == torch.arange(8)).float().mean() >= 0.75
+
+
+def test_without_a_trained_detector_measured_findings_stay_with_the_image_classifier(monkeypatch):
+    import train.calibration as calibration
+
+    monkeypatch.setattr(calibration, "_trained_detector", lambda config, device: None)
+    head = np.full((3, len(FINDING_NAMES)), 0.3)
+    fits, record = calibration.fit_measured_findings({}, [], [], {"head": head.copy()}, list(FINDING_NAMES), "cpu")
+    assert fits == {} and record["Cardiomegaly"] == {"measure": "cardiothoracic_ratio", "kept": False,
+                                                     "why": "no trained detector"}
