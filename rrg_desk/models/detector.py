@@ -7,8 +7,8 @@ statistics stay frozen (detection batches are tiny).
 
 Outlines (Mask R-CNN style): for the regions in ``mask_regions`` (the five SCR organs) a small
 mask head predicts a ``mask_size``^2 probability map inside the region's box. It is trained on
-the ground-truth boxes (slightly jittered, as proposals are); ``boxes_from_masks`` replaces
-those regions' boxes by the tight box of their predicted mask.
+the ground-truth boxes (slightly jittered, as proposals are); ``outline_box_weight`` moves those
+regions' boxes towards the tight box of their predicted outline (1 = the outline's box).
 
 Input convention: images are *normalised* single-channel float tensors [B, 1, H, W]
 (``(pixel/255 - mean) / std`` with mean/std from the bundle card's preprocessing section);
@@ -19,7 +19,8 @@ then keeps the size (min_size = max_size = image_size never upscales such an ima
 Classes: one per anatomical region in ``region_names[:-1]`` plus background; the last name,
 ``whole_image``, is not learned but is always the full frame (score 1).
 
-``detect()`` follows RGRG: for every image and region class, the single best box, its score,
+``detect()`` follows RGRG: for every image and region class, the single best box (or, with
+``box_fusion_top_k`` > 1, the score-weighted mean of the best proposals' boxes), its score,
 and a region feature vector pooled (MultiScaleRoIAlign + the box head) from the FPN on the
 *returned* box; regions the detector did not find get score 0 and a prior box (the mean
 training box relative to the frame, a buffer the trainer sets with ``set_prior_boxes``).
@@ -75,7 +76,18 @@ class DetectorConfig(ConfigDict):
     mask_channels: int = 64
     mask_layers: int = 4
     mask_box_jitter: float = 0.05  # training: box sides move by up to this share of the box size
-    boxes_from_masks: bool = False  # mask regions get the tight box of their predicted mask
+    # inference-only box refinements (no retraining): each region's box is the score-weighted mean
+    # of its top-k proposals' regressed boxes (those scoring >= min_share x the best; 1 = RGRG's single best)
+    box_fusion_top_k: int = 1
+    box_fusion_min_share: float = 0.3
+    outline_box_weight: float = 0.0  # mask regions' boxes move this far towards their outline's tight box
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DetectorConfig":
+        data = dict(data)
+        if "boxes_from_masks" in data:  # cards before outline_box_weight: true was the outline's box
+            data.setdefault("outline_box_weight", 1.0 if data.pop("boxes_from_masks") else 0.0)
+        return super().from_dict(data)
 
     def __post_init__(self) -> None:
         if not self.region_names or self.region_names[-1] != WHOLE_IMAGE:
@@ -85,6 +97,10 @@ class DetectorConfig(ConfigDict):
             raise ValueError(f"mask_regions {unknown} are not detector regions")
         if self.mask_size % 2:
             raise ValueError("mask_size must be even (the head upsamples RoIAlign output by 2)")
+        if self.box_fusion_top_k < 1 or not 0.0 < self.box_fusion_min_share <= 1.0:
+            raise ValueError("box_fusion_top_k must be >= 1 and box_fusion_min_share in (0, 1]")
+        if not 0.0 <= self.outline_box_weight <= 1.0:
+            raise ValueError("outline_box_weight must be in [0, 1]")
         if len(self.anchor_sizes) != 4:
             raise ValueError("anchor_sizes needs one size per FPN level (4: strides 8, 16, 32, 64)")
 
@@ -379,21 +395,23 @@ class RegionDetector(nn.Module):
 
     def _masks(self, features, boxes: list[torch.Tensor], detected: list[torch.Tensor], image_sizes
                ) -> torch.Tensor:
-        """[B, M, S, S] mask probabilities in the mask regions' boxes; with boxes_from_masks the
-        detected mask regions' boxes (in `boxes`, changed in place) become their masks' tight boxes."""
+        """[B, M, S, S] mask probabilities in the mask regions' boxes; with outline_box_weight > 0
+        the detected mask regions' boxes (in `boxes`, changed in place) move that far towards their
+        outlines' tight boxes (two estimates of one box whose errors partly cancel)."""
         config = self.config
         indices = config.mask_indices
         if self.mask_head is None:
             return features["0"].new_zeros(len(boxes), 0, config.mask_size, config.mask_size)
         masks = self._mask_probabilities(features, boxes, image_sizes)
-        if not config.boxes_from_masks:
+        weight = config.outline_box_weight
+        if weight == 0.0:
             return masks
         for b, (height, width) in enumerate(image_sizes):
             pasted = paste_masks(masks[b], boxes[b][indices], height, width) >= 0.5
             for m, region in enumerate(indices):
                 tight = _tight_box(pasted[m])
                 if detected[b][region] and tight is not None:
-                    boxes[b][region] = tight
+                    boxes[b][region] = weight * tight + (1.0 - weight) * boxes[b][region]
         return self._mask_probabilities(features, boxes, image_sizes)  # relative to the new boxes
 
     def _mask_probabilities(self, features, boxes: list[torch.Tensor], image_sizes) -> torch.Tensor:
@@ -405,7 +423,8 @@ class RegionDetector(nn.Module):
 
     def _best_box_per_class(self, features, proposals, image_sizes):
         """RGRG's selection: per image and class, the proposal scoring highest for that class,
-        regressed with that class's deltas. Returns lists of [R-1, 4] boxes and [R-1] scores."""
+        regressed with that class's deltas (fused with the next best, see _fused_boxes).
+        Returns lists of [R-1, 4] boxes and [R-1] scores."""
         roi_heads = self.rcnn.roi_heads
         pooled = roi_heads.box_head(roi_heads.box_roi_pool(features, proposals, image_sizes))
         class_logits, box_regression = roi_heads.box_predictor(pooled)  # [N, C], [N, C*4]
@@ -422,9 +441,18 @@ class RegionDetector(nn.Module):
                 best_scores.append(probs.new_zeros(len(classes)))
                 continue
             best = probs.argmax(dim=0)  # [R-1]
-            best_boxes.append(boxes[best, classes])
+            best_boxes.append(self._fused_boxes(boxes, probs) if self.config.box_fusion_top_k > 1
+                              else boxes[best, classes])
             best_scores.append(probs[best, classes])
         return best_boxes, best_scores
+
+    def _fused_boxes(self, boxes: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+        """boxes [N, C, 4], probs [N, C] -> [C, 4]: per class, the score-weighted mean of the
+        top-k proposals' boxes among those scoring at least min_share x the class's best."""
+        top = probs.topk(min(self.config.box_fusion_top_k, probs.shape[0]), dim=0)  # [k, C]
+        weights = top.values * (top.values >= self.config.box_fusion_min_share * top.values[:1])
+        chosen = boxes[top.indices, torch.arange(probs.shape[1], device=probs.device)]  # [k, C, 4]
+        return (chosen * weights[..., None]).sum(0) / weights.sum(0).clamp_min(1e-12)[:, None]
 
     def _pool(self, features, boxes: list[torch.Tensor], image_sizes) -> torch.Tensor:
         """RoIAlign + box head on boxes (transformed-image pixels) -> [B, R, D]."""

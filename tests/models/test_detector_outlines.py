@@ -88,9 +88,9 @@ def test_paste_masks_fills_the_box_and_nothing_outside():
     assert paste_masks(torch.zeros(0, 8, 8), torch.zeros(0, 4), 64, 64).shape == (0, 64, 64)
 
 
-def test_boxes_from_masks_makes_a_detected_organ_box_its_mask_tight_box():
-    detector = _detector(boxes_from_masks=True, min_detection_score=0.0).eval()
-    with torch.no_grad():  # a head that paints only the top-left quarter of every box
+def _quarter_painting(detector: RegionDetector) -> RegionDetector:
+    """The mask head paints only the top-left quarter of every box."""
+    with torch.no_grad():
         detector.mask_head.logits.weight.zero_()
         detector.mask_head.logits.bias.fill_(-20.0)
     base = detector.mask_head.logits
@@ -102,18 +102,62 @@ def test_boxes_from_masks_makes_a_detected_organ_box_its_mask_tight_box():
             return out
 
     detector.mask_head.logits = QuarterHead()
+    return detector
+
+
+@pytest.mark.parametrize("weight", [1.0, 0.5])
+def test_outline_box_weight_moves_a_detected_organ_box_towards_its_outline_tight_box(weight):
+    detector = _quarter_painting(_detector(outline_box_weight=weight, min_detection_score=0.0).eval())
     with torch.inference_mode():
         refined = detector.detect(_images(1))
-        detector.config.boxes_from_masks = False
+        detector.config.outline_box_weight = 0.0
         plain = detector.detect(_images(1))
     for region in ORGANS:
         r = REGION_NAMES.index(region)
         x0, y0, x1, y1 = plain.boxes[0, r].tolist()
         rx0, ry0, rx1, ry1 = refined.boxes[0, r].tolist()
         assert abs(rx0 - x0) <= 1.5 and abs(ry0 - y0) <= 1.5  # same corner
-        assert rx1 - rx0 == pytest.approx((x1 - x0) / 2, abs=2.5) and ry1 - ry0 == pytest.approx((y1 - y0) / 2, abs=2.5)
+        # the outline's box is half as wide and high; the refined box lies `weight` of the way there
+        shrink = 1.0 - weight / 2
+        assert rx1 - rx0 == pytest.approx((x1 - x0) * shrink, abs=2.5)
+        assert ry1 - ry0 == pytest.approx((y1 - y0) * shrink, abs=2.5)
     untouched = REGION_NAMES.index("mediastinum")
     assert torch.equal(refined.boxes[0, untouched], plain.boxes[0, untouched])
+
+
+def test_cards_with_boxes_from_masks_still_load_as_an_outline_weight():
+    base = DetectorConfig.tiny().to_dict()
+    del base["outline_box_weight"]
+    assert DetectorConfig.from_dict(base | {"boxes_from_masks": True}).outline_box_weight == 1.0
+    assert DetectorConfig.from_dict(base | {"boxes_from_masks": False}).outline_box_weight == 0.0
+    with pytest.raises(ValueError, match="outline_box_weight"):
+        DetectorConfig.from_dict(DetectorConfig.tiny().to_dict() | {"outline_box_weight": 1.5})
+
+
+def test_box_fusion_is_the_score_weighted_mean_of_the_best_proposals():
+    detector = _detector(box_fusion_top_k=3, box_fusion_min_share=0.5)
+    boxes = torch.tensor([[[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 4.0, 4.0]],
+                          [[2.0, 2.0, 12.0, 12.0], [10.0, 10.0, 20.0, 20.0]],
+                          [[9.0, 9.0, 9.0, 9.0], [50.0, 50.0, 60.0, 60.0]]])  # [N=3, C=2, 4]
+    probs = torch.tensor([[0.6, 0.8], [0.3, 0.1], [0.1, 0.05]])
+    fused = detector._fused_boxes(boxes, probs)
+    # class 0: the first two proposals (0.1 < 0.5 x 0.6 drops the third), weights 0.6 and 0.3
+    assert fused[0].tolist() == pytest.approx([(0.6 * 0 + 0.3 * 2) / 0.9, (0.6 * 0 + 0.3 * 2) / 0.9,
+                                               (0.6 * 10 + 0.3 * 12) / 0.9, (0.6 * 10 + 0.3 * 12) / 0.9])
+    assert fused[1].tolist() == pytest.approx([0.0, 0.0, 4.0, 4.0])  # only the best is near its score
+
+
+def test_box_fusion_of_one_is_the_single_best_box():
+    detector = _detector(min_detection_score=0.0).eval()
+    with torch.inference_mode():
+        single = detector.detect(_images(1))
+        detector.config.box_fusion_top_k = 10
+        fused = detector.detect(_images(1))
+        detector.config.box_fusion_top_k = 1
+        again = detector.detect(_images(1))
+    assert torch.equal(single.boxes, again.boxes)
+    assert torch.equal(single.scores, fused.scores)  # fusion moves boxes, never the score
+    assert not torch.equal(single.boxes, fused.boxes)
 
 
 def test_mask_regions_must_be_detector_regions():
