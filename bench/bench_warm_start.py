@@ -7,9 +7,10 @@ Rows
   folder, auto-draft on), process start to the first draft on screen, over the bare import.
 - cli_cold_draft_ratio: `rrg-desk draft STUDY --device cpu`, the whole process, over the bare import.
 - cli_import_floor_ratio: importing what the models are built from, over the bare import: the
-  least any cold draft can cost. Since issue 17 the models are plain torch + torchvision
-  (transformers, open_clip and then timm dropped from the draft path), so the floor is the bare
-  import itself and this row only shows the run-to-run noise (~1 x).
+  least any cold draft can cost. Since issue 17 the models are plain torch (transformers,
+  open_clip, timm and then the torchvision package dropped from the draft path; the detector
+  loads only torchvision's compiled RoIAlign/NMS kernels), so the floor is `import torch`,
+  which skips the torch._dynamo import that `import torchvision` pulls in.
 - model_load_gui_stall_{thread,thread_chunked,child_process}: the longest GUI-thread stall of
   the main window (5 ms timer probe) while torch and the bundle load
     thread          in a thread of the GUI process, as the app did before issue 17
@@ -36,7 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ROUNDS = 3
 STUDY = ROOT / "resources" / "samples" / "study2"  # one frontal image
 CLI_RATIO_TARGET, APP_RATIO_TARGET, STALL_TARGET_MS = 1.2, 1.5, 50.0
-FLOOR_IMPORT = "import torch, torchvision"
+FLOOR_IMPORT = "import torch"
 
 _STALL_CHILD = r"""
 import json, os, sys, threading, time

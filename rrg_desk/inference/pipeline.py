@@ -482,7 +482,7 @@ def _region_image(study: Study, checks: list[InputCheckResult]) -> XrayImage | N
 
 
 def _best_overlap(boxes: torch.Tensor, box: torch.Tensor, names: list[str]) -> int:
-    from torchvision.ops import box_iou
+    from rrg_desk.models.rcnn_ops import box_iou
 
     iou = box_iou(box[None], boxes)[0]
     iou[names.index(WHOLE_IMAGE)] = -1.0  # only if nothing else overlaps at all

@@ -34,18 +34,14 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import mobilenet_v3_small
-from torchvision.models.detection import FasterRCNN
-from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.backbone_utils import BackboneWithFPN
-from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
-from torchvision.models.detection.transform import resize_boxes
-from torchvision.models.detection.roi_heads import paste_masks_in_image
-from torchvision.ops import FeaturePyramidNetwork, MultiScaleRoIAlign, boxes as box_ops, roi_align
-from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+
 
 from rrg_desk.models.config import ConfigDict
 from rrg_desk.models.efficientnet_lite import EfficientNetLiteFeatures, is_efficientnet_lite
+from rrg_desk.models.rcnn import (AnchorGenerator, FasterRCNN, FastRCNNPredictor, FeaturePyramidNetwork,
+                                  RCNNTransform, RegionProposalNetwork, RoIHeads, RPNHead, TwoMLPHead)
+from rrg_desk.models.rcnn_ops import (MultiScaleRoIAlign, clip_boxes_to_image, paste_masks, resize_boxes,
+                                      roi_align)
 from rrg_desk.models.region_heads import RegionHeads, RegionHeadsConfig
 from rrg_desk.models.regions import REGION_NAMES, SCR_ORGANS, TYPICAL_RELATIVE_BOXES, WHOLE_IMAGE
 
@@ -162,14 +158,6 @@ class RegionDetections:
         return {name: box for name, box, ok in zip(region_names, boxes, found) if ok}
 
 
-def paste_masks(masks: torch.Tensor, boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Box-relative masks [M, S, S] + their boxes [M, 4] in a height x width frame -> [M, H, W]
-    probabilities in that frame (zero outside each box)."""
-    if len(masks) == 0:
-        return masks.new_zeros(0, height, width)
-    return paste_masks_in_image(masks[:, None].float(), boxes.float(), (height, width), padding=1)[:, 0]
-
-
 class TimmBackboneWithFPN(nn.Module):
     """A CNN's stride-8/16/32 features (one input channel; timm's layout) + FPN; batch norm
     frozen at the statistics it starts from (ImageNet's, loaded by the trainer into ``body``)."""
@@ -177,7 +165,7 @@ class TimmBackboneWithFPN(nn.Module):
     def __init__(self, name: str, out_channels: int):
         super().__init__()
         self.body, channels = _feature_body(name)
-        self.fpn = FeaturePyramidNetwork(channels, out_channels, extra_blocks=LastLevelMaxPool())
+        self.fpn = FeaturePyramidNetwork(channels, out_channels)
         self.out_channels = out_channels
         for module in self._norms():
             for param in module.parameters():
@@ -214,8 +202,11 @@ def _build_backbone(config: DetectorConfig) -> nn.Module:
     return _mobilenet_backbone(config)
 
 
-def _mobilenet_backbone(config: DetectorConfig) -> BackboneWithFPN:
-    """MobileNetV3-small features (random init, 1-channel stem) + FPN on strides 8, 16, 32."""
+def _mobilenet_backbone(config: DetectorConfig) -> "MobileNetWithFPN":
+    """MobileNetV3-small features (random init, 1-channel stem) + FPN on strides 8, 16, 32 (the
+    first bundles' backbone; only it imports torchvision)."""
+    from torchvision.models import mobilenet_v3_small
+
     norm_layer = partial(nn.BatchNorm2d, eps=0.001, momentum=config.bn_momentum)
     features = mobilenet_v3_small(weights=None, width_mult=config.width_mult, norm_layer=norm_layer).features
     features = features[:-1]  # drop the final 1x1 expansion conv (576 ch): FPN does not need it
@@ -226,11 +217,27 @@ def _mobilenet_backbone(config: DetectorConfig) -> BackboneWithFPN:
     downsamplers = [i for i, block in enumerate(features) if getattr(block, "_is_cn", False)]
     stage_ends = [i - 1 for i in downsamplers] + [len(features) - 1]
     # downsamplers: strides 4, 8, 16, 32 -> stage ends at strides 2, 4, 8, 16, 32; keep the last 3.
-    chosen = stage_ends[-3:]
-    return_layers = {str(index): str(level) for level, index in enumerate(chosen)}
-    in_channels = [features[i].out_channels for i in chosen]
-    return BackboneWithFPN(features, return_layers, in_channels, config.fpn_channels,
-                           extra_blocks=LastLevelMaxPool())
+    return MobileNetWithFPN(features, stage_ends[-3:], config.fpn_channels)
+
+
+class MobileNetWithFPN(nn.Module):
+    """The blocks up to the last returned one (as ``body.<index>``) and an FPN on the outputs of the
+    returned blocks, under torchvision's BackboneWithFPN names."""
+
+    def __init__(self, features: nn.Sequential, returned: list[int], out_channels: int):
+        super().__init__()
+        self.body = nn.ModuleDict((str(i), features[i]) for i in range(returned[-1] + 1))
+        self.returned = [str(i) for i in returned]
+        self.fpn = FeaturePyramidNetwork([features[i].out_channels for i in returned], out_channels)
+        self.out_channels = out_channels
+
+    def forward(self, images: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
+        outputs, x = OrderedDict(), images
+        for name, block in self.body.items():
+            x = block(x)
+            if name in self.returned:
+                outputs[str(self.returned.index(name))] = x
+        return self.fpn(outputs)
 
 
 class MaskHead(nn.Module):
@@ -262,19 +269,17 @@ class RegionDetector(nn.Module):
                                   aspect_ratios=(tuple(config.aspect_ratios),) * len(config.anchor_sizes))
         roi_pool = MultiScaleRoIAlign(featmap_names=["0", "1", "2"], output_size=config.roi_output_size,
                                       sampling_ratio=2)
+        # created in torchvision's order (box head, predictor, then the RPN head): same seed, same weights
         box_head = TwoMLPHead(config.fpn_channels * config.roi_output_size ** 2, config.representation_size)
+        box_predictor = FastRCNNPredictor(config.representation_size, config.num_classes)
+        rpn = RegionProposalNetwork(
+            anchors, RPNHead(backbone.out_channels, anchors.num_anchors_per_location()[0]),
+            pre_nms_top_n={"training": config.rpn_pre_nms_top_n_train, "testing": config.rpn_pre_nms_top_n_test},
+            post_nms_top_n={"training": config.rpn_post_nms_top_n_train, "testing": config.rpn_post_nms_top_n_test})
         self.rcnn = FasterRCNN(
-            backbone, num_classes=None, min_size=config.image_size, max_size=config.image_size,
-            image_mean=[0.0], image_std=[1.0],  # inputs arrive normalised
-            rpn_anchor_generator=anchors,
-            rpn_pre_nms_top_n_train=config.rpn_pre_nms_top_n_train,
-            rpn_post_nms_top_n_train=config.rpn_post_nms_top_n_train,
-            rpn_pre_nms_top_n_test=config.rpn_pre_nms_top_n_test,
-            rpn_post_nms_top_n_test=config.rpn_post_nms_top_n_test,
-            box_roi_pool=roi_pool, box_head=box_head,
-            box_predictor=FastRCNNPredictor(config.representation_size, config.num_classes),
-            box_batch_size_per_image=config.box_batch_size_per_image,
-        )
+            backbone,
+            RCNNTransform(config.image_size, config.image_size, image_mean=[0.0], image_std=[1.0]),  # inputs arrive normalised
+            rpn, RoIHeads(roi_pool, box_head, box_predictor, config.box_batch_size_per_image))
         self.heads = RegionHeads(RegionHeadsConfig(feature_dim=config.representation_size,
                                                    num_regions=config.num_regions,
                                                    hidden_dim=config.heads_hidden,
@@ -299,7 +304,7 @@ class RegionDetector(nn.Module):
         image_list, box_targets = rcnn.transform(list(images), box_targets)
         features = rcnn.backbone(image_list.tensors)
         proposals, losses = rcnn.rpn(image_list, features, box_targets)
-        _detections, box_losses = rcnn.roi_heads(features, proposals, image_list.image_sizes, box_targets)
+        box_losses = rcnn.roi_heads(features, proposals, image_list.image_sizes, box_targets)
         losses = {**losses, **box_losses}
         if self.mask_head is not None:
             if any("masks" not in t for t in targets):
@@ -433,7 +438,7 @@ class RegionDetector(nn.Module):
         counts = [len(p) for p in proposals]
         best_boxes, best_scores = [], []
         for boxes, probs, size in zip(decoded.split(counts), probabilities.split(counts), image_sizes):
-            boxes = box_ops.clip_boxes_to_image(boxes, size)[:, 1:]  # drop background: [N, R-1, 4]
+            boxes = clip_boxes_to_image(boxes, size)[:, 1:]  # drop background: [N, R-1, 4]
             probs = probs[:, 1:]  # [N, R-1]
             classes = torch.arange(probs.shape[1], device=probs.device)
             if probs.shape[0] == 0:  # no proposals at all
@@ -470,7 +475,7 @@ def mask_targets(masks: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.T
     """Full-frame masks [K, H, W] and one box each [K, 4] -> each mask cut out of its own box and
     resampled to [K, size, size] (RoIAlign with the mask's own index, as Mask R-CNN's targets)."""
     rois = torch.cat([torch.arange(len(boxes), dtype=boxes.dtype, device=boxes.device)[:, None], boxes], dim=1)
-    return roi_align(masks.float()[:, None], rois, (size, size), 1.0)[:, 0].clamp(0, 1)
+    return roi_align(masks.float()[:, None], rois, size, 1.0, sampling_ratio=-1)[:, 0].clamp(0, 1)
 
 
 def _jitter(boxes: torch.Tensor, share: float, image_size) -> torch.Tensor:
@@ -479,7 +484,7 @@ def _jitter(boxes: torch.Tensor, share: float, image_size) -> torch.Tensor:
         return boxes
     size = torch.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]] * 2, dim=1)
     moved = boxes + (torch.rand_like(boxes) * 2 - 1) * share * size
-    return box_ops.clip_boxes_to_image(moved, image_size)
+    return clip_boxes_to_image(moved, image_size)
 
 
 def _tight_box(mask: torch.Tensor) -> torch.Tensor | None:
