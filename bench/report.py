@@ -74,7 +74,7 @@ WARM_START_ROWS = (  # issue 17, in the order the issue lists them
     ("model_load_gui_stall_thread_chunked", "... the same in a thread, lazy chunked imports (measured, not kept)"),
     ("model_load_gui_stall_thread", "... the same in a thread (before issue 17)"),
     ("cli_cold_draft_ratio", "cold `rrg-desk draft` of one image, over the bare import"),
-    ("cli_import_floor_ratio", "importing torch, torchvision (what the models are built from), over the bare import"),
+    ("cli_import_floor_ratio", "importing torch alone (what the models are built from; no torchvision package), over the bare import"),
     ("batch_draft_per_image_after_first", "`rrg-desk draft --each`, per image after the first (one load)"),
     ("workstation_peak_rss_full_flow", "peak RSS of the full flow, GUI process + inference child"),
 )
