@@ -175,9 +175,10 @@ def one_run() -> list[dict]:
                draft_ms=round(cold_ms), bundle=bundle_kind,
                note="first draft: from just after the window shows (warm start: the child imports torch and "
                     "loads the bundle) with the study opened at once and its draft queued, to the draft on "
-                    "screen; before "
-                    "issue 17 the worker thread imported torch in the GUI process: 366 ms; with the heatmap "
-                    "colours sampled from matplotlib by a prefetch thread (before 30dee2c): 99.7 ms, one run"),
+                    "screen; 52.0 ms before the viewer built its panes ahead and loading a report stopped "
+                    "re-linking per section (708a292); before issue 17 the worker thread imported torch in "
+                    "the GUI process: 366 ms; with the heatmap colours sampled from matplotlib by a prefetch "
+                    "thread (before 30dee2c): 99.7 ms, one run"),
         result("workstation_rss_with_bundle", gui_rss + child_rss, "MB", RSS_TARGET_MB, bundle=bundle_kind,
                note=both.format(gui_rss, child_rss)),
         result("workstation_peak_rss_full_flow", gui_peak + child_peak, "MB", RSS_TARGET_MB, bundle=bundle_kind,

@@ -61,7 +61,7 @@ class ReportEditor(QWidget):
         for name, edit in self.edits.items():
             edit.setPlaceholderText(f"{SECTION_TITLES[name].title()}…")
             edit.contentEdited.connect(lambda n=name: self._on_text_changed(n))
-            edit.sentenceActivated.connect(self.sentenceActivated)
+            edit.sentenceActivated.connect(self._on_sentence_activated)
             edit.sentenceHovered.connect(self.sentenceHovered)
             edit.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
             edit.customContextMenuRequested.connect(lambda pos, e=edit: self._context_menu(e, pos))
@@ -110,6 +110,10 @@ class ReportEditor(QWidget):
             self._loading = False
         self.set_read_only(read_only, banner)
         self.refresh()
+
+    def _on_sentence_activated(self, sentence_id: str) -> None:
+        if not self._loading:  # loading moves the cursor too; the caller sets the link once afterwards
+            self.sentenceActivated.emit(sentence_id)
 
     def set_read_only(self, read_only: bool, banner: str = "") -> None:
         for edit in self.edits.values():

@@ -12,6 +12,11 @@ from rrg_desk.imaging import Study, XrayImage
 from rrg_desk.ui.image_view import ImageView
 from rrg_desk.ui.metadata_strip import MetadataStrip
 
+# Frontal and lateral panes are built with the window and reused by every study: the first
+# QGraphicsView costs ~20 ms to build, which would otherwise land in the GUI stall of opening
+# the first study while the models load (issue 17).
+PANES_BUILT_AHEAD = 2
+
 EMPTY_HINT = ("No study open.\n\nOpen a study with File ▸ Open file… (Ctrl+O) or "
               "File ▸ Open folder… (Ctrl+Shift+O),\nor drop DICOM / PNG / JPEG files or a folder here.")
 
@@ -23,9 +28,9 @@ def display_order(study: Study) -> list[XrayImage]:
 
 
 class ImagePane(QWidget):
-    """One ImageView with its MetadataStrip underneath."""
+    """One ImageView with its MetadataStrip underneath; set_image shows another image in it."""
 
-    def __init__(self, image: XrayImage, parent=None) -> None:
+    def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.view = ImageView(self)
         self.strip = MetadataStrip(self)
@@ -37,6 +42,8 @@ class ImagePane(QWidget):
         self.view.windowLevelChanged.connect(self.strip.set_window)
         self.view.zoomChanged.connect(self.strip.set_zoom)
         self.view.inversionChanged.connect(self.strip.set_inverted)
+
+    def set_image(self, image: XrayImage | None) -> None:
         self.strip.set_image(image)
         self.view.set_image(image)
 
@@ -45,7 +52,8 @@ class StudyViewer(QWidget):
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self._study: Study | None = None
-        self._panes: list[ImagePane] = []
+        self._panes: list[ImagePane] = []  # the study's, in display order
+        self._built: list[ImagePane] = []  # every pane, shown or kept hidden for the next study
         self._hint = QLabel(EMPTY_HINT, self)
         self._hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._hint.setWordWrap(True)
@@ -54,6 +62,8 @@ class StudyViewer(QWidget):
         self._stack = QStackedLayout(self)
         self._stack.addWidget(self._hint)
         self._stack.addWidget(self._splitter)
+        for _ in range(PANES_BUILT_AHEAD):
+            self._build_pane()
 
     @property
     def study(self) -> Study | None:
@@ -68,20 +78,25 @@ class StudyViewer(QWidget):
         return [pane.view for pane in self._panes]
 
     def set_study(self, study: Study | None) -> None:
-        for pane in self._panes:
-            pane.setParent(None)
-            pane.deleteLater()
-        self._panes = []
         self._study = study
+        images = display_order(study) if study is not None else []
+        while len(self._built) < len(images):
+            self._build_pane()
+        for index, pane in enumerate(self._built):
+            pane.set_image(images[index] if index < len(images) else None)
+            pane.setVisible(index < len(images))
+        self._panes = self._built[:len(images)]
         if study is None:
             self._stack.setCurrentWidget(self._hint)
             return
-        for image in display_order(study):
-            pane = ImagePane(image, self._splitter)
-            self._splitter.addWidget(pane)
-            self._panes.append(pane)
-        self._splitter.setSizes([1000] * len(self._panes))  # equal shares
+        self._splitter.setSizes([1000] * len(self._built))  # equal shares among the shown panes
         self._stack.setCurrentWidget(self._splitter)
+
+    def _build_pane(self) -> None:
+        pane = ImagePane(self._splitter)
+        pane.hide()
+        self._splitter.addWidget(pane)
+        self._built.append(pane)
 
     # ----- commands applied to every image ------------------------------------------
     def fit(self) -> None:

@@ -88,6 +88,15 @@ def test_cursor_and_hover_report_sentence_ids(editor, qtbot):
     assert blocker.args == [second.id]
 
 
+def test_loading_a_document_activates_no_sentence(editor, qtbot):
+    activated = []
+    editor.sentenceActivated.connect(activated.append)
+    editor.set_document(ReportDocument.from_draft(make_draft("1.2.4")))  # moves each section's cursor
+    assert activated == []  # the workstation sets the link once after loading
+    put_cursor(editor.edits["findings"], 30)
+    assert activated == [editor.document.findings[1].id]
+
+
 def test_scroll_to_region_selects_its_sentence(editor):
     assert editor.scroll_to_region("right_lung") == editor.document.findings[1].id
     assert editor.edits["findings"].textCursor().selectedText() == "The right lung is clear."
