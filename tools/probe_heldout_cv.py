@@ -22,8 +22,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rrg_desk.models.findings import FINDING_NAMES  # noqa: E402
-from train.classifier_evaluation import (DARKCOVIDNET, GOAL_FINDINGS, fit_probe, frozen_features,  # noqa: E402
-                                         probe_scores)
+from train.classifier_evaluation import DARKCOVIDNET, GOAL_FINDINGS, frozen_features, probe_scores  # noqa: E402
+from train.feature_probe import fit_regression  # noqa: E402
 from train.config import load_config  # noqa: E402
 from train.data.finding_labels import label_arrays, labelled_images  # noqa: E402
 from train.metrics import binary_auc  # noqa: E402
@@ -45,7 +45,7 @@ def cross_validate(features, labels, mask, weights, always, target, folds, l2) -
     scores = np.zeros_like(labels)
     for fold in range(5):
         train = always | (target & (folds != fold))
-        probe = fit_probe(features[train], labels[train], (mask * weights[:, None])[train], l2)
+        probe = fit_regression(features[train], labels[train], (mask * weights[:, None])[train], l2)
         held = target & (folds == fold)
         scores[held] = probe_scores(probe, features[held])
     return goal_aucs(labels, mask, scores, target)

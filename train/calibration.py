@@ -239,6 +239,27 @@ def fit_measured_findings(config: dict, train_items, val_items, scores: dict[str
     return fits, record
 
 
+def _fit_probe_into(config: dict, task, scores: dict[str, np.ndarray], names: list[str], device
+                    ) -> tuple[float, dict]:
+    """Fit the feature probe (train/feature_probe.py) and, where validation keeps it, mix it into
+    every mode's validation scores in place, so calibration and thresholds see what the app shows.
+    Returns (its weight, 0 without a probe; the record for classification.json)."""
+    from train.feature_probe import fit_feature_probe, probe_weights_path, record_for_card, save_probe
+
+    probe, val_logits, record = fit_feature_probe(config, task.train_set.items, task.val_set.items,
+                                                  scores.get("head", next(iter(scores.values()))), names, device)
+    probe_weights_path(config).unlink(missing_ok=True)
+    if probe is None:
+        return 0.0, record
+    save_probe(config, probe)
+    from rrg_desk.models.feature_probe import mix_logits
+
+    logits = torch.as_tensor(val_logits, dtype=torch.float64)
+    for mode, probs in scores.items():
+        scores[mode] = mix_logits(torch.as_tensor(probs, dtype=torch.float64), logits, record["weight"]).numpy()
+    return float(record["weight"]), record_for_card(record, probe)
+
+
 def classification_path(config: dict) -> Path:
     return Path(config["out_dir"]) / "clip" / "classification.json"
 
@@ -275,6 +296,7 @@ def calibrate_trained_classifier(config: dict, device) -> dict:
     from train.data.finding_labels import source_family
 
     names = list(classifier.config.finding_names)
+    probe_weight, probe_record = _fit_probe_into(config, task, scores, names, device)
     measurements, measurement_record = fit_measured_findings(config, task.train_set.items, task.val_set.items,
                                                              scores, names, device)
     result = select_classification(scores, labels, mask, list(classifier.config.finding_names),
@@ -286,6 +308,8 @@ def calibrate_trained_classifier(config: dict, device) -> dict:
     from train.input_gate import fit_input_gate
 
     result["measurements"] = measurements
+    result["probe_weight"] = probe_weight
+    result["feature_probe"] = probe_record
     result["validation"]["measurements"] = measurement_record
     result["input_gate"] = fit_input_gate(config, classifier, device)
     save_file({k: v.detach().cpu().contiguous() for k, v in classifier.input_gate.state_dict().items()},

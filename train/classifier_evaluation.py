@@ -17,7 +17,6 @@ import logging
 from collections import defaultdict
 
 import numpy as np
-import torch
 
 from rrg_desk.models.findings import FINDING_NAMES
 from train.data.finding_labels import LabelledImage, label_arrays, labelled_images
@@ -70,48 +69,17 @@ def model_scores(pipeline, items: list[LabelledImage]) -> np.ndarray:
 def frozen_features(items: list[LabelledImage], spec, backbone_name: str, image_size: int, device,
                     batch_size: int = 32) -> np.ndarray:
     """[N, C] pooled features of the ImageNet backbone, untrained, on the app's preprocessing."""
-    from rrg_desk.models.clip_classifier import build_backbone
-    from train.data.preprocess import load_image_tensor
-    from train.pretrained import load_imagenet_backbone
+    from train.feature_probe import new_probe, probe_features
 
-    backbone = build_backbone(backbone_name)
-    load_imagenet_backbone(backbone, backbone_name)
-    backbone.to(device).eval()
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(items), batch_size):
-            batch = torch.stack([load_image_tensor(i.path, spec)[0] for i in items[start:start + batch_size]])
-            batch = torch.nn.functional.interpolate(batch, size=(image_size, image_size), mode="bilinear",
-                                                    align_corners=False, antialias=True)
-            out.append(backbone(batch.to(device)).cpu())
-    return torch.cat(out).numpy()
+    probe, _ = new_probe(backbone_name, image_size, list(FINDING_NAMES))
+    return probe_features(probe, items, spec, device, batch_size)
 
 
-def fit_probe(features: np.ndarray, labels: np.ndarray, mask: np.ndarray, l2: float) -> tuple[np.ndarray, ...]:
-    """Per-finding logistic regression on standardised features (masked rows only):
-    (mean, std, weights [C, F], bias [F])."""
-    mean, std = features.mean(0), features.std(0) + 1e-6
-    x = torch.as_tensor((features - mean) / std, dtype=torch.float64)
-    y, m = torch.as_tensor(labels, dtype=torch.float64), torch.as_tensor(mask, dtype=torch.float64)
-    weights = torch.zeros(x.shape[1], y.shape[1], dtype=torch.float64, requires_grad=True)
-    bias = torch.zeros(y.shape[1], dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([weights, bias], max_iter=200, line_search_fn="strong_wolfe")
+def probe_scores(regression: tuple[np.ndarray, ...], features: np.ndarray) -> np.ndarray:
+    """Probabilities of a train.feature_probe.fit_regression fit."""
+    from train.feature_probe import regression_logits
 
-    def closure():
-        optimizer.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(x @ weights + bias, y, reduction="none")
-        loss = (loss * m).sum(0) / m.sum(0).clamp(min=1)
-        total = loss.sum() + l2 * (weights ** 2).sum()
-        total.backward()
-        return total
-
-    optimizer.step(closure)
-    return mean, std, weights.detach().numpy(), bias.detach().numpy()
-
-
-def probe_scores(probe: tuple[np.ndarray, ...], features: np.ndarray) -> np.ndarray:
-    mean, std, weights, bias = probe
-    return 1.0 / (1.0 + np.exp(-(((features - mean) / std) @ weights + bias)))
+    return 1.0 / (1.0 + np.exp(-regression_logits(regression, features)))
 
 
 def linear_probe(config: dict, train: list, val: list, test: list, device) -> tuple[np.ndarray, dict]:
@@ -123,10 +91,12 @@ def linear_probe(config: dict, train: list, val: list, test: list, device) -> tu
     spec = spec_of(config)
     feats = {name: frozen_features(items, spec, backbone, size, device) for name, items in
              (("train", train), ("val", val), ("test", test))}
+    from train.feature_probe import fit_regression
+
     (y_train, m_train), (y_val, m_val) = label_arrays(train), label_arrays(val)
     best = None
     for l2 in (1e-4, 1e-3, 1e-2, 1e-1):
-        probe = fit_probe(feats["train"], y_train, m_train, l2)
+        probe = fit_regression(feats["train"], y_train, m_train, l2)
         val_auc = _mean_masked_auc(y_val, m_val, probe_scores(probe, feats["val"]))
         if best is None or (val_auc or 0) > (best[0] or 0):
             best = (val_auc, l2, probe)

@@ -45,6 +45,12 @@ def trained_models(config: dict, device: str | torch.device = "cpu"):
 
     if gate_weights_path(config).exists():  # fitted after training on frozen features
         classifier.input_gate.load_state_dict(load_file(str(gate_weights_path(config))))
+    from train.calibration import load_classification
+    from train.feature_probe import load_probe
+
+    probe = load_probe(config, load_classification(config))
+    if probe is not None:  # the frozen-ImageNet second opinion calibration kept
+        classifier.attach_feature_probe(probe)
     generator = build_generator(config, tokenizer, detector)
     gen_dir = run_dir(config, "generator")
     generator.load_state_dict(_weights(gen_dir if gen_dir.exists() else run_dir(config, "generator_pretrain")))
@@ -61,7 +67,8 @@ def git_commit() -> str:
 
 def initial_weights(config: dict, classification: dict) -> dict:
     """Per component, the provenance of the ImageNet weights it started from (absent: random)."""
-    out = {"classifier": classification.get("pretrained")}
+    out = {"classifier": classification.get("pretrained"),
+           "classifier_feature_probe": (classification.get("feature_probe") or {}).get("initial_weights")}
     detector = run_dir(config, "detector") / "pretrained.json"
     if detector.exists():
         out["detector"] = json.loads(detector.read_text())
@@ -96,11 +103,14 @@ def export_bundle(config: dict, out: str | Path | None = None, metrics: dict | N
                        "clues": "thresholded"},
         "classification": {"mode": classification["mode"], "calibration": classification.get("calibration", {}),
                            **({"measurements": classification["measurements"]}
-                              if classification.get("measurements") else {})},
+                              if classification.get("measurements") else {}),
+                           **({"probe_weight": classification["probe_weight"]}
+                              if classification.get("probe_weight") else {})},
         "region_selection": {"threshold": float(selector), **selection},
         "training": {"data": config["data"], "config": config, "commit": git_commit(),
                      "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                      "validation": summaries, "classifier_selection": classification.get("validation", {}),
+                     "feature_probe": classification.get("feature_probe"),
                      "input_gate": classification.get("input_gate"),
                      "initial_weights": initial_weights(config, classification)},
         "metrics": metrics or {},

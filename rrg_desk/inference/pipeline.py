@@ -403,7 +403,8 @@ class DraftPipeline:
         pos, neg = self._heatmap_prompts()
         names = self.bundle.finding_names
         for finding in positive:
-            cam = self.bundle.classifier.finding_heatmaps(prepared.tensor, names.index(finding.name), pos, neg)
+            cam = self.bundle.classifier.finding_heatmaps(prepared.tensor, names.index(finding.name), pos, neg,
+                                                          self._classification.probe_weight)
             out[finding.name] = cam[0].float().cpu().numpy()
         return out
 
@@ -412,7 +413,8 @@ class DraftPipeline:
         prepared = self._prepare(image)
         pos, neg = self._heatmap_prompts()
         index = self.bundle.finding_names.index(finding)
-        return self.bundle.classifier.finding_heatmaps(prepared.tensor, index, pos, neg)[0].float().cpu().numpy()
+        return self.bundle.classifier.finding_heatmaps(prepared.tensor, index, pos, neg,
+                                                       self._classification.probe_weight)[0].float().cpu().numpy()
 
     def _regions(self, detections, scale: tuple[float, float], chosen: list[int], size: tuple[int, int]
                  ) -> list[RegionResult]:

@@ -12,6 +12,7 @@ patch tokens); the loader checks the generator's input sizes against that source
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib
 import json
@@ -27,7 +28,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_model, save_file, save_model
+from safetensors.torch import load_model, save_model
 from torch import nn
 
 from rrg_desk.models.card import (CARD_FILE, COMPONENTS, FORMAT_VERSION, TOKENIZER_FILE,
@@ -103,10 +104,8 @@ def sha256_file(path: Path) -> str:
 
 # --- saving -----------------------------------------------------------------------------------
 def _save_half(model: nn.Module, path: Path, name: str) -> None:
-    """Floating-point tensors as float16 (a model without tied weights: save_file keeps every key)."""
-    state = {key: (value.half() if value.is_floating_point() else value).contiguous()
-             for key, value in model.state_dict().items()}
-    save_file(state, str(path), metadata={"component": name, "stored_dtype": "float16"})
+    """Floating-point tensors as float16; save_model drops tied duplicates (GPT-2's lm_head/wte)."""
+    save_model(copy.deepcopy(model).half(), str(path), metadata={"component": name, "stored_dtype": "float16"})
 
 
 def save_bundle(folder: str | Path, *, detector: nn.Module, classifier: nn.Module, generator: nn.Module,
@@ -247,6 +246,8 @@ def _check_sizes(card: BundleCard, configs: dict[str, Any], vocab_size: int) -> 
     if generator.image_token_dim != token_dim or generator.max_image_tokens < token_count:
         problems.append(f"generator image tokens ({generator.image_token_dim}-d, <= {generator.max_image_tokens}) "
                         f"do not fit the {source}'s ({token_dim}-d, {token_count})")
+    if card.classification.probe_weight and classifier.feature_probe is None:
+        problems.append("the card mixes in a feature probe the classifier does not have")
     for name, config in (("classifier", classifier), ("generator", generator)):
         if config.vocab_size != vocab_size:
             problems.append(f"{name} vocab_size {config.vocab_size} != tokenizer's {vocab_size}")

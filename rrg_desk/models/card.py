@@ -190,22 +190,27 @@ class Classification(_Section):
     """How the classifier's finding probabilities are made: `mode` (CLASSIFICATION_MODES),
     findings scored from a measurement of the frontal view's boxes instead of the image
     classifier {name: {"measure": m, "scale": a, "bias": b}} (rrg_desk.models.measurements,
-    fitted on training data), and Platt calibration per finding {name: {"scale": s, "bias": b}}
-    fitted on validation data, applied to either."""
+    fitted on training data), Platt calibration per finding {name: {"scale": s, "bias": b}}
+    fitted on validation data, applied to either, and `probe_weight`: the share of the
+    classifier's frozen-ImageNet feature probe in the logits (0: no probe; chosen on validation)."""
 
     mode: str = DEFAULT_CLASSIFICATION_MODE
     calibration: dict[str, dict[str, float]] = field(default_factory=dict)
     measurements: dict[str, dict[str, Any]] = field(default_factory=dict)
+    probe_weight: float = 0.0
 
     def to_dict(self) -> dict:
         out = super().to_dict()
         if not self.measurements:  # cards from before measurements existed keep their checksum
             out.pop("measurements")
+        if not self.probe_weight:  # ... and those from before the feature probe
+            out.pop("probe_weight")
         return out
 
     @classmethod
     def from_card(cls, section: Any) -> "Classification":
-        section = _entries(section, "classification", optional=("mode", "calibration", "measurements"))
+        section = _entries(section, "classification", optional=("mode", "calibration", "measurements",
+                                                                "probe_weight"))
         calibration = {}
         for name, fit in _object(section.get("calibration", {}), "classification.calibration").items():
             fit = _entries(fit, f"classification.calibration[{name}]", optional=("scale", "bias"))
@@ -218,8 +223,11 @@ class Classification(_Section):
             measurements[name] = {"measure": _choice(fit["measure"], MEASURES, f"{what}.measure"),
                                   "scale": _number(fit["scale"], f"{what}.scale"),
                                   "bias": _number(fit["bias"], f"{what}.bias")}
+        probe_weight = _number(section.get("probe_weight", 0.0), "classification.probe_weight")
+        if not 0.0 <= probe_weight < 1.0:
+            raise ValueError(f"classification.probe_weight must be in [0, 1), got {probe_weight}")
         return cls(_choice(section.get("mode", DEFAULT_CLASSIFICATION_MODE), CLASSIFICATION_MODES,
-                           "classification.mode"), calibration, measurements)
+                           "classification.mode"), calibration, measurements, probe_weight)
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Finding probabilities for a study's views: the finding head, zero-shot prompts, or their
-mean, then per-finding calibration fitted on validation data (the card's
-`classification` section).
+mean, mixed with the frozen-ImageNet feature probe where the card says so, then per-finding
+calibration fitted on validation data (the card's `classification` section).
 
 Shared by the app's pipeline and the trainer (which feeds the same probabilities to the
 generator as disease clues), so both see identical clues.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from rrg_desk.models.card import CLASSIFICATION_MODES, Classification
+from rrg_desk.models.feature_probe import mix_logits
 from rrg_desk.models.measurements import measured_probability
 
 
@@ -69,9 +70,11 @@ def study_probabilities(classifier, images: torch.Tensor, classification: Classi
                         measured: dict[str, float] | None = None) -> torch.Tensor:
     """images [V, 1, S, S] of one study -> [F] calibrated probabilities (mean over views, or the
     frontal view's `measured` values for the findings the card measures), made the way the
-    card's classification section says."""
+    card's classification section says (with its feature probe mixed in per view)."""
     names = list(classifier.config.finding_names)
     views = view_probabilities(classifier, images, classification.mode, prompts, features)
+    if classification.probe_weight:
+        views = mix_logits(views, classifier.probe_logits(images), classification.probe_weight)
     combined = with_measurements(classifier.combine_views(views), names, classification.measurements,
                                  measured or {})
     return calibrate(combined, names, classification.calibration)

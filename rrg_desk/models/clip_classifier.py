@@ -26,7 +26,9 @@ from torch import nn
 
 from rrg_desk.models.config import ConfigDict
 from rrg_desk.models.efficientnet_lite import EfficientNetLite, is_efficientnet_lite
+from rrg_desk.models.feature_probe import FeatureProbe, FeatureProbeConfig
 from rrg_desk.models.findings import FINDING_NAMES, default_prompt_pairs
+from rrg_desk.models.grad_cam import grad_cam
 from rrg_desk.models.text_transformer import TextTransformer, TextTransformerConfig
 
 MAX_LOGIT_SCALE = 100.0
@@ -54,6 +56,8 @@ class ClipClassifierConfig(ConfigDict):
     finding_names: list[str] = field(default_factory=lambda: list(FINDING_NAMES))
     # [[positive, negative], ...] in finding_names order; the card carries them to inference
     prompts: list[list[str]] = field(default_factory=lambda: [list(p) for p in default_prompt_pairs()])
+    # a FeatureProbeConfig dict: a frozen-ImageNet second opinion the trainer fitted (None: none)
+    feature_probe: dict | None = None
 
     @classmethod
     def tiny(cls, vocab_size: int = 2000, **overrides) -> ClipClassifierConfig:
@@ -111,6 +115,20 @@ class ClipClassifier(nn.Module):
         num_findings = len(config.finding_names)
         self.finding_head = nn.Linear(config.feature_dim, num_findings) if config.use_finding_head else None
         self.input_gate = nn.Linear(config.feature_dim, len(GATE_OUTPUTS))
+        self.feature_probe = None
+        if config.feature_probe is not None:
+            self.attach_feature_probe(FeatureProbe(FeatureProbeConfig.from_dict(dict(config.feature_probe))))
+
+    def attach_feature_probe(self, probe: FeatureProbe) -> None:
+        """Carry `probe` (and its config, so the bundle rebuilds it) from now on."""
+        if list(probe.config.finding_names) != list(self.config.finding_names):
+            raise ValueError("the feature probe's findings differ from the classifier's")
+        self.feature_probe = probe
+        self.config.feature_probe = probe.config.to_dict()
+
+    def probe_logits(self, images: torch.Tensor) -> torch.Tensor | None:
+        """images [B,1,H,W] -> the feature probe's finding logits [B,F], or None without a probe."""
+        return None if self.feature_probe is None else self.feature_probe(images)
 
     # -- image encoder -----------------------------------------------------------------
     def _resize(self, images: torch.Tensor) -> torch.Tensor:
@@ -233,27 +251,32 @@ class ClipClassifier(nn.Module):
     # -- explanation -------------------------------------------------------------------
     def finding_heatmaps(self, images: torch.Tensor, finding_index: int,
                          positive_prompt_embeds: torch.Tensor | None = None,
-                         negative_prompt_embeds: torch.Tensor | None = None) -> torch.Tensor:
+                         negative_prompt_embeds: torch.Tensor | None = None,
+                         probe_weight: float = 0.0) -> torch.Tensor:
         """Grad-CAM of one finding on the last feature map: [B,1,H,W] -> [B,g,g] in [0,1].
 
         The score is the zero-shot margin when prompt embeddings [F,D] are given, else the
-        head logit. Channel weights are the spatially averaged gradients (Selvaraju et al.);
-        negative evidence is clipped. Works inside torch.inference_mode() (it briefly leaves it).
+        head logit. With `probe_weight` > 0 (the card's share of the feature probe in the
+        logits), the probe's own Grad-CAM is mixed in with that weight on its finer grid, so
+        the map explains the probability the panel shows. Works inside torch.inference_mode().
         """
         use_prompts = positive_prompt_embeds is not None and negative_prompt_embeds is not None
         if not use_prompts and self.finding_head is None:
             raise ValueError("Grad-CAM needs prompt embeddings or a finding head")
-        with torch.inference_mode(False), torch.enable_grad():
-            fmap = self.feature_map(images.clone())                      # [B,C,g,g]
+
+        def score(fmap: torch.Tensor) -> torch.Tensor:
             features = self.pool(fmap)
-            if use_prompts:
-                image = self.embed_features(features)
-                positive = F.normalize(positive_prompt_embeds.clone()[finding_index], dim=-1)
-                negative = F.normalize(negative_prompt_embeds.clone()[finding_index], dim=-1)
-                score = image @ positive - image @ negative
-            else:
-                score = self.finding_head(features)[:, finding_index]
-            (gradients,) = torch.autograd.grad(score.sum(), fmap)
-        weights = gradients.mean(dim=(2, 3), keepdim=True)                # [B,C,1,1]
-        cam = F.relu((weights * fmap).sum(dim=1)).detach()                # [B,g,g]
-        return cam / cam.amax(dim=(1, 2), keepdim=True).clamp(min=1e-8)
+            if not use_prompts:
+                return self.finding_head(features)[:, finding_index]
+            image = self.embed_features(features)
+            positive = F.normalize(positive_prompt_embeds.clone()[finding_index], dim=-1)
+            negative = F.normalize(negative_prompt_embeds.clone()[finding_index], dim=-1)
+            return image @ positive - image @ negative
+
+        cam = grad_cam(images, self.feature_map, score)
+        if not probe_weight or self.feature_probe is None:
+            return cam
+        probe_cam = self.feature_probe.finding_heatmaps(images, finding_index)
+        cam = F.interpolate(cam[:, None], size=probe_cam.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+        mixed = (1.0 - probe_weight) * cam + probe_weight * probe_cam
+        return mixed / mixed.amax(dim=(1, 2), keepdim=True).clamp(min=1e-8)

@@ -69,6 +69,10 @@ def test_all_exports_a_bundle_the_app_loads_with_metrics_beside_baselines(tiny_r
     assert card.classification.mode in ("head", "zero_shot", "ensemble")
     assert set(card.thresholds) == set(card.finding_names)
     assert 0.0 < card.input_check.p_chest <= 0.5
+    # the feature probe: fitted on the training images, its weight (tiny: the only one offered) in the card
+    assert training["feature_probe"]["used"] and card.classification.probe_weight == 0.5
+    assert loaded.classifier.feature_probe is not None
+    assert set(training["feature_probe"]["val_within_source_auc_by_l2"]) == {"1.0"}
     gate = training["input_gate"]
     assert gate["held_out_negatives"] > 100 and 0.0 <= gate["held_out_negatives_refused"] <= 1.0
     # evaluation on every labelled test split, and the drafts' truthfulness beside baselines
