@@ -67,8 +67,9 @@ def git_commit() -> str:
 
 def initial_weights(config: dict, classification: dict) -> dict:
     """Per component, the provenance of the ImageNet weights it started from (absent: random)."""
+    probe = classification.get("feature_probe") or {}
     out = {"classifier": classification.get("pretrained"),
-           "classifier_feature_probe": (classification.get("feature_probe") or {}).get("initial_weights")}
+           "classifier_feature_probe": probe.get("initial_weights") if probe.get("used") else None}
     detector = run_dir(config, "detector") / "pretrained.json"
     if detector.exists():
         out["detector"] = json.loads(detector.read_text())
