@@ -22,8 +22,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rrg_desk.models.findings import FINDING_NAMES  # noqa: E402
-from train.classifier_evaluation import DARKCOVIDNET, GOAL_FINDINGS, frozen_features, probe_scores  # noqa: E402
-from train.feature_probe import fit_regression  # noqa: E402
+from train.classifier_evaluation import DARKCOVIDNET, GOAL_FINDINGS, probe_scores  # noqa: E402
+from train.feature_probe import fit_regression, new_probe, probe_features  # noqa: E402
 from train.config import load_config  # noqa: E402
 from train.data.finding_labels import label_arrays, labelled_images  # noqa: E402
 from train.metrics import binary_auc  # noqa: E402
@@ -69,7 +69,8 @@ def main() -> None:
     folds = np.array([zlib.crc32(i.patient.encode()) % 5 for i in items])
     print(f"held-out images: {int(target.sum())} (5 folds by patient); always trained on: {int(always.sum())}")
     for size in args.sizes:
-        features = frozen_features(items, spec_of(config), args.backbone, size, torch.device("cpu"))
+        frozen, _ = new_probe(args.backbone, size, list(FINDING_NAMES))
+        features = probe_features(frozen, items, spec_of(config), torch.device("cpu"))
         for dark_weight in args.dark_weights:
             weights = np.where(dark, dark_weight, 1.0)
             for l2 in args.l2:

@@ -244,7 +244,8 @@ def _fit_probe_into(config: dict, task, scores: dict[str, np.ndarray], names: li
     """Fit the feature probe (train/feature_probe.py) and, where validation keeps it, mix it into
     every mode's validation scores in place, so calibration and thresholds see what the app shows.
     Returns (its weight, 0 without a probe; the record for classification.json)."""
-    from train.feature_probe import fit_feature_probe, probe_weights_path, record_for_card, save_probe
+    from rrg_desk.models.feature_probe import mix_logits
+    from train.feature_probe import fit_feature_probe, probe_weights_path, save_probe
 
     probe, val_logits, record = fit_feature_probe(config, task.train_set.items, task.val_set.items,
                                                   scores.get("head", next(iter(scores.values()))), names, device)
@@ -252,12 +253,10 @@ def _fit_probe_into(config: dict, task, scores: dict[str, np.ndarray], names: li
     if probe is None:
         return 0.0, record
     save_probe(config, probe)
-    from rrg_desk.models.feature_probe import mix_logits
-
     logits = torch.as_tensor(val_logits, dtype=torch.float64)
     for mode, probs in scores.items():
         scores[mode] = mix_logits(torch.as_tensor(probs, dtype=torch.float64), logits, record["weight"]).numpy()
-    return float(record["weight"]), record_for_card(record, probe)
+    return float(record["weight"]), record | {"config": probe.config.to_dict()}
 
 
 def classification_path(config: dict) -> Path:

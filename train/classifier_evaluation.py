@@ -66,15 +66,6 @@ def model_scores(pipeline, items: list[LabelledImage]) -> np.ndarray:
     return np.stack([pipeline.image_probabilities(read_image(item.path)).cpu().numpy() for item in items])
 
 
-def frozen_features(items: list[LabelledImage], spec, backbone_name: str, image_size: int, device,
-                    batch_size: int = 32) -> np.ndarray:
-    """[N, C] pooled features of the ImageNet backbone, untrained, on the app's preprocessing."""
-    from train.feature_probe import new_probe, probe_features
-
-    probe, _ = new_probe(backbone_name, image_size, list(FINDING_NAMES))
-    return probe_features(probe, items, spec, device, batch_size)
-
-
 def probe_scores(regression: tuple[np.ndarray, ...], features: np.ndarray) -> np.ndarray:
     """Probabilities of a train.feature_probe.fit_regression fit."""
     from train.feature_probe import regression_logits
@@ -88,11 +79,12 @@ def linear_probe(config: dict, train: list, val: list, test: list, device) -> tu
 
     model = config["clip"].get("model", {})
     backbone, size = model.get("backbone", "tf_efficientnet_lite0"), int(model.get("image_size", 256))
-    spec = spec_of(config)
-    feats = {name: frozen_features(items, spec, backbone, size, device) for name, items in
-             (("train", train), ("val", val), ("test", test))}
-    from train.feature_probe import fit_regression
+    from train.feature_probe import fit_regression, new_probe, probe_features
 
+    spec = spec_of(config)
+    frozen, _ = new_probe(backbone, size, list(FINDING_NAMES))  # the ImageNet weights, read once
+    feats = {name: probe_features(frozen, items, spec, device) for name, items in
+             (("train", train), ("val", val), ("test", test))}
     (y_train, m_train), (y_val, m_val) = label_arrays(train), label_arrays(val)
     best = None
     for l2 in (1e-4, 1e-3, 1e-2, 1e-1):

@@ -13,7 +13,6 @@ Config `clip.feature_probe` (absent or null: no probe):
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -143,7 +142,3 @@ def load_probe(config: dict, classification: dict) -> FeatureProbe | None:
     probe = FeatureProbe(FeatureProbeConfig.from_dict(record["config"]))
     probe.load_state_dict(load_file(str(probe_weights_path(config))))
     return probe.eval()
-
-
-def record_for_card(record: dict, probe: FeatureProbe | None) -> dict:
-    return json.loads(json.dumps(record | ({"config": probe.config.to_dict()} if probe is not None else {})))
