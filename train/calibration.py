@@ -162,16 +162,12 @@ def fit_measurement(values: np.ndarray, labels: np.ndarray) -> tuple[float, floa
 def _trained_detector(config: dict, device):
     """The detector run's best weights, or None before the detector is trained (the classifier
     can be trained first; its measured findings are then left to the image classifier)."""
-    from train.export import _weights
-    from train.tasks.common import run_dir
-    from train.tasks.detector_task import build_detector
+    from train.tasks.detector_task import trained_detector
 
     try:
-        weights = _weights(run_dir(config, "detector"))
+        detector = trained_detector(config)
     except FileNotFoundError:
         return None
-    detector = build_detector(config)
-    detector.load_state_dict(weights)
     return detector.to(device).eval()
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 SUBCOMMANDS = {
     "regions": "derive region boxes for every JSRT image from the SCR organ masks (writes regions.json)",
     "detector": "train the Faster R-CNN region detector on JSRT region boxes",
+    "refiner": "train the detector's outline refiner (a closer look at each organ) and choose on validation "
+               "how far the trained detector's boxes follow it (run by `detector` when the config has one)",
     "clip": "train the finding classifier (ImageNet EfficientNet-Lite start, finding head on the labelled "
             "images + CLIP image-text alignment); then choose its mode, calibrate it and set thresholds on "
             "validation, and fit its input gate (chest radiograph? lateral?)",
@@ -112,6 +114,34 @@ def cmd_detector(config, info, resume):
     task = DetectorTask(config)
     result = fit(task, loop_config(config, config["detector"]), run_dir(config, "detector"), info, resume=resume)
     _write_provenance(task, run_dir(config, "detector"), info)
+    from train.tasks.refiner_task import refiner_section
+
+    if refiner_section(config) is not None:
+        cmd_refiner(config, info, resume)
+    return result
+
+
+def cmd_refiner(config, info, resume):
+    from train.engine import fit
+    from train.export import _weights
+    from train.tasks.common import loop_config, run_dir
+    from train.tasks.detector_task import build_detector
+    from train.tasks.refiner_task import (RefinerTask, build_refiner, choose_box_weight, refiner_section,
+                                          write_selection)
+
+    section = refiner_section(config)
+    if section is None:
+        raise FileNotFoundError("the config has no detector.refiner section")
+    task = RefinerTask(config)
+    folder = run_dir(config, "refiner")
+    result = fit(task, loop_config(config, section), folder, info, resume=resume)
+    _write_provenance(task, folder, info)
+    if info.is_main and (result.stopped_early or result.epochs_run >= loop_config(config, section).epochs):
+        detector = build_detector(config)
+        detector.load_state_dict(_weights(run_dir(config, "detector")))
+        refiner = build_refiner(config)
+        refiner.load_state_dict(_weights(folder))
+        write_selection(folder, choose_box_weight(config, detector, refiner, info.device))
     return result
 
 
@@ -147,13 +177,11 @@ def cmd_generator(config, info, resume):
     from train.engine import fit
     from train.export import _weights
     from train.tasks.common import loop_config, run_dir, tokenizer_for
-    from train.tasks.detector_task import build_detector
+    from train.tasks.detector_task import trained_detector
     from train.tasks.generator_task import GeneratorPretrainTask, GeneratorTask, HeadsTask
 
     tokenizer = tokenizer_for(config)
-    detector = build_detector(config)
-    detector.load_state_dict(_weights(run_dir(config, "detector")))
-    detector.to(info.device).eval()
+    detector = trained_detector(config).to(info.device).eval()
     section = config["generator"]
     pre = GeneratorPretrainTask(config, detector)
     fit(pre, loop_config(config, section, "pretrain_loop"), run_dir(config, "generator_pretrain"), info, resume=resume)
@@ -256,9 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "regions":
             cmd_regions(config, info)
-        elif args.command in ("detector", "clip", "generator"):
-            {"detector": cmd_detector, "clip": cmd_clip, "generator": cmd_generator}[args.command](
-                config, info, args.resume)
+        elif args.command in ("detector", "refiner", "clip", "generator"):
+            {"detector": cmd_detector, "refiner": cmd_refiner, "clip": cmd_clip, "generator": cmd_generator}[
+                args.command](config, info, args.resume)
         elif args.command == "export":
             path = cmd_export(config, info, args.bundle)
             if path:

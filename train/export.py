@@ -14,7 +14,8 @@ from rrg_desk.models.bundle import save_bundle
 from rrg_desk.thresholds import DEFAULT_THRESHOLD
 from train.tasks.clip_task import build_classifier
 from train.tasks.common import run_dir, tokenizer_for
-from train.tasks.detector_task import build_detector
+from train.tasks.detector_task import trained_detector
+from train.tasks.refiner_task import SELECTION_FILE, refiner_section
 from train.tasks.generator_task import build_generator
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,7 @@ def _strip(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tenso
 def trained_models(config: dict, device: str | torch.device = "cpu"):
     """(detector, classifier, generator, tokenizer) with the best weights of each run."""
     tokenizer = tokenizer_for(config)
-    detector = build_detector(config)
-    detector.load_state_dict(_weights(run_dir(config, "detector")))
+    detector = trained_detector(config)
     heads_dir = run_dir(config, "region_heads")
     if heads_dir.exists():
         detector.heads.load_state_dict(_strip(_weights(heads_dir), "heads."))
@@ -70,9 +70,10 @@ def initial_weights(config: dict, classification: dict) -> dict:
     probe = classification.get("feature_probe") or {}
     out = {"classifier": classification.get("pretrained"),
            "classifier_feature_probe": probe.get("initial_weights") if probe.get("used") else None}
-    detector = run_dir(config, "detector") / "pretrained.json"
-    if detector.exists():
-        out["detector"] = json.loads(detector.read_text())
+    for component, name in (("detector", "detector"), ("refiner", "detector_outline_refiner")):
+        provenance = run_dir(config, component) / "pretrained.json"
+        if provenance.exists() and (component != "refiner" or refiner_section(config)):
+            out[name] = json.loads(provenance.read_text())
     return {k: v for k, v in out.items() if v}
 
 
@@ -80,10 +81,14 @@ def export_bundle(config: dict, out: str | Path | None = None, metrics: dict | N
     detector, classifier, generator, tokenizer = trained_models(config)
     out = Path(out or config["export"]["out"])
     summaries = {}
-    for component in ("detector", "clip", "generator_pretrain", "generator", "region_heads"):
+    for component in ("detector", "refiner", "clip", "generator_pretrain", "generator", "region_heads"):
         best = run_dir(config, component) / "best.json"
         if best.exists():
             summaries[component] = json.loads(best.read_text())
+    if detector.refiner is not None:  # and how far its boxes follow the refiner, by validation IoU
+        summaries["refiner"]["box_weight"] = json.loads((run_dir(config, "refiner") / SELECTION_FILE).read_text())
+    else:
+        summaries.pop("refiner", None)
     selector = config["export"].get("selector_threshold", DEFAULT_THRESHOLD)
     selection: dict = {}
     if selector == "calibrate":

@@ -8,7 +8,10 @@ statistics stay frozen (detection batches are tiny).
 Outlines (Mask R-CNN style): for the regions in ``mask_regions`` (the five SCR organs) a small
 mask head predicts a ``mask_size``^2 probability map inside the region's box. It is trained on
 the ground-truth boxes (slightly jittered, as proposals are); ``outline_box_weight`` moves those
-regions' boxes towards the tight box of their predicted outline (1 = the outline's box).
+regions' boxes towards the tight box of their predicted outline (1 = the outline's box). An
+optional outline refiner (``rrg_desk/models/outline_refiner.py``, attached by the trainer) then
+takes a closer look: it segments a crop around each of those boxes at the input's pixel scale;
+its outlines replace the mask head's and the boxes move ``refiner_box_weight`` towards theirs.
 
 Input convention: images are *normalised* single-channel float tensors [B, 1, H, W]
 (``(pixel/255 - mean) / std`` with mean/std from the bundle card's preprocessing section);
@@ -38,6 +41,7 @@ from torch import nn
 
 from rrg_desk.models.config import ConfigDict
 from rrg_desk.models.efficientnet_lite import EfficientNetLiteFeatures, is_efficientnet_lite
+from rrg_desk.models.outline_refiner import OutlineRefiner, OutlineRefinerConfig
 from rrg_desk.models.rcnn import (AnchorGenerator, FasterRCNN, FastRCNNPredictor, FeaturePyramidNetwork,
                                   RCNNTransform, RegionProposalNetwork, RoIHeads, RPNHead, TwoMLPHead)
 from rrg_desk.models.rcnn_ops import (MultiScaleRoIAlign, clip_boxes_to_image, paste_masks, resize_boxes,
@@ -77,6 +81,10 @@ class DetectorConfig(ConfigDict):
     box_fusion_top_k: int = 1
     box_fusion_min_share: float = 0.3
     outline_box_weight: float = 0.0  # mask regions' boxes move this far towards their outline's tight box
+    # a closer look at the mask regions (OutlineRefinerConfig as a dict; the trainer attaches it): its
+    # outlines replace the mask head's, and the boxes move refiner_box_weight towards their tight boxes
+    refiner: dict | None = None
+    refiner_box_weight: float = 0.0
 
     @classmethod
     def from_dict(cls, data: dict) -> "DetectorConfig":
@@ -95,8 +103,10 @@ class DetectorConfig(ConfigDict):
             raise ValueError("mask_size must be even (the head upsamples RoIAlign output by 2)")
         if self.box_fusion_top_k < 1 or not 0.0 < self.box_fusion_min_share <= 1.0:
             raise ValueError("box_fusion_top_k must be >= 1 and box_fusion_min_share in (0, 1]")
-        if not 0.0 <= self.outline_box_weight <= 1.0:
-            raise ValueError("outline_box_weight must be in [0, 1]")
+        if not 0.0 <= self.outline_box_weight <= 1.0 or not 0.0 <= self.refiner_box_weight <= 1.0:
+            raise ValueError("outline_box_weight and refiner_box_weight must be in [0, 1]")
+        if self.refiner is not None and list(self.refiner.get("regions", ())) != list(self.mask_regions):
+            raise ValueError("the outline refiner's regions must be the mask regions, in the same order")
         if len(self.anchor_sizes) != 4:
             raise ValueError("anchor_sizes needs one size per FPN level (4: strides 8, 16, 32, 64)")
 
@@ -285,9 +295,24 @@ class RegionDetector(nn.Module):
                                                    hidden_dim=config.heads_hidden,
                                                    dropout=config.heads_dropout))
         self.mask_head = MaskHead(config) if config.mask_regions else None
+        self.refiner = None
+        if config.refiner is not None:
+            self.attach_refiner(OutlineRefiner(OutlineRefinerConfig.from_dict(dict(config.refiner))),
+                                config.refiner_box_weight)
         priors = torch.tensor([TYPICAL_RELATIVE_BOXES.get(name, (0.0, 0.0, 1.0, 1.0))
                                for name in config.region_names], dtype=torch.float32)
         self.register_buffer("prior_boxes", priors)  # [R, 4] relative to the frame
+
+    def attach_refiner(self, refiner: OutlineRefiner, box_weight: float) -> None:
+        """Carry `refiner` (and its config, so the bundle rebuilds it) and follow its outline boxes
+        by `box_weight` from now on."""
+        if list(refiner.config.regions) != list(self.config.mask_regions):
+            raise ValueError("the outline refiner's regions must be the mask regions, in the same order")
+        if not 0.0 <= box_weight <= 1.0:
+            raise ValueError("refiner_box_weight must be in [0, 1]")
+        self.refiner = refiner
+        self.config.refiner = refiner.config.to_dict()
+        self.config.refiner_box_weight = float(box_weight)
 
     # --- training -------------------------------------------------------------------------
     def forward(self, images: torch.Tensor, targets: list[dict[str, torch.Tensor]] | None = None):
@@ -325,7 +350,7 @@ class RegionDetector(nn.Module):
             if not present:
                 boxes.append(target["boxes"].new_zeros(0, 4))
                 continue
-            box = _jitter(target["boxes"][[r for _m, r in present]], self.config.mask_box_jitter, image_size)
+            box = jitter_boxes(target["boxes"][[r for _m, r in present]], self.config.mask_box_jitter, image_size)
             wanted.append(mask_targets(target["masks"][[m for m, _r in present]], box, size))
             channels += [m for m, _r in present]
             boxes.append(box)
@@ -390,6 +415,8 @@ class RegionDetector(nn.Module):
                                      b_scores.new_ones(1)]))
             detected.append(torch.cat([found, found.new_ones(1)]))
         masks = self._masks(features, boxes, detected, image_list.image_sizes)
+        if self.refiner is not None:
+            masks = self._refined_masks(image_list.tensors, boxes, detected)
         region_features = self._pool(features, boxes, image_list.image_sizes)  # [B, R, D]
         selector_logits, abnormal_logits = self.heads(region_features)
         out_boxes = torch.stack([resize_boxes(b, size, original_size)
@@ -418,6 +445,22 @@ class RegionDetector(nn.Module):
                 if detected[b][region] and tight is not None:
                     boxes[b][region] = weight * tight + (1.0 - weight) * boxes[b][region]
         return self._mask_probabilities(features, boxes, image_sizes)  # relative to the new boxes
+
+    def _refined_masks(self, images: torch.Tensor, boxes: list[torch.Tensor], detected: list[torch.Tensor]
+                       ) -> torch.Tensor:
+        """The refiner's outlines of the mask regions resampled into their boxes [B, M, S, S]; the
+        detected mask regions' boxes (in `boxes`, changed in place) first move refiner_box_weight
+        towards the tight boxes of those outlines."""
+        indices, weight = self.config.mask_indices, self.config.refiner_box_weight
+        out = []
+        for b, image in enumerate(images):
+            outlines = self.refiner.outlines(image, boxes[b][indices])  # [M, H, W] in the frame
+            for m, region in enumerate(indices):
+                tight = _tight_box(outlines[m] >= 0.5)
+                if weight and detected[b][region] and tight is not None:
+                    boxes[b][region] = weight * tight + (1.0 - weight) * boxes[b][region]
+            out.append(mask_targets(outlines, boxes[b][indices], self.config.mask_size))
+        return torch.stack(out)
 
     def _mask_probabilities(self, features, boxes: list[torch.Tensor], image_sizes) -> torch.Tensor:
         indices = self.config.mask_indices
@@ -478,7 +521,7 @@ def mask_targets(masks: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.T
     return roi_align(masks.float()[:, None], rois, size, 1.0, sampling_ratio=-1)[:, 0].clamp(0, 1)
 
 
-def _jitter(boxes: torch.Tensor, share: float, image_size) -> torch.Tensor:
+def jitter_boxes(boxes: torch.Tensor, share: float, image_size) -> torch.Tensor:
     """Each side moved by up to `share` of the box's width/height (proposal-like boxes)."""
     if share <= 0:
         return boxes

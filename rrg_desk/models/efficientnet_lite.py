@@ -10,12 +10,13 @@ Two forms, as timm builds them:
 - ``EfficientNetLite`` (``num_classes=0``): ``forward`` -> pooled [B, 1280];
   ``forward_features`` -> the last feature map; ``forward_head`` pools it.
 - ``EfficientNetLiteFeatures`` (``features_only=True, out_indices=(2, 3, 4)``): ``forward``
-  -> the stride 8/16/32 maps; same keys minus ``conv_head`` and ``bn2``.
+  -> the stride 8/16/32 maps; same keys minus ``conv_head`` and ``bn2`` (and minus the stages after
+  the last returned one, for a shallower cut such as the outline refiner's strides 2/4/8).
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -228,14 +229,18 @@ class EfficientNetLiteFeatures(nn.Module):
         super().__init__()
         self.conv_stem = conv(config.in_channels, config.stem_channels, 3, stride=2)
         self.bn1 = BatchNormAct2d(config.stem_channels)
-        self.blocks, widths = build_blocks(config)
+        blocks, widths = build_blocks(config)
+        self.blocks = blocks[:max(config.feature_stages) + 1]  # stages after the last feature map are unused
         self.feature_stages = config.feature_stages
         self.feature_channels = [widths[i] for i in config.feature_stages]
         init_like_tensorflow(self)
 
     @classmethod
-    def named(cls, name: str) -> EfficientNetLiteFeatures:
-        return cls(_config(name))
+    def named(cls, name: str, feature_stages: tuple[int, ...] | None = None) -> EfficientNetLiteFeatures:
+        """feature_stages: the stages whose outputs are returned (default strides 8, 16, 32; stage 0
+        ends at stride 2, 1 at 4, 2 at 8); the network stops at the last of them."""
+        config = _config(name)
+        return cls(replace(config, feature_stages=tuple(feature_stages)) if feature_stages else config)
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         x, features = self.bn1(self.conv_stem(images)), []

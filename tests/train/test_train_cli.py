@@ -63,8 +63,13 @@ def test_all_exports_a_bundle_the_app_loads_with_metrics_beside_baselines(tiny_r
         assert "micro_f1" in metrics[system]["ce"]
     assert 0.0 <= metrics["detector"]["mean_iou"] <= 1.0
     assert training["config"]["tiny"] is True
-    for run in ("detector", "clip", "generator_pretrain", "region_heads", "generator"):
+    for run in ("detector", "refiner", "clip", "generator_pretrain", "region_heads", "generator"):
         assert (tiny_run / run / "curves.png").exists() and (tiny_run / run / "metrics.csv").exists()
+    # the outline refiner: trained after the detector, its box weight chosen on validation, in the bundle
+    choice = training["validation"]["refiner"]["box_weight"]
+    assert set(choice["validation"]) == {"0.0", "1.0"} and choice["box_weight"] in (0.0, 1.0)
+    assert loaded.detector.refiner is not None
+    assert loaded.detector.config.refiner_box_weight == choice["box_weight"]
     # the classifier: mode, calibration and thresholds chosen on validation; the input gate
     assert card.classification.mode in ("head", "zero_shot", "ensemble")
     assert set(card.thresholds) == set(card.finding_names)

@@ -30,6 +30,18 @@ def build_detector(config: dict) -> RegionDetector:
     return RegionDetector(DetectorConfig.from_dict(base))
 
 
+def trained_detector(config: dict) -> RegionDetector:
+    """The detector run's best weights, with its outline refiner when one is trained (raises
+    FileNotFoundError before the detector is trained)."""
+    from train.export import _weights
+    from train.tasks.common import run_dir
+    from train.tasks.refiner_task import attach_trained_refiner
+
+    detector = build_detector(config)
+    detector.load_state_dict(_weights(run_dir(config, "detector")))
+    return attach_trained_refiner(config, detector)
+
+
 def _augment(image: torch.Tensor, boxes: torch.Tensor, masks: torch.Tensor | None
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Contrast/brightness jitter, a small zoom (0.92-1.08) and shift (4%) of image, boxes and
