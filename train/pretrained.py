@@ -82,3 +82,16 @@ def load_imagenet_backbone(backbone: nn.Module, name: str, path: Path | None = N
                   "converted": "keys mapped in order onto timm; RGB stem summed to one channel; ImageNet fc dropped"}
     log.info("ImageNet weights for %s from %s (sha256 %s)", name, provenance["source"], provenance["sha256"][:12])
     return provenance
+
+
+def load_imagenet_features(features: nn.Module, name: str, path: Path | None = None) -> dict:
+    """The ImageNet weights into a feature extractor whose keys are a subset of the full model's
+    (the detector's body, the outline refiner's encoder): converted on the full classifier-form
+    model, then copied by name. Returns the provenance."""
+    from rrg_desk.models.clip_classifier import build_backbone
+
+    full = build_backbone(name)
+    provenance = load_imagenet_backbone(full, name, path)
+    weights = full.state_dict()
+    features.load_state_dict({key: weights[key] for key in features.state_dict()})
+    return provenance

@@ -102,3 +102,38 @@ def test_region_boxes_of_a_cli_jsonl_are_scored_against_the_jsrt_masks(tmp_path)
     assert result["iou_per_region"]["heart"] == pytest.approx(0.5)  # one exact, one far off
     assert result["mean_iou_organs"] == pytest.approx(0.5)
     assert "whole_image" not in result["iou_per_region"]  # the frame is not a detection
+
+
+def test_imagenet_weights_load_into_the_outline_refiners_encoder(tmp_path):
+    from rrg_desk.models.outline_refiner import OutlineRefiner, OutlineRefinerConfig
+    from train.pretrained import load_imagenet_features
+
+    torch.manual_seed(0)
+    rgb = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000)
+    path = tmp_path / "weights.pth"
+    torch.save(_original_layout_state(rgb), path)
+    refiner = OutlineRefiner(OutlineRefinerConfig(regions=["heart"]))
+    provenance = load_imagenet_features(refiner.encoder, "tf_efficientnet_lite0", path)
+    encoder, expected = refiner.encoder.state_dict(), rgb.state_dict()
+    assert torch.allclose(encoder["conv_stem.weight"], expected["conv_stem.weight"].sum(dim=1, keepdim=True))
+    assert torch.equal(encoder["blocks.4.2.conv_pwl.weight"], expected["blocks.4.2.conv_pwl.weight"])
+    assert "blocks.5.0.conv_pwl.weight" not in encoder and len(provenance["sha256"]) == 64
+
+
+def test_refiner_crops_hold_each_organ_in_the_middle_with_its_context():
+    from rrg_desk.models.outline_refiner import OutlineRefinerConfig
+    from train.tasks.refiner_task import organ_crops
+
+    masks = torch.zeros(5, 128, 128, dtype=torch.uint8)
+    masks[2, 40:80, 30:90] = 1  # the heart (SCR_ORGANS order); the lungs and clavicles are absent
+    item = {"image": masks[2:3].float(), "masks": masks, "region_names": ["heart"],
+            "boxes": torch.tensor([[30.0, 40.0, 90.0, 80.0]])}
+    config = OutlineRefinerConfig(regions=["right_lung", "heart"], crop_size=56, context=0.25)
+    crops, channels, targets = organ_crops([item], config, jitter=0.0, augment=False)
+    assert crops.shape == (1, 1, 56, 56) and channels.tolist() == [1] and targets.shape == (1, 28, 28)
+    rows, cols = (targets[0] >= 0.5).any(dim=1).nonzero()[:, 0], (targets[0] >= 0.5).any(dim=0).nonzero()[:, 0]
+    # grown by a quarter on each side, the organ spans the middle two thirds of its crop (28/6 = 4.7 to 23.3)
+    assert [int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1] == pytest.approx([4.7, 23.3] * 2, abs=1)
+    assert crops[0, 0, 11:45, 11:45].min() > 0.98 and crops[0, 0, :8].max() < 0.02  # the image is cut with its mask
+    moved = organ_crops([item], config, jitter=0.1, augment=True)[2]
+    assert moved.shape == (1, 28, 28) and not torch.equal(moved, targets)

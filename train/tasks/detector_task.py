@@ -131,18 +131,10 @@ class DetectorTask:
 
 
 def load_imagenet_body(model: RegionDetector, path=None) -> dict:
-    """The pinned ImageNet EfficientNet-Lite weights into the detector's body (converted on
-    the full classifier-form model, whose keys the feature extractor shares); returns the provenance."""
-    from rrg_desk.models.clip_classifier import build_backbone
-    from train.pretrained import load_imagenet_backbone
+    """The pinned ImageNet EfficientNet-Lite weights into the detector's body; returns the provenance."""
+    from train.pretrained import load_imagenet_features
 
-    name = model.config.backbone
-    full = build_backbone(name)
-    provenance = load_imagenet_backbone(full, name, path)
-    body = model.rcnn.backbone.body
-    weights = full.state_dict()
-    body.load_state_dict({key: weights[key] for key in body.state_dict()})
-    return provenance
+    return load_imagenet_features(model.rcnn.backbone.body, model.config.backbone, path)
 
 
 def evaluate_detector(model: RegionDetector, dataset, device) -> dict:

