@@ -63,4 +63,5 @@ def all_reduce_mean(value: float, info: DistInfo) -> float:
 
 def cleanup(info: DistInfo) -> None:
     if info.distributed and dist.is_initialized():
+        dist.barrier()  # no rank tears gloo down while another still talks to it (it aborted under load)
         dist.destroy_process_group()
