@@ -416,7 +416,7 @@ class RegionDetector(nn.Module):
             detected.append(torch.cat([found, found.new_ones(1)]))
         masks = self._masks(features, boxes, detected, image_list.image_sizes)
         if self.refiner is not None:
-            masks = self._refined_masks(image_list.tensors, boxes, detected)
+            masks = self._refined_masks(image_list.tensors, boxes, detected, image_list.image_sizes)
         region_features = self._pool(features, boxes, image_list.image_sizes)  # [B, R, D]
         selector_logits, abnormal_logits = self.heads(region_features)
         out_boxes = torch.stack([resize_boxes(b, size, original_size)
@@ -446,14 +446,15 @@ class RegionDetector(nn.Module):
                     boxes[b][region] = weight * tight + (1.0 - weight) * boxes[b][region]
         return self._mask_probabilities(features, boxes, image_sizes)  # relative to the new boxes
 
-    def _refined_masks(self, images: torch.Tensor, boxes: list[torch.Tensor], detected: list[torch.Tensor]
-                       ) -> torch.Tensor:
+    def _refined_masks(self, images: torch.Tensor, boxes: list[torch.Tensor], detected: list[torch.Tensor],
+                       image_sizes) -> torch.Tensor:
         """The refiner's outlines of the mask regions resampled into their boxes [B, M, S, S]; the
         detected mask regions' boxes (in `boxes`, changed in place) first move refiner_box_weight
         towards the tight boxes of those outlines."""
         indices, weight = self.config.mask_indices, self.config.refiner_box_weight
         out = []
-        for b, image in enumerate(images):
+        for b, (height, width) in enumerate(image_sizes):
+            image = images[b, :, :height, :width]  # without the batch's padding: outlines stay in the image
             outlines = self.refiner.outlines(image, boxes[b][indices])  # [M, H, W] in the frame
             for m, region in enumerate(indices):
                 tight = _tight_box(outlines[m] >= 0.5)

@@ -92,3 +92,10 @@ def test_a_refiner_for_other_regions_is_refused():
         detector.attach_refiner(_refiner(regions=["heart"]), 0.5)
     with pytest.raises(ValueError, match="refiner_box_weight"):
         detector.attach_refiner(_refiner(), 1.5)
+
+
+def test_outlines_stay_inside_each_image_of_a_padded_batch():
+    detector = _detector_with_refiner(1.0, 10.0)  # outlines fill their grown crops, up to the image edge
+    images = torch.randn(2, 1, 64, 50)  # the transform pads the width to a multiple of its stride
+    boxes = detector.detect(images).boxes
+    assert boxes[..., 2].max() <= 50 and boxes[..., 3].max() <= 64 and boxes.min() >= 0
