@@ -444,6 +444,8 @@ class RegionDetector(nn.Module):
                 tight = _tight_box(pasted[m])
                 if detected[b][region] and tight is not None:
                     boxes[b][region] = weight * tight + (1.0 - weight) * boxes[b][region]
+        if self.refiner is not None:  # its outlines replace these: no second mask-head pass
+            return masks
         return self._mask_probabilities(features, boxes, image_sizes)  # relative to the new boxes
 
     def _refined_masks(self, images: torch.Tensor, boxes: list[torch.Tensor], detected: list[torch.Tensor],

@@ -62,16 +62,21 @@ def _augment(image: torch.Tensor, boxes: torch.Tensor, masks: torch.Tensor | Non
     return image, boxes, masks
 
 
+def jsrt_regions(config: dict, split: str) -> CachedDataset:
+    """A JSRT split with the anatomical region boxes (whole_image is the frame, not a class) and
+    the SCR organ masks, cached in memory (the config's `limit` images at most)."""
+    anatomical = tuple(r for r in REGION_NAMES if r != WHOLE_IMAGE)
+    return CachedDataset(JsrtRegionDataset(config["data"]["jsrt"], split, spec_of(config), regions=anatomical),
+                         limit(config))
+
+
 class DetectorTask:
     name = "detector"
 
     def __init__(self, config: dict) -> None:
         self.config = config
         self.spec = spec_of(config)
-        root = config["data"]["jsrt"]
-        anatomical = tuple(r for r in REGION_NAMES if r != WHOLE_IMAGE)  # whole_image is the frame, not a class
-        self.train_set = CachedDataset(JsrtRegionDataset(root, "train", self.spec, regions=anatomical), limit(config))
-        self.val_set = CachedDataset(JsrtRegionDataset(root, "val", self.spec, regions=anatomical), limit(config))
+        self.train_set, self.val_set = jsrt_regions(config, "train"), jsrt_regions(config, "val")
         self.augment = bool(config["detector"].get("augment", True))
         self.with_masks = bool(config["detector"].get("model", {}).get("mask_regions"))
 

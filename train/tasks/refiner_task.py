@@ -20,9 +20,9 @@ from torch import nn
 
 from rrg_desk.models.detector import RegionDetector, jitter_boxes, mask_targets
 from rrg_desk.models.outline_refiner import OutlineRefiner, OutlineRefinerConfig, crop, grow_boxes
-from rrg_desk.models.regions import REGION_NAMES, SCR_ORGANS, WHOLE_IMAGE
-from train.data.jsrt import JsrtRegionDataset
-from train.tasks.common import CachedDataset, limit, run_dir, spec_of
+from rrg_desk.models.regions import SCR_ORGANS
+from train.tasks.common import run_dir
+from train.tasks.detector_task import evaluate_detector, jsrt_regions
 
 log = logging.getLogger(__name__)
 SELECTION_FILE = "box_weight.json"
@@ -46,11 +46,7 @@ class RefinerTask:
     def __init__(self, config: dict) -> None:
         self.config = config
         self.section = refiner_section(config)
-        spec = spec_of(config)
-        anatomical = tuple(r for r in REGION_NAMES if r != WHOLE_IMAGE)
-        root = config["data"]["jsrt"]
-        self.train_set = CachedDataset(JsrtRegionDataset(root, "train", spec, regions=anatomical), limit(config))
-        self.val_set = CachedDataset(JsrtRegionDataset(root, "val", spec, regions=anatomical), limit(config))
+        self.train_set, self.val_set = jsrt_regions(config, "train"), jsrt_regions(config, "val")
         self.model_config = build_refiner(config).config
         self.box_jitter = float(self.section.get("box_jitter", 0.08))
 
@@ -120,11 +116,7 @@ def choose_box_weight(config: dict, detector: RegionDetector, refiner: OutlineRe
     """How far the detector's organ boxes follow the refiner's outline boxes: the weight in the
     config's `box_weights` with the best five-organ mean IoU on the validation images (ties go to
     the smaller weight); written beside the refiner's run."""
-    from train.tasks.detector_task import evaluate_detector
-
-    anatomical = tuple(r for r in REGION_NAMES if r != WHOLE_IMAGE)
-    dataset = CachedDataset(JsrtRegionDataset(config["data"]["jsrt"], "val", spec_of(config), regions=anatomical),
-                            limit(config))
+    dataset = jsrt_regions(config, "val")
     organs = list(refiner.config.regions)
     by_weight = {}
     for weight in refiner_section(config).get("box_weights", [0.0, 0.25, 0.5, 0.75, 1.0]):
