@@ -27,6 +27,8 @@ SUBCOMMANDS = {
                 "labelled test split beside a linear probe; draft contradictions and CE beside the classifier "
                 "alone and a template report; detector IoU",
     "export": "build a model bundle from the trained runs (safetensors + card.json)",
+    "unpack": "write a bundle's detector, refiner, region heads, generator and tokenizer into the run folders, "
+              "so `clip` retrains only the classifier and `export` records the rest as carried over",
     "all": "the whole chain: detector, clip, generator, export, evaluate, export with metrics",
     "score": "finding AUCs (95%% bootstrap intervals) of a `rrg-desk draft --each --jsonl` file of the "
              "labelled split's images, per source; region box IoU for the JSRT images among them",
@@ -46,7 +48,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                        help="override one setting, e.g. --set clip.loop.epochs=3 (repeatable)")
         p.add_argument("--resume", action="store_true", help="continue each run from its latest checkpoint")
         p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override the config's device")
-        if name in ("evaluate", "export", "all"):
+        if name in ("evaluate", "export", "all", "unpack"):
             p.add_argument("--bundle", type=Path, help="bundle folder (default: the config's export.out)")
         if name in ("evaluate", "score"):
             p.add_argument("--split", default=None, help="split to evaluate (default: the config's)")
@@ -287,6 +289,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command in ("detector", "refiner", "clip", "generator"):
             {"detector": cmd_detector, "refiner": cmd_refiner, "clip": cmd_clip, "generator": cmd_generator}[
                 args.command](config, info, args.resume)
+        elif args.command == "unpack" and info.is_main:
+            from train.unpack import unpack_bundle
+
+            written = unpack_bundle(args.bundle or config["export"]["out"], config)
+            print(f"unpacked {', '.join(written)} and the tokenizer into {config['out_dir']}")
         elif args.command == "export":
             path = cmd_export(config, info, args.bundle)
             if path:

@@ -77,6 +77,18 @@ def initial_weights(config: dict, classification: dict) -> dict:
     return {k: v for k, v in out.items() if v}
 
 
+def lineage(config: dict) -> dict:
+    """{"lineage": ...} when some run folders were unpacked from a bundle (`python -m train unpack`):
+    which models this export carries over from it and which its own runs trained."""
+    from train.unpack import UNPACKED, carried_over
+
+    carried = carried_over(config)
+    if not carried:
+        return {}
+    trained = ["classifier"] + [c for c in UNPACKED if c not in carried and (run_dir(config, c) / "best.json").exists()]
+    return {"lineage": {"retrained": trained, "carried_over": carried}}
+
+
 def export_bundle(config: dict, out: str | Path | None = None, metrics: dict | None = None) -> Path:
     detector, classifier, generator, tokenizer = trained_models(config)
     out = Path(out or config["export"]["out"])
@@ -118,7 +130,8 @@ def export_bundle(config: dict, out: str | Path | None = None, metrics: dict | N
                      "validation": summaries, "classifier_selection": classification.get("validation", {}),
                      "feature_probe": classification.get("feature_probe"),
                      "input_gate": classification.get("input_gate"),
-                     "initial_weights": initial_weights(config, classification)},
+                     "initial_weights": initial_weights(config, classification),
+                     **lineage(config)},
         "metrics": metrics or {},
     }
     if "input_gate" in classification:  # the learned half of the input check (else rules only)

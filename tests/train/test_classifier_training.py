@@ -393,3 +393,27 @@ def test_without_a_trained_detector_measured_findings_stay_with_the_image_classi
     fits, record = calibration.fit_measured_findings({}, [], [], {"head": head.copy()}, list(FINDING_NAMES), "cpu")
     assert fits == {} and record["Cardiomegaly"] == {"measure": "cardiothoracic_ratio", "kept": False,
                                                      "why": "no trained detector"}
+
+
+@pytest.mark.parametrize("trains_backbone", [True, False])
+def test_detached_alignment_leaves_the_backbone_to_the_labels(trains_backbone):
+    """contrastive_trains_backbone=False: the image-text alignment still trains its projection and
+    text tower, but only the finding head's loss reaches the backbone."""
+    from train.tasks.clip_task import ClipTrainModule
+
+    torch.manual_seed(0)
+    classifier = ClipClassifier(ClipClassifierConfig.tiny(60))
+    images = torch.randn(4, 1, 64, 64)
+    texts = torch.randint(4, 60, (4, 9), generator=torch.Generator().manual_seed(0))
+    texts[:, 0], texts[:, -1] = 1, 2
+    labels = torch.zeros(4, len(FINDING_NAMES))
+    module = ClipTrainModule(classifier, head_weight=0.0, contrastive_weight=1.0,
+                             contrastive_trains_backbone=trains_backbone)
+    total, parts = module(images, texts, labels, torch.ones_like(labels))
+    total.backward()
+    backbone_grads = [p.grad for p in classifier.backbone.parameters() if p.requires_grad]
+    assert parts["contrastive"] > 0
+    assert classifier.image_projection.weight.grad.abs().sum() > 0
+    assert any(p.grad.abs().sum() > 0 for p in classifier.text.parameters() if p.grad is not None)
+    reached = any(g is not None and g.abs().sum() > 0 for g in backbone_grads)
+    assert reached == trains_backbone

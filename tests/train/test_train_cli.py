@@ -99,6 +99,27 @@ def test_evaluate_and_export_subcommands_on_their_own(tiny_run, tmp_path, capsys
     assert "baseline_nearest_neighbour" in printed and "detector mean IoU" in printed
 
 
+def test_unpack_retrains_only_the_classifier_and_records_the_rest_as_carried_over(tiny_run, tmp_path):
+    parent = tiny_run / "bundle"
+    out = tmp_path / "classifier-only"
+    assert main(["unpack", *_args(out), "--bundle", str(parent)]) == 0
+    assert main(["clip", *_args(out)]) == 0
+    assert main(["export", *_args(out), "--bundle", str(out / "new")]) == 0
+    before, after = load_bundle(parent), load_bundle(out / "new")
+    for name in ("detector", "generator"):
+        old, new = getattr(before, name).state_dict(), getattr(after, name).state_dict()
+        assert old.keys() == new.keys() and all(torch.equal(old[k], new[k]) for k in old), name
+    assert after.detector.refiner is not None
+    assert after.detector.config.refiner_box_weight == before.detector.config.refiner_box_weight
+    lineage = after.card.records.training["lineage"]
+    assert lineage["retrained"] == ["classifier"]
+    assert sorted(lineage["carried_over"]) == ["detector", "generator", "refiner", "region_heads"]
+    assert all(before.card.bundle_id in text for text in lineage["carried_over"].values())
+    validation = after.card.records.training["validation"]
+    assert validation["detector"] == before.card.records.training["validation"]["detector"]
+    assert validation["generator"] == before.card.records.training["validation"]["generator"]
+
+
 def test_resume_after_interruption_reaches_the_same_weights(tmp_path):
     full, cut = tmp_path / "full", tmp_path / "cut"
     for out in (full, cut):

@@ -58,10 +58,11 @@ class ClipTrainModule(nn.Module):
     """forward() computes the whole loss, so DDP sees every parameter used in one call."""
 
     def __init__(self, classifier: ClipClassifier, head_weight: float, contrastive_weight: float = 1.0,
-                 pos_weight: torch.Tensor | None = None) -> None:
+                 pos_weight: torch.Tensor | None = None, contrastive_trains_backbone: bool = True) -> None:
         super().__init__()
         self.classifier = classifier
         self.head_weight, self.contrastive_weight = head_weight, contrastive_weight
+        self.contrastive_trains_backbone = contrastive_trains_backbone
         self.register_buffer("pos_weight", pos_weight if pos_weight is not None
                              else torch.ones(len(classifier.config.finding_names)))
 
@@ -70,7 +71,9 @@ class ClipTrainModule(nn.Module):
         parts = {}
         total = features.new_zeros(())
         if self.contrastive_weight:
-            image_embeds = self.classifier.embed_features(features)
+            # detached: the alignment learns on the backbone's features without steering them
+            aligned = features if self.contrastive_trains_backbone else features.detach()
+            image_embeds = self.classifier.embed_features(aligned)
             text_embeds = self.classifier.encode_text(token_ids)
             parts["contrastive"] = contrastive_loss(image_embeds, text_embeds, self.classifier.logit_scale)
             total = total + self.contrastive_weight * parts["contrastive"]
@@ -222,7 +225,8 @@ class ClipTask:
                 param.requires_grad = False
         return ClipTrainModule(classifier, float(section.get("head_weight", 1.0)),
                                float(section.get("contrastive_weight", 1.0)),
-                               positive_weights(self.train_set.items))
+                               positive_weights(self.train_set.items),
+                               bool(section.get("contrastive_trains_backbone", True)))
 
     def datasets(self):
         return self.train_set, self.val_set
