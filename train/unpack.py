@@ -28,6 +28,7 @@ def _write_run(folder: Path, weights: dict[str, torch.Tensor], best: dict | None
     folder.mkdir(parents=True, exist_ok=True)
     save_file({k: v.float().contiguous() for k, v in weights.items()}, str(folder / "best.safetensors"))
     (folder / "best.json").write_text(json.dumps(best or {}, indent=1), encoding="utf-8")
+    origin = origin | {"weights_sha256": sha256_file(folder / "best.safetensors")}
     (folder / MARKER).write_text(json.dumps(origin, indent=1), encoding="utf-8")
 
 
@@ -66,11 +67,14 @@ def unpack_bundle(bundle: str | Path, config: dict) -> list[str]:
 
 
 def carried_over(config: dict) -> dict[str, str]:
-    """component -> "weights of bundle X (card sha256 Y)" for the run folders `unpack_bundle` wrote."""
+    """component -> "weights of bundle X (card sha256 Y)" for the run folders `unpack_bundle` wrote
+    and no training step has overwritten since."""
     out = {}
     for component in UNPACKED:
-        marker = run_dir(config, component) / MARKER
-        if marker.exists():
-            origin = json.loads(marker.read_text(encoding="utf-8"))
+        folder = run_dir(config, component)
+        if (folder / MARKER).exists():
+            origin = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+            if sha256_file(folder / "best.safetensors") != origin["weights_sha256"]:
+                continue  # retrained in place
             out[component] = f"weights of bundle {origin['bundle_id']} (card sha256 {origin['card_sha256']}), unchanged"
     return out
