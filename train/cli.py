@@ -277,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         from train.export_store import main_export_store
 
         return main_export_store(args)
+    from rrg_desk.errors import UserFacingError
     from train.distributed import cleanup, init_distributed
 
     config = _config(args)
@@ -304,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             cmd_score(config, args.jsonl, args.split or config.get("evaluate", {}).get("split", "test"))
         elif args.command == "all":
             cmd_all(config, info, args.resume, args.bundle)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, UserFacingError) as exc:  # a missing run or a damaged bundle
         print(f"python -m train {args.command}: {exc}", file=sys.stderr)
         return 2
     finally:

@@ -17,7 +17,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from rrg_desk.models.bundle import sha256_file
+from rrg_desk.models.bundle import sha256_file, verify_bundle
+from rrg_desk.models.card import CARD_FILE
 from train.tasks.common import run_dir
 
 MARKER = "unpacked_from.json"
@@ -34,36 +35,32 @@ def _write_run(folder: Path, weights: dict[str, torch.Tensor], best: dict | None
 
 def unpack_bundle(bundle: str | Path, config: dict) -> list[str]:
     """Write the bundle's detector (with its outline refiner), region heads, generator and
-    tokenizer into the config's run folders; returns the components written."""
+    tokenizer into the config's run folders; returns the components written. The bundle is
+    checked first as the app checks it (card checksum, every file's sha256)."""
     bundle = Path(bundle)
-    card = json.loads((bundle / "card.json").read_text(encoding="utf-8"))
-    validation = card.get("training", {}).get("validation", {})
-    initial = card.get("training", {}).get("initial_weights", {})
-    origin = {"bundle_id": card["bundle_id"], "card_sha256": sha256_file(bundle / "card.json")}
-    detector = load_file(str(bundle / card["components"]["detector"]["file"]))
-    written = []
+    card = verify_bundle(bundle)
+    training = card.records.training or {}
+    validation, initial = training.get("validation", {}), training.get("initial_weights", {})
+    origin = {"bundle_id": card.bundle_id, "card_sha256": sha256_file(bundle / CARD_FILE)}
+    detector = load_file(str(bundle / card.components["detector"].file))
     parts = {"detector": {k: v for k, v in detector.items() if not k.startswith("refiner.")},
              "region_heads": {k: v for k, v in detector.items() if k.startswith("heads.")},
-             "generator": load_file(str(bundle / card["components"]["generator"]["file"]))}
+             "generator": load_file(str(bundle / card.components["generator"].file))}
     refiner = {k[len("refiner."):]: v for k, v in detector.items() if k.startswith("refiner.")}
     if refiner:
         parts["refiner"] = refiner
     for component, weights in parts.items():
-        folder = run_dir(config, component)
         best = {k: v for k, v in (validation.get(component) or {}).items() if k != "box_weight"}
-        _write_run(folder, weights, best, origin | {"component": component})
-        written.append(component)
-    if refiner:
-        box_weight = card["components"]["detector"]["config"]["refiner_box_weight"]
-        (run_dir(config, "refiner") / "box_weight.json").write_text(
-            json.dumps((validation.get("refiner") or {}).get("box_weight") or {"box_weight": box_weight}, indent=1),
-            encoding="utf-8")
+        _write_run(run_dir(config, component), weights, best, origin | {"component": component})
+    if refiner:  # the weight its boxes follow the outlines with, and the validation that chose it
+        choice = ((validation.get("refiner") or {}).get("box_weight")
+                  or {"box_weight": card.components["detector"].config["refiner_box_weight"]})
+        (run_dir(config, "refiner") / "box_weight.json").write_text(json.dumps(choice, indent=1), encoding="utf-8")
     for component, key in (("detector", "detector"), ("refiner", "detector_outline_refiner")):
-        if component in written and initial.get(key):
+        if component in parts and initial.get(key):
             (run_dir(config, component) / "pretrained.json").write_text(json.dumps(initial[key], indent=1))
-    (Path(config["out_dir"]) / "tokenizer.json").write_text((bundle / "tokenizer.json").read_text(encoding="utf-8"),
-                                                            encoding="utf-8")
-    return written
+    (Path(config["out_dir"]) / "tokenizer.json").write_bytes((bundle / card.tokenizer.file).read_bytes())
+    return list(parts)
 
 
 def carried_over(config: dict) -> dict[str, str]:

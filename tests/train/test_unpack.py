@@ -15,3 +15,15 @@ def test_a_folder_retrained_in_place_is_no_longer_carried_over(tmp_path):
 
     save_file({"w": torch.zeros(3)}, str(tmp_path / "generator" / "best.safetensors"))  # a new best epoch
     assert set(carried_over(config)) == {"detector"}
+
+
+def test_unpacking_a_damaged_bundle_says_so_and_writes_nothing(tmp_path, capsys):
+    from rrg_desk.models.bundle import build_random_bundle
+    from train.cli import main
+
+    bundle = build_random_bundle(tmp_path / "bundle")
+    (bundle / "generator.safetensors").write_bytes(b"not the weights the card lists")
+    out = tmp_path / "runs"
+    assert main(["unpack", "--bundle", str(bundle), "--set", f"out_dir={out}", "--device", "cpu"]) == 2
+    assert "damaged" in capsys.readouterr().err
+    assert not (out / "detector").exists()
