@@ -5,7 +5,8 @@ The train+val NIH images outside DarkCovidNet (that subset was chosen by label a
 any model) are split into folds by patient. For each fold the classifier is fine-tuned with
 the config's recipe on everything else (its epoch chosen on the validation split minus the
 fold, as `python -m train clip` does) and scores the fold's images with the head, the
-zero-shot prompts and their mean. The out-of-fold scores of all folds give one AUC per goal
+zero-shot prompts and their mean (each also with "not normal" blended in at several weights,
+the card's classification.abnormality_weight). The out-of-fold scores of all folds give one AUC per goal
 finding on about 190 images, six times the validation split's 29. The test split is never read.
 
 Each fold is a full classifier fine-tune (about 14 minutes at 256 px on 2 idle cores); folds
@@ -85,15 +86,19 @@ def run_fold(config: dict, name: str, fold: int, folds: int) -> Path:
     return folder
 
 
-def report(config: dict, name: str, folds: int) -> dict:
+def report(config: dict, name: str, abnormality_weights: list[float]) -> dict:
+    """Out-of-fold AUCs per mode and abnormality weight (rrg_desk.models.classify.blend_abnormality)."""
+    from rrg_desk.models.classify import blend_abnormality
+
     parts = [np.load(p) for p in sorted((Path(config["out_dir"]) / "cv" / name).glob("fold*/held_out_scores.npz"))]
     if not parts:
         raise SystemExit(f"no finished fold under {config['out_dir']}/cv/{name}")
     labels = np.concatenate([p["labels"] for p in parts])
     mask = np.concatenate([p["mask"] for p in parts])
     out = {"folds_finished": len(parts), "images": int(len(labels))}
-    for mode in MODES:
-        scores = np.concatenate([p[mode] for p in parts])
+    for mode, weight in ((m, w) for m in MODES for w in abnormality_weights):
+        scores = blend_abnormality(torch.as_tensor(np.concatenate([p[mode] for p in parts]), dtype=torch.float64),
+                                   list(FINDING_NAMES), weight).numpy()
         per = {}
         for finding in GOAL_FINDINGS + ("No Finding",):
             k = FINDING_NAMES.index(finding)
@@ -104,7 +109,7 @@ def report(config: dict, name: str, folds: int) -> dict:
                 per[finding] = {"auc": round(binary_auc(truth, scores[rows, k]), 3), "ci95": [round(low, 2), round(high, 2)],
                                 "positives": int(truth.sum())}
         goal = [v["auc"] for k, v in per.items() if k in GOAL_FINDINGS]
-        out[mode] = {"goal_mean_auc": round(float(np.mean(goal)), 3), "per_finding": per}
+        out[f"{mode} abnormality {weight:g}"] = {"goal_mean_auc": round(float(np.mean(goal)), 3), "per_finding": per}
     return out
 
 
@@ -116,17 +121,18 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=2)
     parser.add_argument("--fold", type=int, action="append", help="run this fold (repeatable; default all)")
     parser.add_argument("--report", action="store_true", help="only pool the finished folds")
+    parser.add_argument("--abnormality-weights", type=float, nargs="+", default=[0.0, 0.25, 0.5, 0.75])
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     config = load_config(args.config, args.set)
     if not args.report:
         for fold in args.fold if args.fold is not None else range(args.folds):
             run_fold(config, args.name, fold, args.folds)
-    result = report(config, args.name, args.folds)
+    result = report(config, args.name, args.abnormality_weights)
     (Path(config["out_dir"]) / "cv" / args.name / "report.json").write_text(json.dumps(result, indent=1))
-    for mode in MODES:
-        per = result[mode]["per_finding"]
-        print(f"{args.name} {mode}: goal mean {result[mode]['goal_mean_auc']:.3f} on {result['images']} images "
+    for key in (k for k in result if k.startswith(MODES)):
+        per = result[key]["per_finding"]
+        print(f"{args.name} {key}: goal mean {result[key]['goal_mean_auc']:.3f} on {result['images']} images "
               f"({result['folds_finished']} folds) | " + " ".join(f"{k}={v['auc']:.2f}/{v['positives']}" for k, v in per.items()))
 
 

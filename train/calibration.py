@@ -255,6 +255,23 @@ def _fit_probe_into(config: dict, task, scores: dict[str, np.ndarray], names: li
     return float(record["weight"]), record | {"config": probe.config.to_dict()}
 
 
+def _blend_abnormality_into(config: dict, scores: dict[str, np.ndarray], labels: np.ndarray, mask: np.ndarray,
+                            names: list[str], sources: list[str]) -> tuple[float, dict]:
+    """Blend "not normal" into every mode's validation scores in place (the config's
+    clip.abnormality_weight, chosen by tools/finetune_heldout_cv.py on patients outside the
+    validation split's sources' mix), so calibration and thresholds see what the app shows.
+    Returns (the weight, validation within-source mean AUC by mode before and after)."""
+    from rrg_desk.models.classify import blend_abnormality
+
+    weight = float(config["clip"].get("abnormality_weight", 0.0) or 0.0)
+    record = {"weight": weight, "within_source_mean_auc_before": {}, "within_source_mean_auc_after": {}}
+    for mode, probs in scores.items():
+        record["within_source_mean_auc_before"][mode] = within_source_mean_auc(labels, mask, probs, sources)
+        scores[mode] = blend_abnormality(torch.as_tensor(probs, dtype=torch.float64), names, weight).numpy()
+        record["within_source_mean_auc_after"][mode] = within_source_mean_auc(labels, mask, scores[mode], sources)
+    return weight, record
+
+
 def classification_path(config: dict) -> Path:
     return Path(config["out_dir"]) / "clip" / "classification.json"
 
@@ -292,18 +309,21 @@ def calibrate_trained_classifier(config: dict, device) -> dict:
 
     names = list(classifier.config.finding_names)
     probe_weight, probe_record = _fit_probe_into(config, task, scores, names, device)
+    sources = [source_family(i) for i in task.val_set.items]
+    abnormality_weight, abnormality_record = _blend_abnormality_into(config, scores, labels, mask, names, sources)
     measurements, measurement_record = fit_measured_findings(config, task.train_set.items, task.val_set.items,
                                                              scores, names, device)
     result = select_classification(scores, labels, mask, list(classifier.config.finding_names),
                                    config["clip"].get("classification_mode", "auto"),
-                                   config["clip"].get("threshold_rule", "f1"),
-                                   [source_family(i) for i in task.val_set.items])
+                                   config["clip"].get("threshold_rule", "f1"), sources)
     from safetensors.torch import save_file
 
     from train.input_gate import fit_input_gate
 
     result["measurements"] = measurements
     result["probe_weight"] = probe_weight
+    result["abnormality_weight"] = abnormality_weight
+    result["validation"]["abnormality_blend"] = abnormality_record
     result["feature_probe"] = probe_record
     result["validation"]["measurements"] = measurement_record
     result["input_gate"] = fit_input_gate(config, classifier, device)

@@ -123,7 +123,9 @@ def export_bundle(config: dict, out: str | Path | None = None, metrics: dict | N
                            **({"measurements": classification["measurements"]}
                               if classification.get("measurements") else {}),
                            **({"probe_weight": classification["probe_weight"]}
-                              if classification.get("probe_weight") else {})},
+                              if classification.get("probe_weight") else {}),
+                           **({"abnormality_weight": classification["abnormality_weight"]}
+                              if classification.get("abnormality_weight") else {})},
         "region_selection": {"threshold": float(selector), **selection},
         "training": {"data": config["data"], "config": config, "commit": git_commit(),
                      "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),

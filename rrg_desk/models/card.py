@@ -191,13 +191,16 @@ class Classification(_Section):
     findings scored from a measurement of the frontal view's boxes instead of the image
     classifier {name: {"measure": m, "scale": a, "bias": b}} (rrg_desk.models.measurements,
     fitted on training data), Platt calibration per finding {name: {"scale": s, "bias": b}}
-    fitted on validation data, applied to either, and `probe_weight`: the share of the
-    classifier's frozen-ImageNet feature probe in the logits (0: no probe; chosen on validation)."""
+    fitted on validation data, applied to either, `probe_weight`: the share of the
+    classifier's frozen-ImageNet feature probe in the logits (0: no probe; chosen on validation),
+    and `abnormality_weight`: the share of "not normal" (1 - P(No Finding)) in each abnormal
+    finding's logit (0: none; rrg_desk.models.classify.blend_abnormality)."""
 
     mode: str = DEFAULT_CLASSIFICATION_MODE
     calibration: dict[str, dict[str, float]] = field(default_factory=dict)
     measurements: dict[str, dict[str, Any]] = field(default_factory=dict)
     probe_weight: float = 0.0
+    abnormality_weight: float = 0.0
 
     def to_dict(self) -> dict:
         out = super().to_dict()
@@ -205,12 +208,14 @@ class Classification(_Section):
             out.pop("measurements")
         if not self.probe_weight:  # ... and those from before the feature probe
             out.pop("probe_weight")
+        if not self.abnormality_weight:  # ... and before the abnormality blend
+            out.pop("abnormality_weight")
         return out
 
     @classmethod
     def from_card(cls, section: Any) -> "Classification":
         section = _entries(section, "classification", optional=("mode", "calibration", "measurements",
-                                                                "probe_weight"))
+                                                                "probe_weight", "abnormality_weight"))
         calibration = {}
         for name, fit in _object(section.get("calibration", {}), "classification.calibration").items():
             fit = _entries(fit, f"classification.calibration[{name}]", optional=("scale", "bias"))
@@ -226,8 +231,11 @@ class Classification(_Section):
         probe_weight = _number(section.get("probe_weight", 0.0), "classification.probe_weight")
         if not 0.0 <= probe_weight < 1.0:
             raise ValueError(f"classification.probe_weight must be in [0, 1), got {probe_weight}")
+        abnormality_weight = _number(section.get("abnormality_weight", 0.0), "classification.abnormality_weight")
+        if not 0.0 <= abnormality_weight < 1.0:
+            raise ValueError(f"classification.abnormality_weight must be in [0, 1), got {abnormality_weight}")
         return cls(_choice(section.get("mode", DEFAULT_CLASSIFICATION_MODE), CLASSIFICATION_MODES,
-                           "classification.mode"), calibration, measurements, probe_weight)
+                           "classification.mode"), calibration, measurements, probe_weight, abnormality_weight)
 
 
 @dataclass(frozen=True)

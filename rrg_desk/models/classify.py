@@ -11,6 +11,7 @@ import torch
 
 from rrg_desk.models.card import CLASSIFICATION_MODES, Classification
 from rrg_desk.models.feature_probe import mix_logits
+from rrg_desk.models.findings import NO_FINDING
 from rrg_desk.models.measurements import measured_probability
 
 
@@ -39,6 +40,25 @@ def view_probabilities(classifier, images: torch.Tensor, mode: str,
             return head
     zero_shot = classifier.zero_shot_probabilities(classifier.embed_features(features), *prompts)
     return 0.5 * (zero_shot + head) if has_head and mode == "ensemble" else zero_shot
+
+
+# findings that "not normal" says nothing about: No Finding itself, and devices
+NOT_ABNORMALITIES = (NO_FINDING, "Support Devices")
+
+
+def blend_abnormality(probabilities: torch.Tensor, names: list[str], weight: float) -> torch.Tensor:
+    """[..., F] probabilities with each abnormal finding's logit moved towards "not normal":
+    sigmoid((1 - w) logit(p_k) + w logit(1 - p_NoFinding)). The No Finding score learns from
+    every labelled image, a rare finding's from a handful of positives, so on patients unlike the
+    training mix the shared part carries the ranking where the finding's own is noise
+    (docs/training.md). Unchanged with weight 0 or without a No Finding output."""
+    if not weight or NO_FINDING not in names:
+        return probabilities
+    logits = torch.logit(probabilities.clamp(1e-6, 1 - 1e-6))
+    abnormal = -logits[..., names.index(NO_FINDING)].unsqueeze(-1)  # logit(1 - p) = -logit(p)
+    blended = (1.0 - weight) * logits + weight * abnormal
+    keep = torch.tensor([name in NOT_ABNORMALITIES for name in names], device=logits.device)
+    return torch.sigmoid(torch.where(keep, logits, blended))
 
 
 def calibrate(probabilities: torch.Tensor, names: list[str], calibration: dict | None) -> torch.Tensor:
@@ -70,11 +90,13 @@ def study_probabilities(classifier, images: torch.Tensor, classification: Classi
                         measured: dict[str, float] | None = None) -> torch.Tensor:
     """images [V, 1, S, S] of one study -> [F] calibrated probabilities (mean over views, or the
     frontal view's `measured` values for the findings the card measures), made the way the
-    card's classification section says (with its feature probe mixed in per view)."""
+    card's classification section says (with its feature probe mixed in and the abnormality
+    blended per view)."""
     names = list(classifier.config.finding_names)
     views = view_probabilities(classifier, images, classification.mode, prompts, features)
     if classification.probe_weight:
         views = mix_logits(views, classifier.probe_logits(images), classification.probe_weight)
+    views = blend_abnormality(views, names, classification.abnormality_weight)
     combined = with_measurements(classifier.combine_views(views), names, classification.measurements,
                                  measured or {})
     return calibrate(combined, names, classification.calibration)

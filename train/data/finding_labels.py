@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from rrg_desk.models.findings import FINDING_NAMES, NO_FINDING
+
+log = logging.getLogger(__name__)
 
 # NIH label -> app finding (None: the app has no such finding; it still rules out No Finding)
 NIH_TO_APP: dict[str, str | None] = {
@@ -203,14 +206,15 @@ def weight_sources(items: list[LabelledImage], weights: dict[str, float]) -> lis
     """Scale the loss weight (mask) of the images of each named source ("nih:muhammedtalo/COVID-19")
     or source family ("tb"). A subset whose images were chosen by their label (DarkCovidNet's
     500 pneumonia / 500 no-finding NIH images) teaches that selection as much as the findings;
-    a lower weight keeps its labels without letting it dominate."""
+    a lower weight keeps its labels without letting it dominate. A named source with no image
+    here (an admin's data without that subset) is reported in the log and skipped."""
     from dataclasses import replace
 
     if not weights:
         return items
     unknown = set(weights) - {i.source for i in items} - {source_family(i) for i in items}
     if unknown:
-        raise ValueError(f"clip.source_weights names sources with no image: {sorted(unknown)}")
+        log.warning("clip.source_weights names sources with no image here, skipped: %s", sorted(unknown))
     out = []
     for item in items:
         weight = float(weights.get(item.source, weights.get(source_family(item), 1.0)))
