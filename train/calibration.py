@@ -257,10 +257,10 @@ def _fit_probe_into(config: dict, task, scores: dict[str, np.ndarray], names: li
 
 def _blend_abnormality_into(config: dict, scores: dict[str, np.ndarray], labels: np.ndarray, mask: np.ndarray,
                             names: list[str], sources: list[str]) -> tuple[float, dict]:
-    """Blend "not normal" into every mode's validation scores in place (the config's
-    clip.abnormality_weight, chosen by tools/finetune_heldout_cv.py on patients outside the
-    validation split's sources' mix), so calibration and thresholds see what the app shows.
-    Returns (the weight, validation within-source mean AUC by mode before and after)."""
+    """Blend "not normal" into every mode's validation scores in place, so calibration and
+    thresholds see what the app shows. The weight is the config's clip.abnormality_weight,
+    chosen by tools/finetune_heldout_cv.py rather than on this validation split (mostly the
+    DarkCovidNet subset). Returns (the weight, within-source mean AUC by mode before and after)."""
     from rrg_desk.models.classify import blend_abnormality
 
     weight = float(config["clip"].get("abnormality_weight", 0.0) or 0.0)
